@@ -1,0 +1,51 @@
+//! The inotify engine of inotifier.
+//!
+//! One inotify instance for all watches, read by a dedicated thread into a large buffer. The
+//! engine turns the kernel's stream into complete events: it watches directories as they
+//! appear and reports what was created in them before their watch landed, pairs moves by
+//! cookie (a paired `IN_MOVED_TO` carries `src_pathname`), keeps paths right when directories
+//! move, and recovers from a kernel queue overflow by rescanning and diffing against its index.
+//!
+//! ```no_run
+//! use inotifier_core::{Engine, EngineOptions, Mask, WatchSpec};
+//!
+//! let (engine, events) = Engine::start(EngineOptions::default())?;
+//! engine.add_watch(WatchSpec::new("/srv/uploads", Mask::IN_CLOSE_WRITE).recursive(true))?;
+//! for batch in events {
+//!     for event in batch {
+//!         println!("{} {}", event.maskname(), event.pathname().display());
+//!     }
+//! }
+//! # Ok::<(), inotifier_core::Error>(())
+//! ```
+//!
+//! # Synthesized events
+//! Events the kernel could not send are synthesized, marked with [`Origin::Scan`] or
+//! [`Origin::Rescan`]:
+//! - a directory that appears inside a recursive watch (created or moved in) is watched, then
+//!   listed recursively; every entry found gets an `IN_CREATE` (with `IN_ISDIR` for directories)
+//!   and every regular file also an `IN_CLOSE_WRITE`, since it was most likely written before the
+//!   watch landed. A creation both found by the scan and later reported by the kernel is
+//!   reported once.
+//! - after `IN_Q_OVERFLOW` (delivered first), every watched directory is listed again and
+//!   compared with the index: new entries get `IN_CREATE` (+ `IN_CLOSE_WRITE` for files, and new
+//!   directories are watched and scanned), vanished ones `IN_DELETE` (contents before their
+//!   directory), files whose size or mtime changed `IN_MODIFY` + `IN_CLOSE_WRITE`, and entries
+//!   whose ctime alone changed `IN_ATTRIB`. An entry replaced by another inode is reported as
+//!   deleted and created. A file changed within the same clock tick as its last event may be
+//!   reported modified once more: a spurious report is preferred to a lost one.
+
+mod engine;
+mod error;
+mod event;
+pub mod glob;
+mod mask;
+mod sys;
+mod tree;
+
+pub use engine::{Batch, Engine, EngineOptions, Stopper};
+pub use error::{Error, Result};
+pub use event::{Event, Origin, WatchId};
+pub use glob::{Filters, Glob, GlobError};
+pub use mask::{Mask, MaskParseError, valid_names, value_of_name};
+pub use tree::WatchSpec;

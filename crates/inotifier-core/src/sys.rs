@@ -1,0 +1,337 @@
+//! Thin, safe wrappers over the system calls the engine needs: the inotify instance, an eventfd to
+//! wake the reader, `poll`, and reading directories without following symlinks.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::mask::Mask;
+
+pub struct Inotify {
+    fd: OwnedFd,
+}
+
+impl Inotify {
+    pub fn new() -> io::Result<Inotify> {
+        // SAFETY: plain system call; the returned descriptor is owned below.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        Ok(Inotify {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    pub fn add_watch(&self, path: &Path, mask: Mask) -> io::Result<i32> {
+        let c_path = c_path(path)?;
+        // SAFETY: valid descriptor and NUL-terminated path.
+        let wd = unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), c_path.as_ptr(), mask.0) };
+        if wd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(wd)
+    }
+
+    pub fn rm_watch(&self, wd: i32) -> io::Result<()> {
+        // SAFETY: plain system call on our descriptor.
+        if unsafe { libc::inotify_rm_watch(self.fd.as_raw_fd(), wd) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Reads as many queued events as fit into `buffer`; `Ok(0)` when none are queued.
+    pub fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: the buffer is valid for writes of its length.
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    buffer.as_mut_ptr().cast(),
+                    buffer.len(),
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let error = io::Error::last_os_error();
+            match error.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => return Ok(0),
+                _ => return Err(error),
+            }
+        }
+    }
+}
+
+impl AsRawFd for Inotify {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// One event as the kernel laid it out in the read buffer.
+pub struct RawEvent<'a> {
+    pub wd: i32,
+    pub mask: Mask,
+    pub cookie: u32,
+    pub name: &'a [u8],
+}
+
+/// Walks the `struct inotify_event` records of one read.
+pub struct RawEvents<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> RawEvents<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        RawEvents { bytes }
+    }
+}
+
+const HEADER: usize = std::mem::size_of::<libc::inotify_event>();
+
+impl<'a> Iterator for RawEvents<'a> {
+    type Item = RawEvent<'a>;
+
+    fn next(&mut self) -> Option<RawEvent<'a>> {
+        if self.bytes.len() < HEADER {
+            return None;
+        }
+        let field = |at: usize| u32::from_ne_bytes(self.bytes[at..at + 4].try_into().unwrap());
+        let wd = field(0) as i32;
+        let mask = Mask(field(4));
+        let cookie = field(8);
+        let len = field(12) as usize;
+        let end = (HEADER + len).min(self.bytes.len());
+        let padded = &self.bytes[HEADER..end];
+        // The kernel pads the name with NULs up to an alignment boundary.
+        let name_len = padded.iter().position(|&b| b == 0).unwrap_or(padded.len());
+        let event = RawEvent {
+            wd,
+            mask,
+            cookie,
+            name: &padded[..name_len],
+        };
+        self.bytes = &self.bytes[end..];
+        Some(event)
+    }
+}
+
+/// A counter file descriptor other threads write to in order to wake the reader from `poll`.
+pub struct EventFd {
+    fd: OwnedFd,
+}
+
+impl EventFd {
+    pub fn new() -> io::Result<EventFd> {
+        // SAFETY: plain system call; the descriptor is owned below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh descriptor.
+        Ok(EventFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64. A full counter (EAGAIN) still leaves it readable,
+        // which is all a wake-up needs.
+        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    pub fn clear(&self) {
+        let mut value: u64 = 0;
+        // SAFETY: reads 8 bytes into a valid u64; EAGAIN just means it was not set.
+        unsafe { libc::read(self.fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+    }
+}
+
+impl AsRawFd for EventFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Which of the two descriptors are readable after [`poll_two`].
+pub struct Ready {
+    pub first: bool,
+    pub second: bool,
+}
+
+/// Waits until `first` or `second` is readable, or `timeout_ms` passes (-1 waits forever).
+pub fn poll_two(first: RawFd, second: RawFd, timeout_ms: i32) -> io::Result<Ready> {
+    let mut fds = [
+        libc::pollfd {
+            fd: first,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: second,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: two valid pollfd structs.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+        if n >= 0 {
+            break;
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+    let readable = |pfd: &libc::pollfd| pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0;
+    Ok(Ready {
+        first: readable(&fds[0]),
+        second: readable(&fds[1]),
+    })
+}
+
+/// The kind of a directory entry, from `d_type` when the filesystem gives it, else `lstat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+pub struct DirEntry {
+    pub name: Box<[u8]>,
+    pub ino: u64,
+    pub kind: Kind,
+}
+
+/// Lists a directory. Unless `follow` (for a root the user named), a symlink in the last
+/// component is refused, so a scan never enters a link (and so never loops through one).
+pub fn read_dir(path: &Path, follow: bool) -> io::Result<Vec<DirEntry>> {
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+    let c_path = c_path(path)?;
+    // SAFETY: NUL-terminated path; O_NOFOLLOW|O_DIRECTORY refuse links and non-directories.
+    let fd = unsafe {
+        libc::open(
+            c_path.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | nofollow | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is an open directory; fdopendir takes ownership of it.
+    let dir = unsafe { libc::fdopendir(fd) };
+    if dir.is_null() {
+        let error = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so we still own `fd`.
+        unsafe { libc::close(fd) };
+        return Err(error);
+    }
+    let mut entries = Vec::new();
+    loop {
+        // SAFETY: `dir` is a valid DIR stream until closedir below.
+        let entry = unsafe { libc::readdir64(dir) };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated.
+        let (name, ino, d_type) = unsafe {
+            let entry = &*entry;
+            (CStr::from_ptr(entry.d_name.as_ptr()).to_bytes(), entry.d_ino, entry.d_type)
+        };
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let kind = match d_type {
+            libc::DT_REG => Kind::File,
+            libc::DT_DIR => Kind::Dir,
+            libc::DT_LNK => Kind::Symlink,
+            libc::DT_UNKNOWN => lstat_kind(&path.join(OsStr::from_bytes(name))),
+            _ => Kind::Other,
+        };
+        entries.push(DirEntry {
+            name: name.into(),
+            ino,
+            kind,
+        });
+    }
+    // SAFETY: closes the stream and its descriptor once.
+    unsafe { libc::closedir(dir) };
+    Ok(entries)
+}
+
+fn lstat_kind(path: &Path) -> Kind {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Kind::Dir,
+        Ok(meta) if meta.is_file() => Kind::File,
+        Ok(meta) if meta.file_type().is_symlink() => Kind::Symlink,
+        _ => Kind::Other,
+    }
+}
+
+/// What the overflow rescan compares: identity, content and metadata change times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub ino: u64,
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+pub fn lstat(path: &Path) -> io::Result<Stat> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    let file_type = meta.file_type();
+    let kind = if file_type.is_dir() {
+        Kind::Dir
+    } else if file_type.is_file() {
+        Kind::File
+    } else if file_type.is_symlink() {
+        Kind::Symlink
+    } else {
+        Kind::Other
+    };
+    Ok(Stat {
+        ino: meta.ino(),
+        kind,
+        size: meta.size(),
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+    })
+}
+
+/// The coarse realtime clock: the very clock the kernel stamps mtime and ctime with (outside
+/// multigrain filesystems), so "changed after we last looked" is a plain comparison.
+pub fn coarse_realtime_ns() -> i64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid timespec out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
+    now.tv_sec * 1_000_000_000 + now.tv_nsec
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Reads one inotify limit, e.g. `max_user_watches`, from `/proc/sys/fs/inotify`.
+pub fn inotify_limit(name: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/sys/fs/inotify/{name}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
