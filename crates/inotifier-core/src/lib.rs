@@ -39,6 +39,7 @@ mod engine;
 mod error;
 mod event;
 pub mod glob;
+pub mod json;
 mod mask;
 mod sys;
 mod tree;
