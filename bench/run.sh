@@ -190,7 +190,8 @@ done
 
 if ! command -v inotifywait >/dev/null; then
     log "installing inotify-tools"
-    apt-get update -qq && apt-get install -y -qq inotify-tools >/dev/null
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq inotify-tools; } \
+        >"$BUILD/apt.log" 2>&1 || die "apt-get install inotify-tools failed, see $BUILD/apt.log"
 fi
 
 WATCHERS=(raw ours inotifywait)
@@ -221,7 +222,7 @@ echo "- max_queued_events: $(cat /proc/sys/fs/inotify/max_queued_events)"
 echo "- max_user_watches: $(cat /proc/sys/fs/inotify/max_user_watches)"
 echo "- inotifywait: $(inotifywait --help 2>&1 | head -1)"
 if [[ " ${WATCHERS[*]} " == *" ours "* ]]; then
-    echo "- inotifier: $INOTIFIER ($("$INOTIFIER" --version 2>/dev/null || echo 'version unknown'))"
+    echo "- inotifier: $INOTIFIER ($("$INOTIFIER" --version </dev/null 2>/dev/null || echo 'version unknown'))"
 fi
 echo "- repeats: $REPEAT (medians reported)"
 echo

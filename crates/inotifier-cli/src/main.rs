@@ -18,7 +18,13 @@ mod watch;
 struct Cli {
     /// Log level for messages on stderr: error, warn, info, debug or trace. Also from the
     /// INOTIFIER_LOG environment variable.
-    #[arg(long, global = true, value_name = "LEVEL", env = "INOTIFIER_LOG", default_value = "warn")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "LEVEL",
+        env = "INOTIFIER_LOG",
+        default_value = "warn"
+    )]
     log_level: tracing::Level,
 
     #[command(subcommand)]

@@ -21,7 +21,10 @@ pub fn block_stop_signals() -> io::Result<libc::sigset_t> {
 }
 
 /// Starts a thread that waits for one of the blocked signals and then calls `on_signal` once.
-pub fn on_stop_signal(set: libc::sigset_t, on_signal: impl FnOnce(i32) + Send + 'static) -> io::Result<()> {
+pub fn on_stop_signal(
+    set: libc::sigset_t,
+    on_signal: impl FnOnce(i32) + Send + 'static,
+) -> io::Result<()> {
     std::thread::Builder::new()
         .name("inotifier-signals".into())
         .spawn(move || {

@@ -143,7 +143,10 @@ fn matches_from(pattern: &[u8], text: &[u8]) -> bool {
                     let double = pattern.get(p + 1) == Some(&b'*');
                     p += if double { 2 } else { 1 };
                     // `a/**/b` also matches `a/b`.
-                    if double && pattern.get(p) == Some(&b'/') && matches_from(&pattern[p + 1..], &text[t..]) {
+                    if double
+                        && pattern.get(p) == Some(&b'/')
+                        && matches_from(&pattern[p + 1..], &text[t..])
+                    {
                         return true;
                     }
                     star = Some((p, t, double));
@@ -269,8 +272,14 @@ mod tests {
     #[test]
     fn bad_patterns_are_refused() {
         assert_eq!(Glob::new(""), Err(GlobError::Empty));
-        assert!(matches!(Glob::new("[abc"), Err(GlobError::UnclosedClass(_))));
-        assert!(matches!(Glob::new("abc\\"), Err(GlobError::TrailingEscape(_))));
+        assert!(matches!(
+            Glob::new("[abc"),
+            Err(GlobError::UnclosedClass(_))
+        ));
+        assert!(matches!(
+            Glob::new("abc\\"),
+            Err(GlobError::TrailingEscape(_))
+        ));
     }
 
     #[test]

@@ -60,7 +60,6 @@ pub fn decode_surrogateescape(units: &[u16]) -> Vec<u8> {
     bytes
 }
 
-
 /// Decodes one JSON string literal, quotes included, as written by [`json_string`] (or any
 /// JSON encoder) back to bytes; `None` if it is not a valid string literal.
 pub fn decode_string_literal(literal: &str) -> Option<Vec<u8>> {
@@ -118,9 +117,15 @@ mod tests {
     fn invalid_utf8_round_trips_through_surrogate_escapes() {
         let original: &[u8] = b"caf\xe9-\xff\xfe-ok-\xc3 \"q\" \\ \n";
         let encoded = encode(original);
-        assert!(encoded.starts_with(r#""caf\udce9-\udcff\udcfe-ok-\udcc3"#), "{encoded}");
+        assert!(
+            encoded.starts_with(r#""caf\udce9-\udcff\udcfe-ok-\udcc3"#),
+            "{encoded}"
+        );
         assert_eq!(decode_string_literal(&encoded).as_deref(), Some(original));
-        assert_eq!(decode_string_literal(r#""caf\u00e9""#).as_deref(), Some("café".as_bytes()));
+        assert_eq!(
+            decode_string_literal(r#""caf\u00e9""#).as_deref(),
+            Some("café".as_bytes())
+        );
         assert_eq!(decode_string_literal("no quotes"), None);
         assert_eq!(decode_string_literal("\"bad \\q\""), None);
     }

@@ -141,7 +141,10 @@ const GROUP_NAMES: &[(&str, u32)] = &[
 
 /// Every name [`Mask::from_str`] accepts, in the canonical `IN_` form.
 pub fn valid_names() -> impl Iterator<Item = &'static str> {
-    SINGLE_NAMES.iter().chain(GROUP_NAMES).map(|(name, _)| *name)
+    SINGLE_NAMES
+        .iter()
+        .chain(GROUP_NAMES)
+        .map(|(name, _)| *name)
 }
 
 /// The value of one event, flag or group name; `create`, `IN_CREATE` and `In_Create` are the
@@ -315,7 +318,13 @@ mod tests {
         );
         let message = error.to_string();
         assert!(message.contains("\"IN_CRATE\""), "{message}");
-        for name in ["IN_ACCESS", "IN_CLOSE_WRITE", "IN_ONESHOT", "ALL_EVENTS", "IN_MOVE"] {
+        for name in [
+            "IN_ACCESS",
+            "IN_CLOSE_WRITE",
+            "IN_ONESHOT",
+            "ALL_EVENTS",
+            "IN_MOVE",
+        ] {
             assert!(message.contains(name), "{message} lacks {name}");
         }
         assert_eq!("".parse::<Mask>(), Err(MaskParseError::Empty));
@@ -333,7 +342,10 @@ mod tests {
     #[test]
     fn names_are_formatted_as_pyinotify_does() {
         assert_eq!(Mask::IN_CREATE.name(), "IN_CREATE");
-        assert_eq!((Mask::IN_CREATE | Mask::IN_ISDIR).name(), "IN_CREATE|IN_ISDIR");
+        assert_eq!(
+            (Mask::IN_CREATE | Mask::IN_ISDIR).name(),
+            "IN_CREATE|IN_ISDIR"
+        );
         assert_eq!(
             (Mask::IN_ISDIR | Mask::IN_DELETE | Mask::IN_CREATE).name(),
             "IN_CREATE|IN_DELETE|IN_ISDIR"

@@ -191,7 +191,8 @@ pub fn poll_two(first: RawFd, second: RawFd, timeout_ms: i32) -> io::Result<Read
             return Err(error);
         }
     }
-    let readable = |pfd: &libc::pollfd| pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0;
+    let readable =
+        |pfd: &libc::pollfd| pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0;
     Ok(Ready {
         first: readable(&fds[0]),
         second: readable(&fds[1]),
@@ -246,7 +247,11 @@ pub fn read_dir(path: &Path, follow: bool) -> io::Result<Vec<DirEntry>> {
         // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated.
         let (name, ino, d_type) = unsafe {
             let entry = &*entry;
-            (CStr::from_ptr(entry.d_name.as_ptr()).to_bytes(), entry.d_ino, entry.d_type)
+            (
+                CStr::from_ptr(entry.d_name.as_ptr()).to_bytes(),
+                entry.d_ino,
+                entry.d_type,
+            )
         };
         if name == b"." || name == b".." {
             continue;

@@ -61,10 +61,8 @@ const TRACKING: Mask = Mask(
         | Mask::IN_DELETE_SELF.0
         | Mask::IN_MOVE_SELF.0,
 );
-const CONTENT_CHANGES: Mask =
-    Mask(Mask::IN_MODIFY.0 | Mask::IN_CLOSE_WRITE.0 | Mask::IN_ATTRIB.0);
-const ROOT_FLAGS: Mask =
-    Mask(Mask::IN_EXCL_UNLINK.0 | Mask::IN_ONLYDIR.0 | Mask::IN_DONT_FOLLOW.0);
+const CONTENT_CHANGES: Mask = Mask(Mask::IN_MODIFY.0 | Mask::IN_CLOSE_WRITE.0 | Mask::IN_ATTRIB.0);
+const ROOT_FLAGS: Mask = Mask(Mask::IN_EXCL_UNLINK.0 | Mask::IN_ONLYDIR.0 | Mask::IN_DONT_FOLLOW.0);
 
 /// One file or directory inside a watched directory.
 struct Entry {
@@ -246,10 +244,16 @@ impl Tree {
             .nodes
             .iter()
             .enumerate()
-            .filter_map(|(key, node)| node.as_ref().filter(|n| n.owners.contains(&id)).map(|_| key))
+            .filter_map(|(key, node)| {
+                node.as_ref()
+                    .filter(|n| n.owners.contains(&id))
+                    .map(|_| key)
+            })
             .collect();
         for key in owned {
-            let Some(node) = self.nodes[key].as_mut() else { continue };
+            let Some(node) = self.nodes[key].as_mut() else {
+                continue;
+            };
             node.owners.retain(|owner| *owner != id);
             if node.owners.is_empty() {
                 let wd = node.wd;
@@ -353,7 +357,9 @@ impl Tree {
             Ok(wd) => wd,
             Err(error) => {
                 return Err(match error.raw_os_error() {
-                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) => WatchFailure::Gone,
+                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) => {
+                        WatchFailure::Gone
+                    }
                     Some(libc::EACCES) | Some(libc::EPERM) => WatchFailure::Denied,
                     Some(libc::ENOSPC) => WatchFailure::OutOfWatches,
                     _ => WatchFailure::Other(error),
@@ -421,7 +427,9 @@ impl Tree {
             }
         };
         for found in listing {
-            self.add_entry(key, found.name, found.kind, found.ino, since_ns, synthesize, pending);
+            self.add_entry(
+                key, found.name, found.kind, found.ino, since_ns, synthesize, pending,
+            );
         }
     }
 
@@ -446,7 +454,11 @@ impl Tree {
             return;
         }
         if let Some(origin) = synthesize {
-            let isdir = if is_dir { Mask::IN_ISDIR } else { Mask::empty() };
+            let isdir = if is_dir {
+                Mask::IN_ISDIR
+            } else {
+                Mask::empty()
+            };
             self.emit(key, Mask::IN_CREATE | isdir, 0, &name, None, origin);
             if kind == Kind::File {
                 self.emit(key, Mask::IN_CLOSE_WRITE, 0, &name, None, origin);
@@ -461,8 +473,14 @@ impl Tree {
             child: None,
         };
         if is_dir && !child_owners.is_empty() {
-            let child_path: Arc<Path> = Arc::from(self.node(key).path.join(OsStr::from_bytes(&name)));
-            match self.add_node(child_path.clone(), Some((key, name.clone())), child_owners, true) {
+            let child_path: Arc<Path> =
+                Arc::from(self.node(key).path.join(OsStr::from_bytes(&name)));
+            match self.add_node(
+                child_path.clone(),
+                Some((key, name.clone())),
+                child_owners,
+                true,
+            ) {
                 Ok(child) => {
                     entry.child = Some(child);
                     pending.push(child);
@@ -487,10 +505,11 @@ impl Tree {
                 let watch = &self.watches[id];
                 watch.spec.recursive
                     && (!later || watch.spec.auto_add)
-                    && !watch
-                        .spec
-                        .filters
-                        .is_excluded(&relative(&watch.root_bytes, &node.path, name))
+                    && !watch.spec.filters.is_excluded(&relative(
+                        &watch.root_bytes,
+                        &node.path,
+                        name,
+                    ))
             })
             .collect()
     }
@@ -565,7 +584,9 @@ impl Tree {
     fn drop_subtree(&mut self, top: usize, unwatch: bool) {
         let mut stack = vec![top];
         while let Some(key) = stack.pop() {
-            let Some(node) = self.nodes[key].as_ref() else { continue };
+            let Some(node) = self.nodes[key].as_ref() else {
+                continue;
+            };
             stack.extend(node.entries.values().filter_map(|entry| entry.child));
             if unwatch {
                 let _ = self.inotify.rm_watch(node.wd);
@@ -575,7 +596,9 @@ impl Tree {
     }
 
     fn release_node(&mut self, key: usize) {
-        let Some(node) = self.nodes[key].take() else { return };
+        let Some(node) = self.nodes[key].take() else {
+            return;
+        };
         if self.by_wd.get(&node.wd) == Some(&key) {
             self.by_wd.remove(&node.wd);
         }
@@ -621,8 +644,12 @@ impl Tree {
         } else if mask.contains(Mask::IN_MOVE_SELF) && is_root {
             // A root moved away: its new path is unknown, so stop watching it. The kernel
             // confirms with IN_IGNORED, which is delivered then.
-            let children: Vec<usize> =
-                self.node(key).entries.values().filter_map(|e| e.child).collect();
+            let children: Vec<usize> = self
+                .node(key)
+                .entries
+                .values()
+                .filter_map(|e| e.child)
+                .collect();
             for child in children {
                 self.drop_subtree(child, true);
             }
@@ -762,7 +789,13 @@ impl Tree {
             let owners = self.child_owners(key, name, true);
             if !owners.is_empty() {
                 let path: Arc<Path> = Arc::from(self.node(key).path.join(OsStr::from_bytes(name)));
-                match self.watch_directory(path.clone(), Some((key, name.into())), owners, true, Some(origin)) {
+                match self.watch_directory(
+                    path.clone(),
+                    Some((key, name.into())),
+                    owners,
+                    true,
+                    Some(origin),
+                ) {
                     Ok(child) => entry.child = Some(child),
                     Err(failure) => self.warn_watch_failure(&path, failure),
                 }
@@ -805,7 +838,10 @@ impl Tree {
             Origin::Kernel,
             everyone,
         );
-        tracing::warn!("inotify queue overflowed; rescanning {} directories", self.by_wd.len());
+        tracing::warn!(
+            "inotify queue overflowed; rescanning {} directories",
+            self.by_wd.len()
+        );
         // Moves whose second half was dropped: treat them as having left, the rescan will find
         // where they went.
         self.expire_moves(Instant::now(), true);
@@ -820,7 +856,13 @@ impl Tree {
             let mut new_dirs = Vec::new();
             self.rescan_node(key, &mut new_dirs);
             // New directories were scanned as they were added; only known ones need a rescan.
-            stack.extend(self.node(key).entries.values().filter_map(|e| e.child).filter(|c| !new_dirs.contains(c)));
+            stack.extend(
+                self.node(key)
+                    .entries
+                    .values()
+                    .filter_map(|e| e.child)
+                    .filter(|c| !new_dirs.contains(c)),
+            );
             let mut pending = new_dirs;
             while let Some(added) = pending.pop() {
                 self.scan_node(added, Some(Origin::Rescan), &mut pending);
@@ -843,8 +885,10 @@ impl Tree {
                 return;
             }
         };
-        let mut on_disk: HashMap<Box<[u8]>, (u64, Kind)> =
-            listing.into_iter().map(|e| (e.name, (e.ino, e.kind))).collect();
+        let mut on_disk: HashMap<Box<[u8]>, (u64, Kind)> = listing
+            .into_iter()
+            .map(|e| (e.name, (e.ino, e.kind)))
+            .collect();
 
         let known: Vec<Box<[u8]>> = self.node(key).entries.keys().cloned().collect();
         for name in known {
@@ -860,7 +904,15 @@ impl Tree {
                     }
                     if replaced {
                         self.synthesize_removal(key, &name);
-                        self.add_entry(key, name, kind, ino, since_ns, Some(Origin::Rescan), new_dirs);
+                        self.add_entry(
+                            key,
+                            name,
+                            kind,
+                            ino,
+                            since_ns,
+                            Some(Origin::Rescan),
+                            new_dirs,
+                        );
                     } else {
                         self.compare_metadata(key, &name, &path, ino);
                     }
@@ -868,25 +920,46 @@ impl Tree {
             }
         }
         for (name, (ino, kind)) in on_disk {
-            self.add_entry(key, name, kind, ino, since_ns, Some(Origin::Rescan), new_dirs);
+            self.add_entry(
+                key,
+                name,
+                kind,
+                ino,
+                since_ns,
+                Some(Origin::Rescan),
+                new_dirs,
+            );
         }
     }
 
     /// Reports what changed in an entry the index knew, judged by its stat.
     fn compare_metadata(&mut self, key: usize, name: &[u8], dir: &Path, ino: u64) {
-        let Ok(stat) = sys::lstat(&dir.join(OsStr::from_bytes(name))) else { return };
-        let entry = self.node_mut(key).entries.get_mut(name).expect("known entry");
+        let Ok(stat) = sys::lstat(&dir.join(OsStr::from_bytes(name))) else {
+            return;
+        };
+        let entry = self
+            .node_mut(key)
+            .entries
+            .get_mut(name)
+            .expect("known entry");
         let (modified, attrib) = match entry.stat {
             Some(old) => (
                 old.size != stat.size || old.mtime_ns != stat.mtime_ns,
                 old.ctime_ns != stat.ctime_ns,
             ),
             // Same tick counts as changed: a spurious report beats a lost one.
-            None => (stat.mtime_ns >= entry.since_ns, stat.ctime_ns >= entry.since_ns),
+            None => (
+                stat.mtime_ns >= entry.since_ns,
+                stat.ctime_ns >= entry.since_ns,
+            ),
         };
         entry.stat = Some(stat);
         entry.ino = ino;
-        let isdir = if stat.kind == Kind::Dir { Mask::IN_ISDIR } else { Mask::empty() };
+        let isdir = if stat.kind == Kind::Dir {
+            Mask::IN_ISDIR
+        } else {
+            Mask::empty()
+        };
         if modified && stat.kind != Kind::Dir {
             self.emit(key, Mask::IN_MODIFY, 0, name, None, Origin::Rescan);
             if stat.kind == Kind::File {
@@ -899,7 +972,9 @@ impl Tree {
 
     /// An indexed entry is gone: report its deletion, and that of everything below it first.
     fn synthesize_removal(&mut self, key: usize, name: &[u8]) {
-        let Some(entry) = self.node_mut(key).entries.remove(name) else { return };
+        let Some(entry) = self.node_mut(key).entries.remove(name) else {
+            return;
+        };
         if let Some(child) = entry.child {
             // Depth first, children before parents, as the kernel reports an `rm -r`.
             let mut order = Vec::new();
@@ -916,13 +991,28 @@ impl Tree {
                     .map(|(n, e)| (n.clone(), e.kind == Kind::Dir))
                     .collect();
                 for (child_name, is_dir) in names {
-                    let isdir = if is_dir { Mask::IN_ISDIR } else { Mask::empty() };
-                    self.emit(node, Mask::IN_DELETE | isdir, 0, &child_name, None, Origin::Rescan);
+                    let isdir = if is_dir {
+                        Mask::IN_ISDIR
+                    } else {
+                        Mask::empty()
+                    };
+                    self.emit(
+                        node,
+                        Mask::IN_DELETE | isdir,
+                        0,
+                        &child_name,
+                        None,
+                        Origin::Rescan,
+                    );
                 }
             }
             self.drop_subtree(child, true);
         }
-        let isdir = if entry.kind == Kind::Dir { Mask::IN_ISDIR } else { Mask::empty() };
+        let isdir = if entry.kind == Kind::Dir {
+            Mask::IN_ISDIR
+        } else {
+            Mask::empty()
+        };
         self.emit(key, Mask::IN_DELETE | isdir, 0, name, None, Origin::Rescan);
     }
 
@@ -944,7 +1034,12 @@ impl Tree {
         let mut watches = Vec::new();
         for id in &node.owners {
             let watch = &self.watches[id];
-            if !always && !watch.spec.mask.intersects(mask.intersection(Mask::ALL_EVENTS)) {
+            if !always
+                && !watch
+                    .spec
+                    .mask
+                    .intersects(mask.intersection(Mask::ALL_EVENTS))
+            {
                 continue;
             }
             let filters = &watch.spec.filters;
@@ -1029,9 +1124,14 @@ fn count_directories(spec: &WatchSpec) -> u64 {
     let mut stack = vec![spec.path.clone()];
     while let Some(dir) = stack.pop() {
         count += 1;
-        let Ok(listing) = sys::read_dir(&dir, count == 1) else { continue };
+        let Ok(listing) = sys::read_dir(&dir, count == 1) else {
+            continue;
+        };
         for entry in listing.into_iter().filter(|e| e.kind == Kind::Dir) {
-            if !spec.filters.is_excluded(&relative(&root, &dir, &entry.name)) {
+            if !spec
+                .filters
+                .is_excluded(&relative(&root, &dir, &entry.name))
+            {
                 stack.push(dir.join(OsStr::from_bytes(&entry.name)));
             }
         }

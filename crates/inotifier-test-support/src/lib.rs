@@ -72,7 +72,10 @@ impl Sysctl {
 impl Drop for Sysctl {
     fn drop(&mut self) {
         if let Err(error) = std::fs::write(&self.path, &self.previous) {
-            eprintln!("could not restore {} to {}: {error}", self.path, self.previous);
+            eprintln!(
+                "could not restore {} to {}: {error}",
+                self.path, self.previous
+            );
         }
     }
 }
@@ -81,12 +84,21 @@ impl Drop for Sysctl {
 /// `/proc/*/fdinfo`: what a lowered limit must leave room for.
 pub fn inotify_usage() -> (u64, u64) {
     let (mut watches, mut instances) = (0, 0);
-    let Ok(processes) = std::fs::read_dir("/proc") else { return (0, 0) };
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return (0, 0);
+    };
     for process in processes.flatten() {
-        let Ok(fds) = std::fs::read_dir(process.path().join("fdinfo")) else { continue };
+        let Ok(fds) = std::fs::read_dir(process.path().join("fdinfo")) else {
+            continue;
+        };
         for fd in fds.flatten() {
-            let Ok(info) = std::fs::read_to_string(fd.path()) else { continue };
-            let count = info.lines().filter(|l| l.starts_with("inotify wd:")).count() as u64;
+            let Ok(info) = std::fs::read_to_string(fd.path()) else {
+                continue;
+            };
+            let count = info
+                .lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count() as u64;
             // An instance without watches shows no "inotify" line; its link target tells.
             let is_inotify = count > 0
                 || std::fs::read_link(process.path().join("fd").join(fd.file_name()))

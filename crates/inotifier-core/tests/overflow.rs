@@ -1,0 +1,194 @@
+//! Recovery from a kernel queue overflow, forced by lowering `fs.inotify.max_queued_events`.
+//! The limit is per machine, so this test holds the exclusive test lock: no other inotify test
+//! runs while it is lowered, and the guard restores it even if the test fails.
+
+mod support;
+
+use std::collections::HashMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use inotifier_core::{EngineOptions, Mask, Origin};
+use inotifier_test_support::{Sysctl, inotify_exclusive, wait_until};
+use support::{Watcher, temp_dir};
+
+fn coarse_now_ns() -> i64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
+    now.tv_sec * 1_000_000_000 + now.tv_nsec
+}
+
+fn files(dir: &Path, prefix: &str, count: usize) -> Vec<PathBuf> {
+    (0..count)
+        .map(|n| dir.join(format!("{prefix}{n:04}")))
+        .collect()
+}
+
+#[test]
+fn overflow_is_reported_then_exactly_the_missed_changes_are_synthesized() {
+    let dir = temp_dir();
+    let root = dir.path();
+    std::fs::create_dir(root.join("sub")).unwrap();
+    let untouched: Vec<PathBuf> = files(root, "keep", 20)
+        .into_iter()
+        .chain(files(&root.join("sub"), "keep", 20))
+        .collect();
+    let modified = files(root, "modify", 20);
+    let deleted = files(root, "delete", 20);
+    let chmodded = files(root, "chmod", 5);
+    let doomed_dir = root.join("doomed");
+    std::fs::create_dir(&doomed_dir).unwrap();
+    let doomed = files(&doomed_dir, "inner", 5);
+    for file in untouched
+        .iter()
+        .chain(&modified)
+        .chain(&deleted)
+        .chain(&chmodded)
+        .chain(&doomed)
+    {
+        std::fs::write(file, b"original").unwrap();
+    }
+    // Let the clock tick past the files' change times, so "changed since the watch" is exact.
+    let newest = untouched
+        .iter()
+        .chain(&doomed)
+        .map(|f| {
+            std::fs::metadata(f).unwrap().ctime_nsec()
+                + std::fs::metadata(f).unwrap().ctime() * 1_000_000_000
+        })
+        .max()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || coarse_now_ns() > newest));
+
+    let lock = inotify_exclusive();
+    let options = EngineOptions {
+        read_buffer_size: 4096,
+        channel_batches: 1,
+        ..EngineOptions::default()
+    };
+    let mut watcher = {
+        let _small_queue = Sysctl::set("max_queued_events", 16, &lock);
+        // The queue size is fixed when the instance is created; the guard restores the sysctl
+        // right after.
+        Watcher::with_options(options, None)
+    };
+    let mask = Mask::IN_CREATE
+        | Mask::IN_DELETE
+        | Mask::IN_MODIFY
+        | Mask::IN_CLOSE_WRITE
+        | Mask::IN_ATTRIB
+        | Mask::IN_MOVE;
+    watcher.watch(root, mask, true);
+
+    // Nobody reads the events yet: the reader blocks on the full channel and the kernel queue
+    // (16 events) overflows.
+    let created = files(root, "new", 1000);
+    for file in &created {
+        std::fs::write(file, b"n").unwrap();
+    }
+    let new_dir = root.join("newdir");
+    std::fs::create_dir(&new_dir).unwrap();
+    let created_in_new_dir = files(&new_dir, "f", 50);
+    for file in &created_in_new_dir {
+        std::fs::write(file, b"n").unwrap();
+    }
+    for file in &modified {
+        std::fs::write(file, b"changed content").unwrap();
+    }
+    for file in &deleted {
+        std::fs::remove_file(file).unwrap();
+    }
+    for file in &chmodded {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    std::fs::remove_dir_all(&doomed_dir).unwrap();
+
+    let all_new: Vec<&PathBuf> = created.iter().chain(&created_in_new_dir).collect();
+    let complete = watcher.wait_for(|seen| {
+        let by_path = index(seen);
+        let has = |path: &PathBuf, mask: Mask| {
+            by_path
+                .get(path)
+                .is_some_and(|masks| masks.iter().any(|m| m.contains(mask)))
+        };
+        seen.iter().any(|e| e.mask.contains(Mask::IN_Q_OVERFLOW))
+            && all_new.iter().all(|f| has(f, Mask::IN_CREATE))
+            && deleted
+                .iter()
+                .chain(&doomed)
+                .all(|f| has(f, Mask::IN_DELETE))
+            && modified.iter().all(|f| has(f, Mask::IN_CLOSE_WRITE))
+            && chmodded.iter().all(|f| has(f, Mask::IN_ATTRIB))
+            && has(&doomed_dir, Mask::IN_DELETE)
+    });
+    assert!(complete, "missing events; {} seen", watcher.seen.len());
+    let overflow = watcher
+        .seen
+        .iter()
+        .find(|e| e.mask.contains(Mask::IN_Q_OVERFLOW))
+        .unwrap();
+    assert_eq!(overflow.wd, -1);
+    let synthetic = watcher
+        .seen
+        .iter()
+        .filter(|e| e.origin == Origin::Rescan)
+        .count();
+    assert!(synthetic > 0, "the rescan synthesized the dropped events");
+
+    // The new directory is watched now.
+    std::fs::write(new_dir.join("after"), b"").unwrap();
+    watcher.expect("file in the directory found by the rescan", |e| {
+        e.pathname() == new_dir.join("after") && e.origin == Origin::Kernel
+    });
+    assert_eq!(
+        watcher.engine().watch_count().unwrap(),
+        3,
+        "root, sub and newdir"
+    );
+
+    // Exactly: one creation per new file, one deletion per deleted file, nothing else.
+    let by_path = index(&watcher.seen);
+    let count = |path: &PathBuf, mask: Mask| {
+        by_path
+            .get(path)
+            .map_or(0, |masks| masks.iter().filter(|m| m.contains(mask)).count())
+    };
+    for file in &all_new {
+        assert_eq!(count(file, Mask::IN_CREATE), 1, "{}", file.display());
+    }
+    for file in deleted.iter().chain(&doomed) {
+        assert_eq!(count(file, Mask::IN_DELETE), 1, "{}", file.display());
+    }
+    for file in &untouched {
+        assert_eq!(
+            by_path.get(file),
+            None,
+            "untouched {} got events",
+            file.display()
+        );
+    }
+    for file in &chmodded {
+        assert_eq!(
+            count(file, Mask::IN_MODIFY),
+            0,
+            "a chmod is not a modification: {}",
+            file.display()
+        );
+    }
+}
+
+fn index(seen: &[inotifier_core::Event]) -> HashMap<PathBuf, Vec<Mask>> {
+    let mut by_path: HashMap<PathBuf, Vec<Mask>> = HashMap::new();
+    for event in seen {
+        by_path
+            .entry(event.pathname())
+            .or_default()
+            .push(event.mask);
+    }
+    by_path
+}
