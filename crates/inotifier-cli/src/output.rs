@@ -20,41 +20,59 @@ pub fn write_event(out: &mut Vec<u8>, event: &Event, format: Format) {
     }
 }
 
+/// Hand-written rather than through `fmt`: this runs for every event, on the reader thread.
 fn write_json(out: &mut Vec<u8>, event: &Event) {
     use std::os::unix::ffi::OsStrExt;
     let path = event.path.as_os_str().as_bytes();
     let name = event.name.as_bytes();
-    let _ = write!(
-        out,
-        "{{\"id\":{},\"mask\":{},\"maskname\":\"{}\",\"path\":",
-        event.id,
-        event.mask.bits(),
-        event.mask.name()
-    );
+    let mut numbers = itoa::Buffer::new();
+    out.extend_from_slice(b"{\"id\":");
+    out.extend_from_slice(numbers.format(event.id).as_bytes());
+    out.extend_from_slice(b",\"mask\":");
+    out.extend_from_slice(numbers.format(event.mask.bits()).as_bytes());
+    out.extend_from_slice(b",\"maskname\":\"");
+    match event.mask.static_name() {
+        Some(maskname) => out.extend_from_slice(maskname.as_bytes()),
+        None => out.extend_from_slice(event.mask.name().as_bytes()),
+    }
+    out.extend_from_slice(b"\",\"path\":");
     json_string(out, path);
     out.extend_from_slice(b",\"name\":");
     json_string(out, name);
     out.extend_from_slice(b",\"pathname\":");
-    json_string(out, &pathname_bytes(path, name));
-    let _ = write!(
-        out,
-        ",\"dir\":{},\"wd\":{},\"cookie\":{},\"src_pathname\":",
-        event.dir(),
-        event.wd,
-        event.cookie
-    );
+    if name.is_empty() {
+        json_string(out, path);
+    } else {
+        // Escaping the parts one by one equals escaping them joined: `/` cannot continue an
+        // incomplete UTF-8 sequence.
+        json_string(out, path);
+        out.pop();
+        if !path.ends_with(b"/") {
+            out.push(b'/');
+        }
+        let name_start = out.len();
+        json_string(out, name);
+        out.remove(name_start);
+    }
+    out.extend_from_slice(if event.dir() { b",\"dir\":true,\"wd\":" } else { b",\"dir\":false,\"wd\":" });
+    out.extend_from_slice(numbers.format(event.wd).as_bytes());
+    out.extend_from_slice(b",\"cookie\":");
+    out.extend_from_slice(numbers.format(event.cookie).as_bytes());
+    out.extend_from_slice(b",\"src_pathname\":");
     match &event.src_pathname {
         Some(src) => json_string(out, src.as_os_str().as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
-    let _ = writeln!(
-        out,
-        ",\"synthetic\":{},\"origin\":\"{}\",\"time\":{}.{:09}}}",
-        event.synthetic(),
-        event.origin.as_str(),
-        event.time_ns.div_euclid(1_000_000_000),
-        event.time_ns.rem_euclid(1_000_000_000)
-    );
+    out.extend_from_slice(if event.synthetic() { b",\"synthetic\":true,\"origin\":\"" } else { b",\"synthetic\":false,\"origin\":\"" });
+    out.extend_from_slice(event.origin.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"time\":");
+    out.extend_from_slice(numbers.format(event.time_ns.div_euclid(1_000_000_000)).as_bytes());
+    let nanos = event.time_ns.rem_euclid(1_000_000_000) as u32;
+    let digits = numbers.format(nanos);
+    out.push(b'.');
+    out.extend(std::iter::repeat_n(b'0', 9 - digits.len()));
+    out.extend_from_slice(digits.as_bytes());
+    out.extend_from_slice(b"}\n");
 }
 
 fn pathname_bytes(path: &[u8], name: &[u8]) -> Vec<u8> {

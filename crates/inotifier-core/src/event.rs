@@ -52,7 +52,7 @@ pub struct Event {
     /// When the engine read (or synthesized) the event, in nanoseconds since the Unix epoch.
     pub time_ns: i64,
     /// The watches whose mask and filters this event matched.
-    pub watches: Vec<WatchId>,
+    pub watches: Arc<[WatchId]>,
 }
 
 impl Event {

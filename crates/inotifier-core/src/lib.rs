@@ -43,8 +43,9 @@ pub mod json;
 mod mask;
 mod sys;
 mod tree;
+mod wake;
 
-pub use engine::{Batch, Engine, EngineOptions, Stopper};
+pub use engine::{Batch, Engine, EngineOptions, Flow, Sink, Stopper};
 pub use error::{Error, Result};
 pub use event::{Event, Origin, WatchId};
 pub use glob::{Filters, Glob, GlobError};

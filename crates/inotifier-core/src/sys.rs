@@ -44,6 +44,23 @@ impl Inotify {
         Ok(())
     }
 
+    /// In blocking mode a read waits for events; otherwise it returns `Ok(0)` when none are
+    /// queued.
+    pub fn set_blocking(&self, blocking: bool) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: fcntl on our own descriptor.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = if blocking { flags & !libc::O_NONBLOCK } else { flags | libc::O_NONBLOCK };
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Reads as many queued events as fit into `buffer`; `Ok(0)` when none are queued.
     pub fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -167,6 +184,7 @@ pub struct Ready {
 }
 
 /// Waits until `first` or `second` is readable, or `timeout_ms` passes (-1 waits forever).
+/// A negative `second` is ignored.
 pub fn poll_two(first: RawFd, second: RawFd, timeout_ms: i32) -> io::Result<Ready> {
     let mut fds = [
         libc::pollfd {

@@ -5,7 +5,7 @@
 //!
 //! It lives on the reader thread alone, so it needs no locks.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -18,6 +18,10 @@ use crate::event::{Event, Origin, WatchId};
 use crate::glob::Filters;
 use crate::mask::Mask;
 use crate::sys::{self, Inotify, Kind, RawEvent, Stat};
+
+/// Names come from whoever writes in the watched directories, so the hash is seeded (foldhash
+/// resists simple flooding) while staying much faster than SipHash on short keys.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What to watch and how; the engine's unit of configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,7 +91,8 @@ struct Node {
     parent: Option<usize>,
     /// The name of this directory in its parent; empty for roots.
     name: Box<[u8]>,
-    owners: Vec<WatchId>,
+    /// The watches covering this directory, shared with the events that match all of them.
+    owners: Arc<[WatchId]>,
     entries: HashMap<Box<[u8]>, Entry>,
     is_dir: bool,
 }
@@ -141,8 +146,8 @@ impl Tree {
             inotify,
             nodes: Vec::new(),
             free_nodes: Vec::new(),
-            by_wd: HashMap::new(),
-            watches: HashMap::new(),
+            by_wd: HashMap::default(),
+            watches: HashMap::default(),
             next_watch: 1,
             pending_moves: VecDeque::new(),
             move_window,
@@ -254,7 +259,7 @@ impl Tree {
             let Some(node) = self.nodes[key].as_mut() else {
                 continue;
             };
-            node.owners.retain(|owner| *owner != id);
+            node.owners = node.owners.iter().copied().filter(|owner| *owner != id).collect();
             if node.owners.is_empty() {
                 let wd = node.wd;
                 let _ = self.inotify.rm_watch(wd);
@@ -370,11 +375,9 @@ impl Tree {
             let node = self.node_mut(existing);
             if parent.is_none() && *node.path == *path {
                 // A second watch on a directory another watch already covers: share the node.
-                for owner in owners {
-                    if !node.owners.contains(&owner) {
-                        node.owners.push(owner);
-                    }
-                }
+                let mut all = node.owners.to_vec();
+                all.extend(owners.iter().filter(|owner| !node.owners.contains(owner)));
+                node.owners = all.into();
                 let _ = self.refresh_kernel_mask(existing);
                 return Ok(existing);
             }
@@ -391,8 +394,8 @@ impl Tree {
             path,
             parent: parent_key,
             name,
-            owners,
-            entries: HashMap::new(),
+            owners: owners.into(),
+            entries: HashMap::default(),
             is_dir,
         };
         let key = match self.free_nodes.pop() {
@@ -738,7 +741,7 @@ impl Tree {
         entry.since_ns = self.coarse_now_ns;
         if let Some(child) = entry.child.take() {
             let wanted = self.child_owners(key, name, false);
-            if !wanted.is_empty() && wanted == self.node(child).owners {
+            if !wanted.is_empty() && *wanted == *self.node(child).owners {
                 self.reparent(child, key, name);
                 entry.child = Some(child);
             } else {
@@ -836,7 +839,7 @@ impl Tree {
             b"",
             None,
             Origin::Kernel,
-            everyone,
+            everyone.into(),
         );
         tracing::warn!(
             "inotify queue overflowed; rescanning {} directories",
@@ -1032,7 +1035,7 @@ impl Tree {
         let always = mask.intersects(Mask::SPECIAL_EVENTS);
         let is_dir = mask.contains(Mask::IN_ISDIR);
         let mut watches = Vec::new();
-        for id in &node.owners {
+        for id in node.owners.iter() {
             let watch = &self.watches[id];
             if !always
                 && !watch
@@ -1055,6 +1058,11 @@ impl Tree {
         if watches.is_empty() {
             return;
         }
+        let watches = if watches.len() == node.owners.len() {
+            node.owners.clone()
+        } else {
+            watches.into()
+        };
         let (wd, path) = (node.wd, node.path.clone());
         self.push_event(mask, cookie, wd, path, name, src_pathname, origin, watches);
     }
@@ -1069,7 +1077,7 @@ impl Tree {
         name: &[u8],
         src_pathname: Option<PathBuf>,
         origin: Origin,
-        watches: Vec<WatchId>,
+        watches: Arc<[WatchId]>,
     ) {
         let id = self.next_event_id;
         self.next_event_id += 1;

@@ -362,8 +362,8 @@ fn each_watch_gets_the_events_of_its_own_mask() {
     std::fs::remove_file(dir.path().join("f")).unwrap();
     let created = watcher.expect("create", |e| e.mask == Mask::IN_CREATE);
     let deleted = watcher.expect("delete", |e| e.mask == Mask::IN_DELETE);
-    assert_eq!(created.watches, vec![creates]);
-    assert_eq!(deleted.watches, vec![deletes]);
+    assert_eq!(*created.watches, [creates]);
+    assert_eq!(*deleted.watches, [deletes]);
     assert_eq!(
         watcher.engine().watch_count().unwrap(),
         1,
