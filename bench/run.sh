@@ -19,11 +19,11 @@ die() { log "run.sh: $*"; exit 1; }
 MNT=""
 PIDS=()    # every background process we start; the trap kills them by PID
 cleanup() {
-    local rc=$? pid i
+    local rc=$? pid
     trap - EXIT INT TERM
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     # give them a moment to exit on their own, then make sure
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         local alive=0
         for pid in "${PIDS[@]}"; do if kill -0 "$pid" 2>/dev/null; then alive=1; fi; done
         (( alive )) || break
@@ -58,7 +58,7 @@ wait_for() {
 # key=value lines written by spawn; builtins only, no fork per poll
 info_get() {
     local k v
-    while IFS== read -r k v; do [[ $k == "$2" ]] && { echo "$v"; return 0; }; done <"$1"
+    while IFS='=' read -r k v; do [[ $k == "$2" ]] && { echo "$v"; return 0; }; done <"$1"
     return 1
 }
 has_key() { info_get "$@" >/dev/null; }
@@ -123,9 +123,9 @@ watcher_cmd() {
         # q_overflow: without it in -e, inotifywait drops the overflow silently
         READY="Watches established."
         case $scen in
-        A) CMD=(inotifywait -m -e create,q_overflow --format '%w%f %e' "$dir") ;;
+        A) CMD=(inotifywait -m -e 'create,q_overflow' --format '%w%f %e' "$dir") ;;
         B) CMD=(inotifywait -m -r "$dir") ;;
-        C) CMD=(inotifywait -m -e create,close_write,q_overflow --format '%w%f %e' "$dir") ;;
+        C) CMD=(inotifywait -m -e 'create,close_write,q_overflow' --format '%w%f %e' "$dir") ;;
         esac ;;
     esac
 }
@@ -213,19 +213,21 @@ mount -t tmpfs -o size=4g tmpfs "$MNT"
 # runs first (cold caches) or last (a machine that has warmed up or got busier).
 order() { if (( $1 % 2 == 0 )); then echo "${WATCHERS[@]}"; else printf '%s\n' "${WATCHERS[@]}" | tac | tr '\n' ' '; fi; }
 
-echo "## Machine"
-echo
-echo "- cores: $(nproc)"
-echo "- cpu: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
-echo "- kernel: $(uname -r)"
-echo "- max_queued_events: $(cat /proc/sys/fs/inotify/max_queued_events)"
-echo "- max_user_watches: $(cat /proc/sys/fs/inotify/max_user_watches)"
-echo "- inotifywait: $(inotifywait --help 2>&1 | head -1)"
-if [[ " ${WATCHERS[*]} " == *" ours "* ]]; then
-    echo "- inotifier: $INOTIFIER ($("$INOTIFIER" --version </dev/null 2>/dev/null || echo 'version unknown'))"
-fi
-echo "- repeats: $REPEAT (medians reported)"
-echo
+{
+    echo "## Machine"
+    echo
+    echo "- cores: $(nproc)"
+    echo "- cpu: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "- kernel: $(uname -r)"
+    echo "- max_queued_events: $(cat /proc/sys/fs/inotify/max_queued_events)"
+    echo "- max_user_watches: $(cat /proc/sys/fs/inotify/max_user_watches)"
+    echo "- inotifywait: $(inotifywait --help 2>&1 | head -1)"
+    if [[ " ${WATCHERS[*]} " == *" ours "* ]]; then
+        echo "- inotifier: $INOTIFIER ($("$INOTIFIER" --version </dev/null 2>/dev/null || echo 'version unknown'))"
+    fi
+    echo "- repeats: $REPEAT (medians reported)"
+    echo
+} | tee "$BUILD/last-results.md"
 
 FAILED=""
 declare -A A_FILES A_OVERFLOW A_CPU A_GEN B_READY B_RSS C_P50 C_P90 C_P99 C_MAX C_MISSED
@@ -347,17 +349,17 @@ done
         ready=$(ratio "$(median ${B_READY[ours]:-})" "$(median ${B_READY[raw]:-})")
         rss=$(median ${B_RSS[ours]:-})
         p99=$(ratio "$(median ${C_P99[ours]:-})" "$(median ${C_P99[raw]:-})")
+        nfail=$(tr ' ' '\n' <<<"$FAILED" | grep -c ':ours#' || true)
         echo
         echo "## Targets for inotifier"
         echo
         echo "| target | measured | |"
         echo "|---|---|---|"
-        target "every run of inotifier completed" "$(grep -o ':ours#' <<<"$FAILED" | wc -l) failed" \
-            test -z "$(grep -o ':ours#' <<<"$FAILED" || true)"
+        target "every run of inotifier completed" "$nfail failed" test "$nfail" -eq 0
         target "A: all files reported in every run" "min $files of $NFILES" at_most "$NFILES" "$files"
         target "A: CPU at most 1.3x raw" "$cpu" at_most "${cpu%x}" 1.3
         target "B: ready at most 1.2x raw" "$ready" at_most "${ready%x}" 1.2
         target "B: RSS at most 8 MiB" "$rss KiB" at_most "$rss" 8192
         target "C: p99 latency at most 2x raw" "$p99" at_most "${p99%x}" 2
     fi
-} | tee "$BUILD/last-results.md"
+} | tee -a "$BUILD/last-results.md"

@@ -54,7 +54,11 @@ fn write_json(out: &mut Vec<u8>, event: &Event) {
         json_string(out, name);
         out.remove(name_start);
     }
-    out.extend_from_slice(if event.dir() { b",\"dir\":true,\"wd\":" } else { b",\"dir\":false,\"wd\":" });
+    out.extend_from_slice(if event.dir() {
+        b",\"dir\":true,\"wd\":"
+    } else {
+        b",\"dir\":false,\"wd\":"
+    });
     out.extend_from_slice(numbers.format(event.wd).as_bytes());
     out.extend_from_slice(b",\"cookie\":");
     out.extend_from_slice(numbers.format(event.cookie).as_bytes());
@@ -63,10 +67,18 @@ fn write_json(out: &mut Vec<u8>, event: &Event) {
         Some(src) => json_string(out, src.as_os_str().as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(if event.synthetic() { b",\"synthetic\":true,\"origin\":\"" } else { b",\"synthetic\":false,\"origin\":\"" });
+    out.extend_from_slice(if event.synthetic() {
+        b",\"synthetic\":true,\"origin\":\""
+    } else {
+        b",\"synthetic\":false,\"origin\":\""
+    });
     out.extend_from_slice(event.origin.as_str().as_bytes());
     out.extend_from_slice(b"\",\"time\":");
-    out.extend_from_slice(numbers.format(event.time_ns.div_euclid(1_000_000_000)).as_bytes());
+    out.extend_from_slice(
+        numbers
+            .format(event.time_ns.div_euclid(1_000_000_000))
+            .as_bytes(),
+    );
     let nanos = event.time_ns.rem_euclid(1_000_000_000) as u32;
     let digits = numbers.format(nanos);
     out.push(b'.');

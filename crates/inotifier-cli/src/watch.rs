@@ -99,7 +99,10 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     })
     .context("cannot start the signal thread")?;
     if !args.quiet {
-        eprintln!("inotifier: ready, {} watches established", engine.watch_count()?);
+        eprintln!(
+            "inotifier: ready, {} watches established",
+            engine.watch_count()?
+        );
     }
     engine.wait();
     match write_error.lock().expect("not poisoned").take() {

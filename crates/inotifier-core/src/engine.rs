@@ -102,7 +102,8 @@ impl Engine {
     /// which saves a thread switch per batch: the fastest way to consume events.
     pub fn start_with_sink(options: EngineOptions, sink: Sink) -> Result<Engine> {
         let inotify = Inotify::new().map_err(instance_error)?;
-        let waker = Waker::new(&inotify).map_err(|e| Error::io("cannot set up wake-ups of the reader thread", e))?;
+        let waker = Waker::new(&inotify)
+            .map_err(|e| Error::io("cannot set up wake-ups of the reader thread", e))?;
         inotify
             .set_blocking(waker.poll_fd().is_none())
             .map_err(|e| Error::io("cannot configure the inotify descriptor", e))?;
@@ -213,7 +214,7 @@ impl Reader {
             tracing::error!("inotify reader stopped: {error}");
         }
         // Moves still waiting for their pair are final now.
-        self.tree.expire_moves(Instant::now(), true);
+        self.tree.expire_moves(true);
         self.send_batch();
     }
 
@@ -244,7 +245,7 @@ impl Reader {
             if readable {
                 self.read_batch()?;
             }
-            self.tree.expire_moves(Instant::now(), false);
+            self.tree.expire_moves(false);
             self.send_batch();
             // Also here, not only on a wake-up: a wake-up can be lost in a queue overflow.
             if !self.woken() {

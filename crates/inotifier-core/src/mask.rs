@@ -122,17 +122,35 @@ const EVENT_NAMES: &[((&str, &str), u32)] = &[
     (("IN_ACCESS", "IN_ACCESS|IN_ISDIR"), Mask::IN_ACCESS.0),
     (("IN_MODIFY", "IN_MODIFY|IN_ISDIR"), Mask::IN_MODIFY.0),
     (("IN_ATTRIB", "IN_ATTRIB|IN_ISDIR"), Mask::IN_ATTRIB.0),
-    (("IN_CLOSE_WRITE", "IN_CLOSE_WRITE|IN_ISDIR"), Mask::IN_CLOSE_WRITE.0),
-    (("IN_CLOSE_NOWRITE", "IN_CLOSE_NOWRITE|IN_ISDIR"), Mask::IN_CLOSE_NOWRITE.0),
+    (
+        ("IN_CLOSE_WRITE", "IN_CLOSE_WRITE|IN_ISDIR"),
+        Mask::IN_CLOSE_WRITE.0,
+    ),
+    (
+        ("IN_CLOSE_NOWRITE", "IN_CLOSE_NOWRITE|IN_ISDIR"),
+        Mask::IN_CLOSE_NOWRITE.0,
+    ),
     (("IN_OPEN", "IN_OPEN|IN_ISDIR"), Mask::IN_OPEN.0),
-    (("IN_MOVED_FROM", "IN_MOVED_FROM|IN_ISDIR"), Mask::IN_MOVED_FROM.0),
+    (
+        ("IN_MOVED_FROM", "IN_MOVED_FROM|IN_ISDIR"),
+        Mask::IN_MOVED_FROM.0,
+    ),
     (("IN_MOVED_TO", "IN_MOVED_TO|IN_ISDIR"), Mask::IN_MOVED_TO.0),
     (("IN_CREATE", "IN_CREATE|IN_ISDIR"), Mask::IN_CREATE.0),
     (("IN_DELETE", "IN_DELETE|IN_ISDIR"), Mask::IN_DELETE.0),
-    (("IN_DELETE_SELF", "IN_DELETE_SELF|IN_ISDIR"), Mask::IN_DELETE_SELF.0),
-    (("IN_MOVE_SELF", "IN_MOVE_SELF|IN_ISDIR"), Mask::IN_MOVE_SELF.0),
+    (
+        ("IN_DELETE_SELF", "IN_DELETE_SELF|IN_ISDIR"),
+        Mask::IN_DELETE_SELF.0,
+    ),
+    (
+        ("IN_MOVE_SELF", "IN_MOVE_SELF|IN_ISDIR"),
+        Mask::IN_MOVE_SELF.0,
+    ),
     (("IN_UNMOUNT", "IN_UNMOUNT|IN_ISDIR"), Mask::IN_UNMOUNT.0),
-    (("IN_Q_OVERFLOW", "IN_Q_OVERFLOW|IN_ISDIR"), Mask::IN_Q_OVERFLOW.0),
+    (
+        ("IN_Q_OVERFLOW", "IN_Q_OVERFLOW|IN_ISDIR"),
+        Mask::IN_Q_OVERFLOW.0,
+    ),
     (("IN_IGNORED", "IN_IGNORED|IN_ISDIR"), Mask::IN_IGNORED.0),
 ];
 
@@ -382,7 +400,12 @@ mod tests {
         assert_eq!(Mask::IN_Q_OVERFLOW.name(), "IN_Q_OVERFLOW");
         assert_eq!(Mask(0x0000_1000).name(), "0x1000");
         assert_eq!(Mask::empty().name(), "");
-        for mask in [Mask::IN_CREATE, Mask::IN_CREATE | Mask::IN_ISDIR, Mask::IN_IGNORED, Mask::IN_MOVE_SELF | Mask::IN_ISDIR] {
+        for mask in [
+            Mask::IN_CREATE,
+            Mask::IN_CREATE | Mask::IN_ISDIR,
+            Mask::IN_IGNORED,
+            Mask::IN_MOVE_SELF | Mask::IN_ISDIR,
+        ] {
             assert_eq!(mask.static_name(), Some(mask.name().as_str()));
         }
         assert_eq!((Mask::IN_CREATE | Mask::IN_DELETE).static_name(), None);

@@ -66,6 +66,10 @@ const TRACKING: Mask = Mask(
         | Mask::IN_MOVE_SELF.0,
 );
 const CONTENT_CHANGES: Mask = Mask(Mask::IN_MODIFY.0 | Mask::IN_CLOSE_WRITE.0 | Mask::IN_ATTRIB.0);
+/// Events that reading a directory causes. The engine's own listings must not flood the queue
+/// with them (a rescan of a large tree would overflow it again, forever), so while it lists,
+/// the watches involved leave them out.
+const READ_EVENTS: Mask = Mask(Mask::IN_OPEN.0 | Mask::IN_ACCESS.0 | Mask::IN_CLOSE_NOWRITE.0);
 const ROOT_FLAGS: Mask = Mask(Mask::IN_EXCL_UNLINK.0 | Mask::IN_ONLYDIR.0 | Mask::IN_DONT_FOLLOW.0);
 
 /// One file or directory inside a watched directory.
@@ -122,11 +126,16 @@ pub(crate) struct Tree {
     move_window: Duration,
     pub(crate) out: Vec<Event>,
     next_event_id: u64,
+    /// The index baseline for changes seen in the current batch (see [`Tree::tick`]).
     coarse_now_ns: i64,
+    coarse_lag_ns: i64,
     event_time_ns: i64,
     warned_paths: std::collections::HashSet<PathBuf>,
     warned_watch_limit: bool,
     initial_walk_failure: Option<WatchFailure>,
+    /// Nodes whose kernel watch leaves out [`READ_EVENTS`] until the current listing is done.
+    quieted: Vec<usize>,
+    dirent_buffer: Vec<u8>,
 }
 
 /// Why a directory could not be watched during a scan.
@@ -154,10 +163,13 @@ impl Tree {
             out: Vec::new(),
             next_event_id: 1,
             coarse_now_ns: 0,
+            coarse_lag_ns: sys::coarse_lag_ns(),
             event_time_ns: 0,
             warned_paths: Default::default(),
             warned_watch_limit: false,
             initial_walk_failure: None,
+            quieted: Vec::new(),
+            dirent_buffer: Vec::new(),
         }
     }
 
@@ -169,13 +181,12 @@ impl Tree {
         self.by_wd.len()
     }
 
-    /// Stamps the events and index changes that follow; call once per batch read.
+    /// Stamps the events and index changes that follow; call once per batch read. One clock
+    /// read per batch: the index baseline is derived from it, set back by twice the coarse
+    /// clock's lag so that a later change's mtime is never below it.
     pub(crate) fn tick(&mut self) {
-        self.coarse_now_ns = sys::coarse_realtime_ns();
-        self.event_time_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
+        self.event_time_ns = sys::realtime_ns();
+        self.coarse_now_ns = self.event_time_ns - 2 * self.coarse_lag_ns;
     }
 
     fn node(&self, key: usize) -> &Node {
@@ -259,7 +270,12 @@ impl Tree {
             let Some(node) = self.nodes[key].as_mut() else {
                 continue;
             };
-            node.owners = node.owners.iter().copied().filter(|owner| *owner != id).collect();
+            node.owners = node
+                .owners
+                .iter()
+                .copied()
+                .filter(|owner| *owner != id)
+                .collect();
             if node.owners.is_empty() {
                 let wd = node.wd;
                 let _ = self.inotify.rm_watch(wd);
@@ -323,8 +339,56 @@ impl Tree {
     fn refresh_kernel_mask(&mut self, key: usize) -> io::Result<()> {
         let node = self.node(key);
         let mask = self.kernel_mask(&node.owners, node.parent.is_none(), node.is_dir);
-        let path = node.path.clone();
-        self.inotify.add_watch(&path, mask).map(|_| ())
+        self.set_kernel_mask(key, mask)
+    }
+
+    /// inotify changes a watch's mask by path only; if the path now leads elsewhere (the
+    /// directory moved and the move is not processed yet), undo what that did.
+    fn set_kernel_mask(&mut self, key: usize, mask: Mask) -> io::Result<()> {
+        let node = self.node(key);
+        let (path, wd) = (node.path.clone(), node.wd);
+        let got = self.inotify.add_watch(&path, mask)?;
+        if got != wd {
+            match self.by_wd.get(&got) {
+                Some(&other) => {
+                    let other_node = self.node(other);
+                    let mask = self.kernel_mask(
+                        &other_node.owners,
+                        other_node.parent.is_none(),
+                        other_node.is_dir,
+                    );
+                    let _ = self.inotify.add_watch(&path, mask);
+                }
+                None => {
+                    let _ = self.inotify.rm_watch(got);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves [`READ_EVENTS`] out of every watch, before a listing of the whole tree.
+    fn quiet_all(&mut self) {
+        let keys: Vec<usize> = (0..self.nodes.len())
+            .filter(|&key| self.nodes[key].is_some())
+            .collect();
+        for key in keys {
+            let node = self.node(key);
+            let mask = self.kernel_mask(&node.owners, node.parent.is_none(), node.is_dir);
+            if mask.intersects(READ_EVENTS) {
+                let _ = self.set_kernel_mask(key, mask.without(READ_EVENTS));
+                self.quieted.push(key);
+            }
+        }
+    }
+
+    /// Gives the quieted watches their full mask back, once a listing is done.
+    fn unquiet(&mut self) {
+        for key in std::mem::take(&mut self.quieted) {
+            if self.nodes[key].is_some() {
+                let _ = self.refresh_kernel_mask(key);
+            }
+        }
     }
 
     /// Watches the directory at `path` and, when `recursive`, everything below it. With
@@ -347,6 +411,7 @@ impl Tree {
             }
             self.scan_node(key, synthesize, &mut pending);
         }
+        self.unquiet();
         Ok(top)
     }
 
@@ -357,7 +422,13 @@ impl Tree {
         owners: Vec<WatchId>,
         is_dir: bool,
     ) -> std::result::Result<usize, WatchFailure> {
-        let mask = self.kernel_mask(&owners, parent.is_none(), is_dir);
+        let full_mask = self.kernel_mask(&owners, parent.is_none(), is_dir);
+        let quiet = is_dir && full_mask.intersects(READ_EVENTS);
+        let mask = if quiet {
+            full_mask.without(READ_EVENTS)
+        } else {
+            full_mask
+        };
         let wd = match self.inotify.add_watch(&path, mask) {
             Ok(wd) => wd,
             Err(error) => {
@@ -409,6 +480,9 @@ impl Tree {
             }
         };
         self.by_wd.insert(wd, key);
+        if quiet {
+            self.quieted.push(key);
+        }
         Ok(key)
     }
 
@@ -422,7 +496,7 @@ impl Tree {
         let path = node.path.clone();
         // Taken before listing: anything changed after this shows a later mtime or ctime.
         let since_ns = sys::coarse_realtime_ns();
-        let listing = match sys::read_dir(&path, node.parent.is_none()) {
+        let listing = match sys::read_dir(&path, node.parent.is_none(), &mut self.dirent_buffer) {
             Ok(listing) => listing,
             Err(error) => {
                 self.warn_unreadable(&path, &error);
@@ -809,7 +883,11 @@ impl Tree {
 
     /// Settles moves whose other half did not come within the window: the entry left the
     /// watched area, so a directory's watches go.
-    pub(crate) fn expire_moves(&mut self, now: Instant, all: bool) {
+    pub(crate) fn expire_moves(&mut self, all: bool) {
+        if self.pending_moves.is_empty() {
+            return;
+        }
+        let now = Instant::now();
         while let Some(front) = self.pending_moves.front() {
             if !all && front.deadline > now {
                 break;
@@ -847,7 +925,8 @@ impl Tree {
         );
         // Moves whose second half was dropped: treat them as having left, the rescan will find
         // where they went.
-        self.expire_moves(Instant::now(), true);
+        self.expire_moves(true);
+        self.quiet_all();
         let mut roots: Vec<usize> = self.watches.values().filter_map(|w| w.root).collect();
         roots.sort_unstable();
         roots.dedup();
@@ -871,6 +950,7 @@ impl Tree {
                 self.scan_node(added, Some(Origin::Rescan), &mut pending);
             }
         }
+        self.unquiet();
     }
 
     fn rescan_node(&mut self, key: usize, new_dirs: &mut Vec<usize>) {
@@ -880,7 +960,7 @@ impl Tree {
         }
         let path = node.path.clone();
         let since_ns = sys::coarse_realtime_ns();
-        let listing = match sys::read_dir(&path, node.parent.is_none()) {
+        let listing = match sys::read_dir(&path, node.parent.is_none(), &mut self.dirent_buffer) {
             Ok(listing) => listing,
             // Gone: its parent's rescan reports that.
             Err(error) => {
@@ -1047,8 +1127,9 @@ impl Tree {
             }
             let filters = &watch.spec.filters;
             let about_root = name.is_empty() && watch.root == Some(key);
+            let unfiltered = filters.include.is_empty() && filters.exclude.is_empty();
             if !about_root
-                && !(filters.include.is_empty() && filters.exclude.is_empty())
+                && !unfiltered
                 && !filters.reports(&relative(&watch.root_bytes, &node.path, name), is_dir)
             {
                 continue;
@@ -1130,9 +1211,10 @@ fn count_directories(spec: &WatchSpec) -> u64 {
     let root = spec.path.as_os_str().as_bytes().to_vec();
     let mut count = 0;
     let mut stack = vec![spec.path.clone()];
+    let mut buffer = Vec::new();
     while let Some(dir) = stack.pop() {
         count += 1;
-        let Ok(listing) = sys::read_dir(&dir, count == 1) else {
+        let Ok(listing) = sys::read_dir(&dir, count == 1, &mut buffer) else {
             continue;
         };
         for entry in listing.into_iter().filter(|e| e.kind == Kind::Dir) {

@@ -1,7 +1,8 @@
 //! How other threads wake the reader (to stop it, or to run a command such as adding a watch).
 //!
-//! The fast way is in band: the reader watches a private, already unlinked file, and a wake is a
-//! one-byte write to it, which the kernel queues as an `IN_MODIFY` in the same inotify queue.
+//! The fast way is in band: the reader watches a private file without a name (one more kernel
+//! watch, with the mask `IN_MODIFY` alone), and a wake is a one-byte write to it, which the
+//! kernel queues as an `IN_MODIFY` in the same inotify queue.
 //! The reader can then block in `read()` alone, one system call per batch instead of `poll()`
 //! plus `read()`, and a wake still always ends that `read()`. Where no such file can be made
 //! (no writable temporary directory), an eventfd polled beside the inotify descriptor does it.
@@ -64,26 +65,36 @@ impl Waker {
 }
 
 fn in_band(inotify: &Inotify) -> io::Result<Waker> {
+    let file = anonymous_file().or_else(|_| named_then_unlinked_file())?;
+    // Through /proc, the watch reaches the inode whether or not it has a name.
+    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let wd = inotify.add_watch(&path, Mask::IN_MODIFY)?;
+    Ok(Waker::InBand { file, wd })
+}
+
+/// A file with no name at all (O_TMPFILE): nothing in a shared directory to race for.
+fn anonymous_file() -> io::Result<File> {
+    File::options()
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .open(std::env::temp_dir())
+}
+
+/// Where O_TMPFILE is not supported: a fresh name, never through a link planted by someone
+/// else (O_EXCL, O_NOFOLLOW), 0600, unlinked at once.
+fn named_then_unlinked_file() -> io::Result<File> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let path: PathBuf = std::env::temp_dir().join(format!(
-        ".inotifier-wake-{}-{nanos:09}",
-        std::process::id()
-    ));
-    // O_EXCL and O_NOFOLLOW: never write through a name someone else planted in a shared
-    // directory; 0600: nobody else can wake us.
+    let path =
+        std::env::temp_dir().join(format!(".inotifier-wake-{}-{nanos:09}", std::process::id()));
     let file = File::options()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)?;
-    let watched = inotify.add_watch(&path, Mask::IN_MODIFY | Mask::IN_DONT_FOLLOW);
-    // The watch and the open descriptor keep the inode; the name is not needed.
-    let _ = std::fs::remove_file(&path);
-    Ok(Waker::InBand {
-        file,
-        wd: watched?,
-    })
+    std::fs::remove_file(&path)?;
+    Ok(file)
 }

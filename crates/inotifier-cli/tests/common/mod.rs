@@ -453,7 +453,9 @@ pub fn parse_ready(line: &str) -> Option<usize> {
         .ok()
 }
 
-/// The `inotify wd:` lines in `/proc/PID/fdinfo/*`: the kernel watches the process holds.
+/// The `inotify wd:` lines in `/proc/PID/fdinfo/*`: the kernel watches the process holds on
+/// files and directories, less the engine's own wake-up watch (the only one whose mask is
+/// `IN_MODIFY` alone, `mask:2`, on a private file without a name).
 pub fn kernel_watches(pid: i32) -> usize {
     let dir = format!("/proc/{pid}/fdinfo");
     let mut count = 0;
@@ -466,7 +468,7 @@ pub fn kernel_watches(pid: i32) -> usize {
         };
         count += info
             .lines()
-            .filter(|l| l.starts_with("inotify wd:"))
+            .filter(|l| l.starts_with("inotify wd:") && !l.contains(" mask:2 "))
             .count();
     }
     count
