@@ -93,8 +93,6 @@ struct Node {
     wd: i32,
     path: Arc<Path>,
     parent: Option<usize>,
-    /// The name of this directory in its parent; empty for roots.
-    name: Box<[u8]>,
     /// The watches covering this directory, shared with the events that match all of them.
     owners: Arc<[WatchId]>,
     entries: HashMap<Box<[u8]>, Entry>,
@@ -228,7 +226,7 @@ impl Tree {
             },
         );
         let walked = self
-            .watch_directory(path.clone(), None, vec![id], is_dir, None)
+            .watch_directory(path.clone(), None, Arc::new([id]), is_dir, None)
             .and_then(|key| match self.initial_walk_failure.take() {
                 Some(failure) => Err(failure),
                 None => Ok(key),
@@ -397,8 +395,8 @@ impl Tree {
     fn watch_directory(
         &mut self,
         path: Arc<Path>,
-        parent: Option<(usize, Box<[u8]>)>,
-        owners: Vec<WatchId>,
+        parent: Option<usize>,
+        owners: Arc<[WatchId]>,
         is_dir: bool,
         synthesize: Option<Origin>,
     ) -> std::result::Result<usize, WatchFailure> {
@@ -418,8 +416,8 @@ impl Tree {
     fn add_node(
         &mut self,
         path: Arc<Path>,
-        parent: Option<(usize, Box<[u8]>)>,
-        owners: Vec<WatchId>,
+        parent: Option<usize>,
+        owners: Arc<[WatchId]>,
         is_dir: bool,
     ) -> std::result::Result<usize, WatchFailure> {
         let full_mask = self.kernel_mask(&owners, parent.is_none(), is_dir);
@@ -456,16 +454,11 @@ impl Tree {
             let _ = self.refresh_kernel_mask(existing);
             return Err(WatchFailure::AlreadyWatched);
         }
-        let (parent_key, name) = match parent {
-            Some((key, name)) => (Some(key), name),
-            None => (None, Box::default()),
-        };
         let node = Node {
             wd,
             path,
-            parent: parent_key,
-            name,
-            owners: owners.into(),
+            parent,
+            owners,
             entries: HashMap::default(),
             is_dir,
         };
@@ -525,7 +518,7 @@ impl Tree {
         let child_owners = if is_dir {
             self.child_owners(key, &name, synthesize.is_some())
         } else {
-            Vec::new()
+            Arc::new([])
         };
         if is_dir && child_owners.is_empty() && self.excluded_everywhere(key, &name) {
             return;
@@ -554,7 +547,7 @@ impl Tree {
                 Arc::from(self.node(key).path.join(OsStr::from_bytes(&name)));
             match self.add_node(
                 child_path.clone(),
-                Some((key, name.clone())),
+                Some(key),
                 child_owners,
                 true,
             ) {
@@ -573,9 +566,12 @@ impl Tree {
     }
 
     /// The watches that should also watch subdirectory `name` of node `key`.
-    fn child_owners(&self, key: usize, name: &[u8], later: bool) -> Vec<WatchId> {
+    /// Shares the parent's list when it is the same, as it nearly always is: one allocation
+    /// fewer per directory.
+    fn child_owners(&self, key: usize, name: &[u8], later: bool) -> Arc<[WatchId]> {
         let node = self.node(key);
-        node.owners
+        let owners: Vec<WatchId> = node
+            .owners
             .iter()
             .copied()
             .filter(|id| {
@@ -588,7 +584,12 @@ impl Tree {
                         name,
                     ))
             })
-            .collect()
+            .collect();
+        if *owners == *node.owners {
+            node.owners.clone()
+        } else {
+            owners.into()
+        }
     }
 
     fn excluded_everywhere(&self, key: usize, name: &[u8]) -> bool {
@@ -681,7 +682,8 @@ impl Tree {
         }
         if let Some(parent) = node.parent
             && let Some(parent_node) = self.nodes[parent].as_mut()
-            && let Some(entry) = parent_node.entries.get_mut(&node.name)
+            && let Some(name) = node.path.file_name()
+            && let Some(entry) = parent_node.entries.get_mut(name.as_bytes())
             && entry.child == Some(key)
         {
             entry.child = None;
@@ -833,7 +835,6 @@ impl Tree {
         let parent_path = self.node(new_parent).path.clone();
         let node = self.node_mut(child);
         node.parent = Some(new_parent);
-        node.name = name.into();
         node.path = Arc::from(parent_path.join(OsStr::from_bytes(name)));
         let mut stack = vec![child];
         while let Some(key) = stack.pop() {
@@ -868,7 +869,7 @@ impl Tree {
                 let path: Arc<Path> = Arc::from(self.node(key).path.join(OsStr::from_bytes(name)));
                 match self.watch_directory(
                     path.clone(),
-                    Some((key, name.into())),
+                    Some(key),
                     owners,
                     true,
                     Some(origin),
