@@ -116,13 +116,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
 fn stdout_sink(format: Format, write_error: Arc<Mutex<Option<io::Error>>>) -> Sink {
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
     let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-    let mut buffer = Vec::with_capacity(64 * 1024);
+    let mut writer = output::EventWriter::new(format);
     Box::new(move |batch| {
-        buffer.clear();
-        for event in &batch {
-            output::write_event(&mut buffer, event, format);
-        }
-        match stdout.write_all(&buffer) {
+        match stdout.write_all(writer.write_batch(batch)) {
             Ok(()) => Flow::Continue,
             // The reader of our output is gone (`| head`): nothing left to do.
             Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Flow::Stop,

@@ -53,9 +53,11 @@ pub enum Flow {
     Stop,
 }
 
-/// Receives every batch, on the reader thread. A slow sink holds the reader back: the kernel
+/// Receives every batch, on the reader thread. It may keep the events (`std::mem::take`) or
+/// only look at them; the engine clears the batch afterwards and reuses its memory. A slow sink
+/// holds the reader back: the kernel
 /// queue then overflows and the engine recovers by rescanning, so memory stays bounded.
-pub type Sink = Box<dyn FnMut(Batch) -> Flow + Send>;
+pub type Sink = Box<dyn FnMut(&mut Batch) -> Flow + Send>;
 
 enum Command {
     Add(WatchSpec, mpsc::Sender<Result<WatchId>>),
@@ -92,7 +94,7 @@ impl Engine {
         let (batch_tx, batch_rx) = mpsc::sync_channel(options.channel_batches.max(1));
         let sink: Sink = Box::new(move |batch| {
             // A consumer that hung up just stops receiving; the reader goes on until stopped.
-            let _ = batch_tx.send(batch);
+            let _ = batch_tx.send(std::mem::take(batch));
             Flow::Continue
         });
         Ok((Engine::start_with_sink(options, sink)?, batch_rx))
@@ -310,8 +312,9 @@ fn send_batch(tree: &mut Tree, sink: &mut Sink, stopper: &Stopper) {
     if tree.out.is_empty() {
         return;
     }
-    let batch = std::mem::take(&mut tree.out);
-    if sink(batch) == Flow::Stop {
+    let flow = sink(&mut tree.out);
+    tree.out.clear();
+    if flow == Flow::Stop {
         stopper.stop.store(true, Ordering::SeqCst);
     }
 }

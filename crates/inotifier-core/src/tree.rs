@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Origin, WatchId};
 use crate::glob::Filters;
 use crate::mask::Mask;
-use crate::sys::{self, Inotify, Kind, RawEvent, Stat};
+use crate::sys::{self, Inotify, Kind, Name, RawEvent};
 
 /// Names come from whoever writes in the watched directories, so the hash is seeded (foldhash
 /// resists simple flooding) while staying much faster than SipHash on short keys.
@@ -72,13 +72,21 @@ const CONTENT_CHANGES: Mask = Mask(Mask::IN_MODIFY.0 | Mask::IN_CLOSE_WRITE.0 | 
 const READ_EVENTS: Mask = Mask(Mask::IN_OPEN.0 | Mask::IN_ACCESS.0 | Mask::IN_CLOSE_NOWRITE.0);
 const ROOT_FLAGS: Mask = Mask(Mask::IN_EXCL_UNLINK.0 | Mask::IN_ONLYDIR.0 | Mask::IN_DONT_FOLLOW.0);
 
+/// The part of a stat the rescan compares.
+#[derive(Clone, Copy)]
+struct Seen {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
 /// One file or directory inside a watched directory.
 struct Entry {
     kind: Kind,
     /// 0 when known from an event only.
     ino: u64,
     /// What the last stat said; `None` when an event has changed it since.
-    stat: Option<Stat>,
+    stat: Option<Seen>,
     /// Coarse realtime of the last time the index was known to be right about this entry: a
     /// later mtime or ctime means a change the index has not seen.
     since_ns: i64,
@@ -95,7 +103,7 @@ struct Node {
     parent: Option<usize>,
     /// The watches covering this directory, shared with the events that match all of them.
     owners: Arc<[WatchId]>,
-    entries: HashMap<Box<[u8]>, Entry>,
+    entries: HashMap<Name, Entry>,
     is_dir: bool,
 }
 
@@ -507,7 +515,7 @@ impl Tree {
     fn add_entry(
         &mut self,
         key: usize,
-        name: Box<[u8]>,
+        name: Name,
         kind: Kind,
         ino: u64,
         since_ns: i64,
@@ -545,12 +553,7 @@ impl Tree {
         if is_dir && !child_owners.is_empty() {
             let child_path: Arc<Path> =
                 Arc::from(self.node(key).path.join(OsStr::from_bytes(&name)));
-            match self.add_node(
-                child_path.clone(),
-                Some(key),
-                child_owners,
-                true,
-            ) {
+            match self.add_node(child_path.clone(), Some(key), child_owners, true) {
                 Ok(child) => {
                     entry.child = Some(child);
                     pending.push(child);
@@ -740,19 +743,39 @@ impl Tree {
         let is_dir = mask.contains(Mask::IN_ISDIR);
         if mask.contains(Mask::IN_CREATE) {
             let now = self.coarse_now_ns;
-            if let Some(entry) = self.node_mut(key).entries.get_mut(name) {
-                // Created between the watch and the scan of its directory: a scan after a new
-                // directory appeared has reported it already; the initial scan of a root has not.
-                let reported = std::mem::take(&mut entry.from_scan);
-                entry.since_ns = now;
-                entry.stat = None;
-                if !reported {
-                    self.emit(key, mask, cookie, name, None, Origin::Kernel);
+            // One probe of the index for the common case, a new file: `entry` allocates the key
+            // that the insertion needs anyway.
+            let reported = match self.node_mut(key).entries.entry(Name::from_slice(name)) {
+                std::collections::hash_map::Entry::Occupied(mut known) => {
+                    // Created between the watch and the scan of its directory: a scan after a
+                    // new directory appeared has reported it already; the initial scan of a root
+                    // has not.
+                    let entry = known.get_mut();
+                    entry.since_ns = now;
+                    entry.stat = None;
+                    Some(std::mem::take(&mut entry.from_scan))
                 }
-                return;
+                std::collections::hash_map::Entry::Vacant(vacant) if !is_dir => {
+                    vacant.insert(Entry {
+                        kind: Kind::File,
+                        ino: 0,
+                        stat: None,
+                        since_ns: now,
+                        from_scan: false,
+                        child: None,
+                    });
+                    Some(false)
+                }
+                std::collections::hash_map::Entry::Vacant(_) => None,
+            };
+            match reported {
+                Some(true) => {}
+                Some(false) => self.emit(key, mask, cookie, name, None, Origin::Kernel),
+                None => {
+                    self.emit(key, mask, cookie, name, None, Origin::Kernel);
+                    self.entry_appeared(key, name, is_dir, Origin::Scan);
+                }
             }
-            self.emit(key, mask, cookie, name, None, Origin::Kernel);
-            self.entry_appeared(key, name, is_dir, Origin::Scan);
         } else if mask.contains(Mask::IN_DELETE) {
             let Some(entry) = self.node_mut(key).entries.remove(name) else {
                 // A rescan has already reported this deletion.
@@ -839,7 +862,7 @@ impl Tree {
         let mut stack = vec![child];
         while let Some(key) = stack.pop() {
             let base = self.node(key).path.clone();
-            let children: Vec<(usize, Box<[u8]>)> = self
+            let children: Vec<(usize, Name)> = self
                 .node(key)
                 .entries
                 .iter()
@@ -867,13 +890,7 @@ impl Tree {
             let owners = self.child_owners(key, name, true);
             if !owners.is_empty() {
                 let path: Arc<Path> = Arc::from(self.node(key).path.join(OsStr::from_bytes(name)));
-                match self.watch_directory(
-                    path.clone(),
-                    Some(key),
-                    owners,
-                    true,
-                    Some(origin),
-                ) {
+                match self.watch_directory(path.clone(), Some(key), owners, true, Some(origin)) {
                     Ok(child) => entry.child = Some(child),
                     Err(failure) => self.warn_watch_failure(&path, failure),
                 }
@@ -969,12 +986,12 @@ impl Tree {
                 return;
             }
         };
-        let mut on_disk: HashMap<Box<[u8]>, (u64, Kind)> = listing
+        let mut on_disk: HashMap<Name, (u64, Kind)> = listing
             .into_iter()
             .map(|e| (e.name, (e.ino, e.kind)))
             .collect();
 
-        let known: Vec<Box<[u8]>> = self.node(key).entries.keys().cloned().collect();
+        let known: Vec<Name> = self.node(key).entries.keys().cloned().collect();
         for name in known {
             let entry = &self.node(key).entries[&name];
             match on_disk.remove(&name) {
@@ -1037,7 +1054,11 @@ impl Tree {
                 stat.ctime_ns >= entry.since_ns,
             ),
         };
-        entry.stat = Some(stat);
+        entry.stat = Some(Seen {
+            size: stat.size,
+            mtime_ns: stat.mtime_ns,
+            ctime_ns: stat.ctime_ns,
+        });
         entry.ino = ino;
         let isdir = if stat.kind == Kind::Dir {
             Mask::IN_ISDIR
@@ -1068,7 +1089,7 @@ impl Tree {
                 stack.extend(self.node(node).entries.values().filter_map(|e| e.child));
             }
             for &node in order.iter().rev() {
-                let names: Vec<(Box<[u8]>, bool)> = self
+                let names: Vec<(Name, bool)> = self
                     .node(node)
                     .entries
                     .iter()

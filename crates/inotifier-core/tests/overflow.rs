@@ -192,3 +192,95 @@ fn index(seen: &[inotifier_core::Event]) -> HashMap<PathBuf, Vec<Mask>> {
     }
     by_path
 }
+
+/// With ALL_EVENTS, listing a directory is itself an event (open, access, close). The initial
+/// walk and the rescan of a large tree must not flood the queue with their own reads, or a
+/// rescan would overflow the queue again, forever.
+#[test]
+fn the_engines_own_listings_neither_flood_the_queue_nor_reach_the_consumer() {
+    let dir = temp_dir();
+    let root = dir.path();
+    let mut leaves = Vec::new();
+    for a in 0..40 {
+        for b in 0..50 {
+            let leaf = root.join(format!("d{a}/e{b}"));
+            std::fs::create_dir_all(&leaf).unwrap();
+            leaves.push(leaf);
+        }
+    }
+    let directories = 1 + 40 + leaves.len();
+
+    let lock = inotify_exclusive();
+    let options = EngineOptions {
+        read_buffer_size: 4096,
+        channel_batches: 1,
+        ..EngineOptions::default()
+    };
+    let mut watcher = {
+        // 64 events: a walk that read-notified itself (six events per directory) would
+        // overflow it many times over.
+        let _small_queue = Sysctl::set("max_queued_events", 64, &lock);
+        Watcher::with_options(options, None)
+    };
+    watcher.watch(root, Mask::ALL_EVENTS, true);
+    assert_eq!(watcher.engine().watch_count().unwrap(), directories);
+    watcher.barrier(root);
+    let own_reads = |seen: &[inotifier_core::Event]| {
+        seen.iter()
+            .filter(|e| {
+                e.mask.contains(Mask::IN_ISDIR)
+                    && e.mask.intersects(Mask::IN_OPEN | Mask::IN_CLOSE_NOWRITE)
+            })
+            .count()
+    };
+    assert_eq!(
+        own_reads(&watcher.seen),
+        0,
+        "the initial walk's own reads were reported"
+    );
+    assert!(
+        !watcher
+            .seen
+            .iter()
+            .any(|e| e.mask.contains(Mask::IN_Q_OVERFLOW))
+    );
+
+    // The consumer is not reading: one file per leaf overflows the queue.
+    let files: Vec<PathBuf> = leaves
+        .iter()
+        .step_by(5)
+        .map(|leaf| leaf.join("f"))
+        .collect();
+    for file in &files {
+        std::fs::write(file, b"x").unwrap();
+    }
+    let recovered = watcher.wait_for(|seen| {
+        let by_path = index(seen);
+        files.iter().all(|f| {
+            by_path
+                .get(f)
+                .is_some_and(|m| m.iter().any(|m| m.contains(Mask::IN_CREATE)))
+        })
+    });
+    assert!(recovered, "not every file was reported after the overflow");
+    watcher.barrier(root);
+    let overflows = watcher
+        .seen
+        .iter()
+        .filter(|e| e.mask.contains(Mask::IN_Q_OVERFLOW))
+        .count();
+    assert_eq!(
+        overflows, 1,
+        "the rescan of {directories} directories overflowed the queue again"
+    );
+    assert_eq!(
+        own_reads(&watcher.seen),
+        0,
+        "the rescan's own reads were reported"
+    );
+    // Read events are still delivered once the engine is done listing.
+    std::fs::read_dir(&leaves[0]).unwrap().for_each(drop);
+    watcher.expect("someone else's listing", |e| {
+        e.mask == (Mask::IN_OPEN | Mask::IN_ISDIR) && e.pathname() == leaves[0]
+    });
+}
