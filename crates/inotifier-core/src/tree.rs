@@ -70,6 +70,8 @@ const CONTENT_CHANGES: Mask = Mask(Mask::IN_MODIFY.0 | Mask::IN_CLOSE_WRITE.0 | 
 /// with them (a rescan of a large tree would overflow it again, forever), so while it lists,
 /// the watches involved leave them out.
 const READ_EVENTS: Mask = Mask(Mask::IN_OPEN.0 | Mask::IN_ACCESS.0 | Mask::IN_CLOSE_NOWRITE.0);
+/// Below this many watches to restore, a second thread costs more than it saves.
+const PARALLEL_RESTORE_MIN: usize = 2048;
 const ROOT_FLAGS: Mask = Mask(Mask::IN_EXCL_UNLINK.0 | Mask::IN_ONLYDIR.0 | Mask::IN_DONT_FOLLOW.0);
 
 /// The part of a stat the rescan compares.
@@ -388,9 +390,43 @@ impl Tree {
         }
     }
 
-    /// Gives the quieted watches their full mask back, once a listing is done.
+    /// Gives the quieted watches their full mask back, once a listing is done. A large tree's
+    /// are restored by two threads: most of the cost is the kernel's path lookup, which runs in
+    /// parallel.
     fn unquiet(&mut self) {
-        for key in std::mem::take(&mut self.quieted) {
+        let quieted = std::mem::take(&mut self.quieted);
+        let restores: Vec<(Arc<Path>, Mask, i32, usize)> = quieted
+            .into_iter()
+            .filter_map(|key| {
+                let node = self.nodes[key].as_ref()?;
+                let mask = self.kernel_mask(&node.owners, node.parent.is_none(), node.is_dir);
+                Some((node.path.clone(), mask, node.wd, key))
+            })
+            .collect();
+        let inotify = &self.inotify;
+        // The watch descriptor the kernel answered for each, to catch paths that moved.
+        let restore = |part: &[(Arc<Path>, Mask, i32, usize)]| -> Vec<usize> {
+            part.iter()
+                .filter(|(path, mask, wd, _)| {
+                    inotify.add_watch(path, *mask).is_ok_and(|got| got != *wd)
+                })
+                .map(|(.., key)| *key)
+                .collect()
+        };
+        let moved: Vec<usize> = if restores.len() >= PARALLEL_RESTORE_MIN {
+            let (first, second) = restores.split_at(restores.len() / 2);
+            std::thread::scope(|scope| {
+                let helper = scope.spawn(|| restore(second));
+                let mut moved = restore(first);
+                moved.extend(helper.join().unwrap_or_default());
+                moved
+            })
+        } else {
+            restore(&restores)
+        };
+        // A directory that moved before its move was processed: its path reached another
+        // inode. Redo those the careful way, which undoes the stray watch.
+        for key in moved {
             if self.nodes[key].is_some() {
                 let _ = self.refresh_kernel_mask(key);
             }
