@@ -201,14 +201,15 @@ fn the_engines_own_listings_neither_flood_the_queue_nor_reach_the_consumer() {
     let dir = temp_dir();
     let root = dir.path();
     let mut leaves = Vec::new();
-    for a in 0..40 {
+    for a in 0..60 {
         for b in 0..50 {
             let leaf = root.join(format!("d{a}/e{b}"));
             std::fs::create_dir_all(&leaf).unwrap();
             leaves.push(leaf);
         }
     }
-    let directories = 1 + 40 + leaves.len();
+    // Over 2048, so the watches get their read events back on two threads.
+    let directories = 1 + 60 + leaves.len();
 
     let lock = inotify_exclusive();
     let options = EngineOptions {
@@ -278,9 +279,17 @@ fn the_engines_own_listings_neither_flood_the_queue_nor_reach_the_consumer() {
         0,
         "the rescan's own reads were reported"
     );
-    // Read events are still delivered once the engine is done listing.
-    std::fs::read_dir(&leaves[0]).unwrap().for_each(drop);
-    watcher.expect("someone else's listing", |e| {
-        e.mask == (Mask::IN_OPEN | Mask::IN_ISDIR) && e.pathname() == leaves[0]
-    });
+    // Read events are still delivered once the engine is done listing, on every watch (the
+    // first and the last restored are on different threads).
+    for leaf in [
+        &leaves[0],
+        &leaves[leaves.len() / 2],
+        leaves.last().unwrap(),
+        &root.to_path_buf(),
+    ] {
+        std::fs::read_dir(leaf).unwrap().for_each(drop);
+        watcher.expect("someone else's listing", |e| {
+            e.mask == (Mask::IN_OPEN | Mask::IN_ISDIR) && e.pathname() == *leaf
+        });
+    }
 }
