@@ -457,3 +457,57 @@ fn a_recursive_watch_of_a_deep_tree_does_not_overflow_the_stack() {
     std::fs::write(deep.join("bottom"), b"").unwrap();
     watcher.expect("bottom", |e| e.name == OsStr::new("bottom"));
 }
+
+#[test]
+fn an_unmounted_filesystem_reports_unmount_and_ignored() {
+    use std::ffi::CString;
+    let dir = temp_dir();
+    let other = temp_dir();
+    let mount_point = dir.path().join("mnt");
+    std::fs::create_dir(&mount_point).unwrap();
+    let target = CString::new(mount_point.as_os_str().as_bytes()).unwrap();
+    // SAFETY: plain mount(2) of a fresh tmpfs on our own temporary directory (tests run as root).
+    let mounted = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(
+        mounted,
+        0,
+        "mount tmpfs: {}",
+        std::io::Error::last_os_error()
+    );
+    // Unmounted even if the test fails half-way.
+    struct Unmount(CString);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            // SAFETY: detaching our own mount; EINVAL once it is already gone is fine.
+            unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+    let _unmount = Unmount(target.clone());
+    std::fs::create_dir(mount_point.join("inner")).unwrap();
+    let mut watcher = Watcher::start();
+    watcher.watch(&mount_point, Mask::IN_CREATE, true);
+    watcher.watch(other.path(), Mask::IN_CREATE, false);
+    // SAFETY: unmounts what this test mounted.
+    let unmounted = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    assert_eq!(unmounted, 0, "umount: {}", std::io::Error::last_os_error());
+    watcher.expect("unmount", |e| {
+        e.mask.contains(Mask::IN_UNMOUNT) && e.pathname() == mount_point
+    });
+    watcher.expect("ignored", |e| {
+        e.mask.contains(Mask::IN_IGNORED) && e.pathname() == mount_point
+    });
+    std::fs::write(other.path().join("still"), b"").unwrap();
+    watcher.expect("the other watch", |e| e.name == OsStr::new("still"));
+    assert!(inotifier_test_support::wait_until(
+        Duration::from_secs(10),
+        || { watcher.engine().watch_count().unwrap() == 1 }
+    ));
+}
