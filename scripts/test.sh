@@ -14,4 +14,10 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+# One total for the whole run, whichever test binary happened to finish last.
+awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
+     END { printf "rust: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"

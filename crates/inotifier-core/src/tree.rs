@@ -926,10 +926,18 @@ impl Tree {
             let owners = self.child_owners(key, name, true);
             if !owners.is_empty() {
                 let path: Arc<Path> = Arc::from(self.node(key).path.join(OsStr::from_bytes(name)));
+                // Listing the new directory would also show on its parent's watch.
+                let parent = self.node(key);
+                let parent_mask = self.kernel_mask(&parent.owners, parent.parent.is_none(), true);
+                if parent_mask.intersects(READ_EVENTS) {
+                    let _ = self.set_kernel_mask(key, parent_mask.without(READ_EVENTS));
+                    self.quieted.push(key);
+                }
                 match self.watch_directory(path.clone(), Some(key), owners, true, Some(origin)) {
                     Ok(child) => entry.child = Some(child),
                     Err(failure) => self.warn_watch_failure(&path, failure),
                 }
+                self.unquiet();
             }
         }
         self.node_mut(key).entries.insert(name.into(), entry);
@@ -1040,16 +1048,9 @@ impl Tree {
                         continue;
                     }
                     if replaced {
+                        // Gone, and a new entry of that name: reported as the new ones below.
                         self.synthesize_removal(key, &name);
-                        self.add_entry(
-                            key,
-                            name,
-                            kind,
-                            ino,
-                            since_ns,
-                            Some(Origin::Rescan),
-                            new_dirs,
-                        );
+                        on_disk.insert(name, (ino, kind));
                     } else {
                         self.compare_metadata(key, &name, &path, ino);
                     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use inotifier_core::{EngineOptions, Mask, Origin};
-use inotifier_test_support::{Sysctl, inotify_exclusive, wait_until};
+use inotifier_test_support::{MachineLock, Sysctl, inotify_exclusive, wait_until};
 use support::{Watcher, temp_dir};
 
 fn coarse_now_ns() -> i64 {
@@ -21,6 +21,20 @@ fn coarse_now_ns() -> i64 {
     // SAFETY: valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
     now.tv_sec * 1_000_000_000 + now.tv_nsec
+}
+
+/// An engine whose kernel queue holds `queue` events, and whose reader blocks as soon as one
+/// batch waits for the test: a test that does not read yet makes the queue overflow.
+fn watcher_with_small_queue(queue: u64, lock: &MachineLock) -> Watcher {
+    let options = EngineOptions {
+        read_buffer_size: 4096,
+        channel_batches: 1,
+        ..EngineOptions::default()
+    };
+    // The queue size is fixed when the instance is created; the guard restores the sysctl right
+    // after.
+    let _small_queue = Sysctl::set("max_queued_events", queue, lock);
+    Watcher::with_options(options, None)
 }
 
 fn files(dir: &Path, prefix: &str, count: usize) -> Vec<PathBuf> {
@@ -66,17 +80,7 @@ fn overflow_is_reported_then_exactly_the_missed_changes_are_synthesized() {
     assert!(wait_until(Duration::from_secs(5), || coarse_now_ns() > newest));
 
     let lock = inotify_exclusive();
-    let options = EngineOptions {
-        read_buffer_size: 4096,
-        channel_batches: 1,
-        ..EngineOptions::default()
-    };
-    let mut watcher = {
-        let _small_queue = Sysctl::set("max_queued_events", 16, &lock);
-        // The queue size is fixed when the instance is created; the guard restores the sysctl
-        // right after.
-        Watcher::with_options(options, None)
-    };
+    let mut watcher = watcher_with_small_queue(16, &lock);
     let mask = Mask::IN_CREATE
         | Mask::IN_DELETE
         | Mask::IN_MODIFY
@@ -212,17 +216,9 @@ fn the_engines_own_listings_neither_flood_the_queue_nor_reach_the_consumer() {
     let directories = 1 + 60 + leaves.len();
 
     let lock = inotify_exclusive();
-    let options = EngineOptions {
-        read_buffer_size: 4096,
-        channel_batches: 1,
-        ..EngineOptions::default()
-    };
-    let mut watcher = {
-        // 64 events: a walk that read-notified itself (six events per directory) would
-        // overflow it many times over.
-        let _small_queue = Sysctl::set("max_queued_events", 64, &lock);
-        Watcher::with_options(options, None)
-    };
+    // 64 events: a walk that read-notified itself (six events per directory) would overflow it
+    // many times over.
+    let mut watcher = watcher_with_small_queue(64, &lock);
     watcher.watch(root, Mask::ALL_EVENTS, true);
     assert_eq!(watcher.engine().watch_count().unwrap(), directories);
     watcher.barrier(root);
