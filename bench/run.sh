@@ -237,7 +237,7 @@ order() { if (( $1 % 2 == 0 )); then echo "${WATCHERS[@]}"; else printf '%s\n' "
 } | tee "$BUILD/last-results.md"
 
 FAILED=""
-declare -A A_FILES A_OVERFLOW A_CPU A_GEN B_READY B_RSS Bc_READY Bc_RSS C_P50 C_P90 C_P99 C_MAX C_MISSED
+declare -A D_FILES A_FILES A_OVERFLOW A_CPU A_GEN B_READY B_RSS Bc_READY Bc_RSS C_P50 C_P90 C_P99 C_MAX C_MISSED
 
 # ---------------------------------------------------------------- scenario A
 log "== A: burst of $NFILES creates"
@@ -264,6 +264,29 @@ for ((rep = 0; rep < REPEAT; rep++)); do
         log "  $w #$rep: files=$files overflow=$overflow cpu=${cpu_ms}ms gen=${gen_s}s exit=$(info_get "$run/info" exit)"
         A_FILES[$w]+="$files "; A_OVERFLOW[$w]+="$overflow "; A_CPU[$w]+="$cpu_ms "; A_GEN[$w]+="$gen_s "
         rm -rf "$run"   # 100k files take 400 MB of tmpfs pages
+    done
+done
+
+# ---------------------------------------------------------------- scenario D
+# The same burst while the watcher is stopped (SIGSTOP): the kernel queue overflows for every
+# watcher, so this shows what each one does about the events the kernel dropped.
+log "== D: burst of $NFILES creates while the watcher is stopped"
+for ((rep = 0; rep < REPEAT; rep++)); do
+    for w in $(order "$rep"); do
+        run=$MNT/d-$w-$rep; dir=$run/watched
+        mkdir -p "$dir"
+        if ! start_watcher "$w" A "$dir" "$run"; then
+            FAILED+="D:$w#$rep "; continue
+        fi
+        kill -STOP "$WPID"
+        "$BUILD/gen" "$dir" "$NFILES" >/dev/null
+        kill -CONT "$WPID"
+        wait_quiet "$run/out" 60
+        stop_watcher "$run"
+        files=$(grep -o 'f[0-9]\{7\}' "$run/out" | sort -u | wc -l)
+        log "  $w #$rep: files=$files"
+        D_FILES[$w]+="$files "
+        rm -rf "$run"
     done
 done
 
@@ -336,6 +359,14 @@ done
         echo "| $w | $(median ${A_FILES[$w]:-}) ($(minimum ${A_FILES[$w]:-})) | $over | $cpu | $(ratio "$cpu" "$(median ${A_CPU[raw]:-})") | $(median ${A_GEN[$w]:-}) |"
     done
     echo
+    echo "## D: the same burst while the watcher is stopped: the kernel queue overflows (median of $REPEAT)"
+    echo
+    echo "| watcher | files reported (min) |"
+    echo "|---|---|"
+    for w in "${WATCHERS[@]}"; do
+        echo "| $w | $(median ${D_FILES[$w]:-}) ($(minimum ${D_FILES[$w]:-})) |"
+    done
+    echo
     for scen in B Bc; do
         # shellcheck disable=SC2178  # namerefs to the associative arrays of this scenario
         declare -n READY_OF="${scen}_READY" RSS_OF="${scen}_RSS"
@@ -380,6 +411,8 @@ done
         target "every run of inotifier completed" "$nfail failed" test "$nfail" -eq 0
         target "A: all files reported in every run" "min $files of $NFILES" at_most "$NFILES" "$files"
         target "A: CPU at most 1.3x raw" "$cpu" at_most "${cpu%x}" 1.3
+        dfiles=$(minimum ${D_FILES[ours]:-})
+        target "D: all files reported after an overflow" "min $dfiles of $NFILES" at_most "$NFILES" "$dfiles"
         target "B: ready at most 1.2x raw (ALL_EVENTS)" "$ready" at_most "${ready%x}" 1.2
         target "Bc: ready at most 1.2x raw (changes)" "$ready_changes" at_most "${ready_changes%x}" 1.2
         target "B: RSS at most 8 MiB" "$rss KiB" at_most "$rss" 8192
