@@ -1,0 +1,274 @@
+//! Watching directories and listing them into the index, synthesizing what a new directory
+//! already held.
+
+use super::*;
+
+impl Tree {
+    /// Watches the directory at `path` and, when `recursive`, everything below it. With
+    /// `synthesize`, every entry found gets an `IN_CREATE` (and regular files an
+    /// `IN_CLOSE_WRITE`), as the kernel would have reported had the watch been there.
+    pub(super) fn watch_directory(
+        &mut self,
+        path: Arc<Path>,
+        parent: Option<usize>,
+        owners: Arc<[WatchId]>,
+        is_dir: bool,
+        synthesize: Option<Origin>,
+    ) -> std::result::Result<usize, WatchFailure> {
+        let top = self.add_node(path, parent, owners, is_dir)?;
+        // An explicit stack: trees can be deeper than the thread's stack allows recursion.
+        let mut pending = vec![top];
+        while let Some(key) = pending.pop() {
+            if self.initial_walk_failure.is_some() {
+                break;
+            }
+            self.scan_node(key, synthesize, &mut pending);
+        }
+        self.unquiet();
+        Ok(top)
+    }
+
+    pub(super) fn add_node(
+        &mut self,
+        path: Arc<Path>,
+        parent: Option<usize>,
+        owners: Arc<[WatchId]>,
+        is_dir: bool,
+    ) -> std::result::Result<usize, WatchFailure> {
+        let full_mask = self.kernel_mask(&owners, parent.is_none(), is_dir);
+        let quiet = is_dir && full_mask.intersects(READ_EVENTS);
+        let mask = if quiet {
+            full_mask.without(READ_EVENTS)
+        } else {
+            full_mask
+        };
+        let wd = match self.inotify.add_watch(&path, mask) {
+            Ok(wd) => wd,
+            Err(error) => {
+                return Err(match error.raw_os_error() {
+                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) => {
+                        WatchFailure::Gone
+                    }
+                    Some(libc::EACCES) | Some(libc::EPERM) => WatchFailure::Denied,
+                    Some(libc::ENOSPC) => WatchFailure::OutOfWatches,
+                    _ => WatchFailure::Other(error),
+                });
+            }
+        };
+        if let Some(&existing) = self.by_wd.get(&wd) {
+            let node = self.node_mut(existing);
+            if parent.is_none() && *node.path == *path {
+                // A second watch on a directory another watch already covers: share the node.
+                let mut all = node.owners.to_vec();
+                all.extend(owners.iter().filter(|owner| !node.owners.contains(owner)));
+                node.owners = all.into();
+                let _ = self.refresh_kernel_mask(existing);
+                return Ok(existing);
+            }
+            // The kernel replaced the mask of the existing watch; give it back its own.
+            let _ = self.refresh_kernel_mask(existing);
+            return Err(WatchFailure::AlreadyWatched);
+        }
+        let node = Node {
+            wd,
+            path,
+            parent,
+            owners,
+            entries: HashMap::default(),
+            is_dir,
+        };
+        let key = match self.free_nodes.pop() {
+            Some(key) => {
+                self.nodes[key] = Some(node);
+                key
+            }
+            None => {
+                self.nodes.push(Some(node));
+                self.nodes.len() - 1
+            }
+        };
+        self.by_wd.insert(wd, key);
+        if quiet {
+            self.quieted.push(key);
+        }
+        Ok(key)
+    }
+
+    /// Lists one watched directory into the index, watches its subdirectories (pushing them on
+    /// `pending` to be scanned in turn) and synthesizes events for what it finds.
+    pub(super) fn scan_node(
+        &mut self,
+        key: usize,
+        synthesize: Option<Origin>,
+        pending: &mut Vec<usize>,
+    ) {
+        let node = self.node(key);
+        if !node.is_dir {
+            return;
+        }
+        let path = node.path.clone();
+        // Taken before listing: anything changed after this shows a later mtime or ctime.
+        let since_ns = sys::coarse_realtime_ns();
+        let listing = match sys::read_dir(&path, node.parent.is_none(), &mut self.dirent_buffer) {
+            Ok(listing) => listing,
+            Err(error) => {
+                self.warn_unreadable(&path, &error);
+                return;
+            }
+        };
+        for found in listing {
+            self.add_entry(
+                key, found.name, found.kind, found.ino, since_ns, synthesize, pending,
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_entry(
+        &mut self,
+        key: usize,
+        name: Name,
+        kind: Kind,
+        ino: u64,
+        since_ns: i64,
+        synthesize: Option<Origin>,
+        pending: &mut Vec<usize>,
+    ) {
+        let is_dir = kind == Kind::Dir;
+        let child_owners = if is_dir {
+            self.child_owners(key, &name, synthesize.is_some())
+        } else {
+            Arc::new([])
+        };
+        if is_dir && child_owners.is_empty() && self.excluded_everywhere(key, &name) {
+            return;
+        }
+        if let Some(origin) = synthesize {
+            let isdir = if is_dir {
+                Mask::IN_ISDIR
+            } else {
+                Mask::empty()
+            };
+            self.emit(key, Mask::IN_CREATE | isdir, 0, &name, None, origin);
+            if kind == Kind::File {
+                self.emit(key, Mask::IN_CLOSE_WRITE, 0, &name, None, origin);
+            }
+        }
+        let mut entry = Entry {
+            kind,
+            ino,
+            stat: None,
+            since_ns,
+            from_scan: synthesize.is_some(),
+            child: None,
+        };
+        if is_dir && !child_owners.is_empty() {
+            let child_path: Arc<Path> =
+                Arc::from(self.node(key).path.join(OsStr::from_bytes(&name)));
+            match self.add_node(child_path.clone(), Some(key), child_owners, true) {
+                Ok(child) => {
+                    entry.child = Some(child);
+                    pending.push(child);
+                }
+                Err(WatchFailure::OutOfWatches) if synthesize.is_none() => {
+                    // The initial walk of a watch fails as a whole, with the count it needs.
+                    self.initial_walk_failure = Some(WatchFailure::OutOfWatches);
+                }
+                Err(failure) => self.warn_watch_failure(&child_path, failure),
+            }
+        }
+        self.node_mut(key).entries.insert(name, entry);
+    }
+
+    /// The watches that should also watch subdirectory `name` of node `key`.
+    /// Shares the parent's list when it is the same, as it nearly always is: one allocation
+    /// fewer per directory.
+    pub(super) fn child_owners(&self, key: usize, name: &[u8], later: bool) -> Arc<[WatchId]> {
+        let node = self.node(key);
+        let owners: Vec<WatchId> = node
+            .owners
+            .iter()
+            .copied()
+            .filter(|id| {
+                let watch = &self.watches[id];
+                watch.spec.recursive
+                    && (!later || watch.spec.auto_add)
+                    && !watch.spec.filters.is_excluded(&relative(
+                        &watch.root_bytes,
+                        &node.path,
+                        name,
+                    ))
+            })
+            .collect();
+        if *owners == *node.owners {
+            node.owners.clone()
+        } else {
+            owners.into()
+        }
+    }
+
+    pub(super) fn excluded_everywhere(&self, key: usize, name: &[u8]) -> bool {
+        let node = self.node(key);
+        node.owners.iter().all(|id| {
+            let watch = &self.watches[id];
+            watch
+                .spec
+                .filters
+                .is_excluded(&relative(&watch.root_bytes, &node.path, name))
+        })
+    }
+
+    pub(super) fn warn_unreadable(&mut self, path: &Path, error: &io::Error) {
+        match error.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) => {}
+            _ => {
+                if self.warned_paths.insert(path.to_path_buf()) {
+                    tracing::warn!(
+                        "cannot read {}: {error}; its contents are not watched",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    pub(super) fn warn_watch_failure(&mut self, path: &Path, failure: WatchFailure) {
+        match failure {
+            WatchFailure::Gone => {}
+            WatchFailure::AlreadyWatched => {
+                if self.warned_paths.insert(path.to_path_buf()) {
+                    tracing::warn!(
+                        "{} is already watched through another path (a bind mount or a loop); not watching it twice",
+                        path.display()
+                    );
+                }
+            }
+            WatchFailure::Denied => {
+                if self.warned_paths.insert(path.to_path_buf()) {
+                    tracing::warn!(
+                        "permission denied on {}: skipping it and everything below it",
+                        path.display()
+                    );
+                }
+            }
+            WatchFailure::OutOfWatches => {
+                if !self.warned_watch_limit {
+                    self.warned_watch_limit = true;
+                    let limit = sys::inotify_limit("max_user_watches")
+                        .map_or_else(|| "unknown".into(), |l| l.to_string());
+                    tracing::error!(
+                        "out of inotify watches at {} (fs.inotify.max_user_watches is {limit}, {} in use by this watcher): \
+                         new directories are not watched; raise it with `sysctl fs.inotify.max_user_watches=N`",
+                        path.display(),
+                        self.by_wd.len()
+                    );
+                }
+            }
+            WatchFailure::Other(error) => {
+                if self.warned_paths.insert(path.to_path_buf()) {
+                    tracing::warn!("cannot watch {}: {error}", path.display());
+                }
+            }
+        }
+    }
+}
