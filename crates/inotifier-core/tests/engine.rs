@@ -523,3 +523,81 @@ fn an_unmounted_filesystem_reports_unmount_and_ignored() {
         || { watcher.engine().watch_count().unwrap() == 1 }
     ));
 }
+
+#[test]
+fn overlapping_recursive_watches_share_directories_and_keep_their_own_masks() {
+    let dir = temp_dir();
+    std::fs::create_dir_all(dir.path().join("a/b/c")).unwrap();
+    std::fs::create_dir_all(dir.path().join("a/skip")).unwrap();
+    let mut watcher = Watcher::start();
+    let creates = watcher.watch(dir.path(), Mask::IN_CREATE, true);
+    let mut deletes_spec = WatchSpec::new(dir.path(), Mask::IN_DELETE).recursive(true);
+    deletes_spec.filters.exclude = vec![Glob::new("skip").unwrap()];
+    let deletes = watcher.engine().add_watch(deletes_spec).unwrap();
+    // A third, nested inside the first two.
+    let nested = watcher.watch(&dir.path().join("a/b"), Mask::IN_MODIFY, true);
+    assert_eq!(
+        watcher.engine().watch_count().unwrap(),
+        5,
+        "one kernel watch per directory"
+    );
+
+    let deep = dir.path().join("a/b/c/f");
+    std::fs::write(&deep, b"1").unwrap();
+    std::fs::write(dir.path().join("a/skip/g"), b"1").unwrap();
+    std::fs::write(&deep, b"2").unwrap();
+    std::fs::remove_file(&deep).unwrap();
+    std::fs::remove_file(dir.path().join("a/skip/g")).unwrap();
+    let created = watcher.expect("create", |e| {
+        e.pathname() == deep && e.mask == Mask::IN_CREATE
+    });
+    assert_eq!(*created.watches, [creates]);
+    let modified = watcher.expect("modify", |e| {
+        e.pathname() == deep && e.mask == Mask::IN_MODIFY
+    });
+    assert_eq!(*modified.watches, [nested]);
+    let deleted = watcher.expect("delete", |e| {
+        e.pathname() == deep && e.mask == Mask::IN_DELETE
+    });
+    assert_eq!(*deleted.watches, [deletes]);
+    let skipped = dir.path().join("a/skip/g");
+    watcher.expect("create in skip", |e| {
+        e.pathname() == skipped && *e.watches == [creates]
+    });
+    watcher.barrier(dir.path());
+    assert!(
+        !watcher
+            .seen
+            .iter()
+            .any(|e| e.pathname() == skipped && e.mask == Mask::IN_DELETE),
+        "skip is excluded from the delete watch"
+    );
+
+    // A directory created later is covered by all the watches that want it.
+    std::fs::create_dir(dir.path().join("a/b/new")).unwrap();
+    let later = dir.path().join("a/b/new/h");
+    std::fs::write(&later, b"1").unwrap();
+    std::fs::write(&later, b"2").unwrap();
+    std::fs::remove_file(&later).unwrap();
+    watcher.expect("create in new", |e| {
+        e.pathname() == later && *e.watches == [creates]
+    });
+    watcher.expect("modify in new", |e| {
+        e.pathname() == later && *e.watches == [nested]
+    });
+    watcher.expect("delete in new", |e| {
+        e.pathname() == later && *e.watches == [deletes]
+    });
+
+    // Removing watches leaves the others whole.
+    watcher.engine().remove_watch(creates).unwrap();
+    watcher.engine().remove_watch(nested).unwrap();
+    // root, a, b, c and new; a/skip was watched for `creates` alone.
+    assert_eq!(watcher.engine().watch_count().unwrap(), 5);
+    std::fs::write(&deep, b"3").unwrap();
+    std::fs::remove_file(&deep).unwrap();
+    let last = watcher.expect("delete after removals", |e| {
+        e.pathname() == deep && e.id > deleted.id && e.mask == Mask::IN_DELETE
+    });
+    assert_eq!(*last.watches, [deletes]);
+}

@@ -57,6 +57,25 @@ impl Tree {
         Ok(())
     }
 
+    /// Adds watches to those covering a node, and asks the kernel for what they want; quietly
+    /// (see [`READ_EVENTS`]) since a listing follows.
+    pub(super) fn add_owners(&mut self, key: usize, owners: &[WatchId]) {
+        let node = self.node_mut(key);
+        let mut all = node.owners.to_vec();
+        all.extend(owners.iter().filter(|owner| !node.owners.contains(owner)));
+        if all.len() != node.owners.len() {
+            node.owners = all.into();
+        }
+        let node = self.node(key);
+        let mask = self.kernel_mask(&node.owners, node.parent.is_none(), node.is_dir);
+        if node.is_dir && mask.intersects(READ_EVENTS) {
+            let _ = self.set_kernel_mask(key, mask.without(READ_EVENTS));
+            self.quieted.push(key);
+        } else {
+            let _ = self.set_kernel_mask(key, mask);
+        }
+    }
+
     /// Leaves [`READ_EVENTS`] out of every watch, before a listing of the whole tree.
     pub(super) fn quiet_all(&mut self) {
         let keys: Vec<usize> = (0..self.nodes.len())

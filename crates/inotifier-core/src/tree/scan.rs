@@ -56,13 +56,9 @@ impl Tree {
             }
         };
         if let Some(&existing) = self.by_wd.get(&wd) {
-            let node = self.node_mut(existing);
-            if parent.is_none() && *node.path == *path {
-                // A second watch on a directory another watch already covers: share the node.
-                let mut all = node.owners.to_vec();
-                all.extend(owners.iter().filter(|owner| !node.owners.contains(owner)));
-                node.owners = all.into();
-                let _ = self.refresh_kernel_mask(existing);
+            if *self.node(existing).path == *path {
+                // Another watch already covers this directory: share the node.
+                self.add_owners(existing, &owners);
                 return Ok(existing);
             }
             // The kernel replaced the mask of the existing watch; give it back its own.
@@ -143,6 +139,19 @@ impl Tree {
         if is_dir && child_owners.is_empty() && self.excluded_everywhere(key, &name) {
             return;
         }
+        if let Some(known) = self.node(key).entries.get(&name) {
+            // Listed again, for a second watch covering this directory: keep what is known, and
+            // extend the subdirectory's watch to the new owners.
+            match known.child {
+                Some(child) => {
+                    self.add_owners(child, &child_owners);
+                    pending.push(child);
+                    return;
+                }
+                None if !is_dir || child_owners.is_empty() => return,
+                None => {}
+            }
+        }
         if let Some(origin) = synthesize {
             let isdir = if is_dir {
                 Mask::IN_ISDIR
@@ -167,6 +176,11 @@ impl Tree {
                 Arc::from(self.node(key).path.join(OsStr::from_bytes(&name)));
             match self.add_node(child_path.clone(), Some(key), child_owners, true) {
                 Ok(child) => {
+                    // A root of another watch found inside this one is its child now too.
+                    let node = self.node_mut(child);
+                    if node.parent.is_none() {
+                        node.parent = Some(key);
+                    }
                     entry.child = Some(child);
                     pending.push(child);
                 }
