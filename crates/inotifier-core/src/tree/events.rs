@@ -142,8 +142,11 @@ impl Tree {
         entry.stat = None;
         entry.since_ns = self.coarse_now_ns;
         if let Some(child) = entry.child.take() {
-            let wanted = self.child_owners(key, name, false);
-            if !wanted.is_empty() && *wanted == *self.node(child).owners {
+            let mut wanted = self.child_owners(key, name, false).to_vec();
+            let mut had = self.node(child).owners.to_vec();
+            wanted.sort_unstable();
+            had.sort_unstable();
+            if !wanted.is_empty() && wanted == had {
                 self.reparent(child, key, name);
                 entry.child = Some(child);
             } else {
