@@ -33,7 +33,7 @@ impl Tree {
                 .node(key)
                 .entries
                 .values()
-                .filter_map(|e| e.child)
+                .filter_map(|e| e.child.get())
                 .collect();
             for child in children {
                 self.drop_subtree(child, true);
@@ -65,7 +65,7 @@ impl Tree {
                         stat: None,
                         since_ns: now,
                         from_scan: false,
-                        child: None,
+                        child: Child::NONE,
                     });
                     Some(false)
                 }
@@ -85,7 +85,7 @@ impl Tree {
                 return;
             };
             self.emit(key, mask, cookie, name, None, Origin::Kernel);
-            if let Some(child) = entry.child {
+            if let Some(child) = entry.child.get() {
                 // Its own IN_IGNORED may be lost in an overflow; forget it now.
                 self.drop_subtree(child, false);
             }
@@ -141,14 +141,14 @@ impl Tree {
         entry.from_scan = false;
         entry.stat = None;
         entry.since_ns = self.coarse_now_ns;
-        if let Some(child) = entry.child.take() {
+        if let Some(child) = std::mem::replace(&mut entry.child, Child::NONE).get() {
             let mut wanted = self.child_owners(key, name, false).to_vec();
             let mut had = self.node(child).owners.to_vec();
             wanted.sort_unstable();
             had.sort_unstable();
             if !wanted.is_empty() && wanted == had {
                 self.reparent(child, key, name);
-                entry.child = Some(child);
+                entry.child = Child::of(child);
             } else {
                 // It moved between watches with other settings: start it afresh.
                 self.drop_subtree(child, true);
@@ -172,7 +172,7 @@ impl Tree {
                 .node(key)
                 .entries
                 .iter()
-                .filter_map(|(name, entry)| entry.child.map(|c| (c, name.clone())))
+                .filter_map(|(name, entry)| entry.child.get().map(|c| (c, name.clone())))
                 .collect();
             for (grandchild, name) in children {
                 self.node_mut(grandchild).path = Arc::from(base.join(OsStr::from_bytes(&name)));
@@ -190,7 +190,7 @@ impl Tree {
             stat: None,
             since_ns: self.coarse_now_ns,
             from_scan: false,
-            child: None,
+            child: Child::NONE,
         };
         if is_dir {
             let owners = self.child_owners(key, name, true);
@@ -204,7 +204,7 @@ impl Tree {
                     self.quieted.push(key);
                 }
                 match self.watch_directory(path.clone(), Some(key), owners, true, Some(origin)) {
-                    Ok(child) => entry.child = Some(child),
+                    Ok(child) => entry.child = Child::of(child),
                     Err(failure) => self.warn_watch_failure(&path, failure),
                 }
                 self.unquiet();
@@ -225,7 +225,7 @@ impl Tree {
                 break;
             }
             let pending = self.pending_moves.pop_front().expect("front exists");
-            if let Some(child) = pending.entry.child {
+            if let Some(child) = pending.entry.child.get() {
                 self.drop_subtree(child, true);
             }
         }

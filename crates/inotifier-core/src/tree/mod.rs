@@ -92,8 +92,9 @@ struct Entry {
     kind: Kind,
     /// 0 when known from an event only.
     ino: u64,
-    /// What the last stat said; `None` when an event has changed it since.
-    stat: Option<Seen>,
+    /// What the last stat said; `None` when an event has changed it since. Boxed: only a
+    /// rescan sets it, and the entry stays small (with its name, one cache line).
+    stat: Option<Box<Seen>>,
     /// Coarse realtime of the last time the index was known to be right about this entry: a
     /// later mtime or ctime means a change the index has not seen.
     since_ns: i64,
@@ -101,7 +102,28 @@ struct Entry {
     /// creation: that duplicate is dropped.
     from_scan: bool,
     /// The node of a watched subdirectory.
-    child: Option<usize>,
+    child: Child,
+}
+
+/// A node key or none, in 4 bytes where `Option<usize>` takes 16.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Child(u32);
+
+impl Child {
+    const NONE: Child = Child(u32::MAX);
+
+    fn of(key: usize) -> Child {
+        Child(
+            u32::try_from(key)
+                .ok()
+                .filter(|&k| k != u32::MAX)
+                .expect("fewer than 2^32 directories"),
+        )
+    }
+
+    fn get(self) -> Option<usize> {
+        (self != Child::NONE).then_some(self.0 as usize)
+    }
 }
 
 struct Node {
@@ -335,7 +357,7 @@ impl Tree {
             let Some(node) = self.nodes[key].as_ref() else {
                 continue;
             };
-            stack.extend(node.entries.values().filter_map(|entry| entry.child));
+            stack.extend(node.entries.values().filter_map(|entry| entry.child.get()));
             if unwatch {
                 let _ = self.inotify.rm_watch(node.wd);
             }
@@ -354,9 +376,9 @@ impl Tree {
             && let Some(parent_node) = self.nodes[parent].as_mut()
             && let Some(name) = node.path.file_name()
             && let Some(entry) = parent_node.entries.get_mut(name.as_bytes())
-            && entry.child == Some(key)
+            && entry.child.get() == Some(key)
         {
-            entry.child = None;
+            entry.child = Child::NONE;
         }
         for watch in self.watches.values_mut() {
             if watch.root == Some(key) {
@@ -494,4 +516,23 @@ fn count_directories(spec: &WatchSpec) -> u64 {
         }
     }
     count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index entry and its name share one cache line: the index of a directory with 100,000
+    /// files is probed for every event, so its size is the cost of a miss.
+    #[test]
+    fn an_index_entry_with_its_name_fits_a_cache_line() {
+        assert!(std::mem::size_of::<Entry>() + std::mem::size_of::<Name>() <= 64);
+    }
+
+    #[test]
+    fn child_keys_round_trip() {
+        assert_eq!(Child::NONE.get(), None);
+        assert_eq!(Child::of(0).get(), Some(0));
+        assert_eq!(Child::of(123_456).get(), Some(123_456));
+    }
 }

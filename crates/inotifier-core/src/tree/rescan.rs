@@ -41,7 +41,7 @@ impl Tree {
                 self.node(key)
                     .entries
                     .values()
-                    .filter_map(|e| e.child)
+                    .filter_map(|e| e.child.get())
                     .filter(|c| !new_dirs.contains(c)),
             );
             let mut pending = new_dirs;
@@ -117,7 +117,7 @@ impl Tree {
             .entries
             .get_mut(name)
             .expect("known entry");
-        let (modified, attrib) = match entry.stat {
+        let (modified, attrib) = match entry.stat.as_deref() {
             Some(old) => (
                 old.size != stat.size || old.mtime_ns != stat.mtime_ns,
                 old.ctime_ns != stat.ctime_ns,
@@ -128,11 +128,11 @@ impl Tree {
                 stat.ctime_ns >= entry.since_ns,
             ),
         };
-        entry.stat = Some(Seen {
+        entry.stat = Some(Box::new(Seen {
             size: stat.size,
             mtime_ns: stat.mtime_ns,
             ctime_ns: stat.ctime_ns,
-        });
+        }));
         entry.ino = ino;
         let isdir = if stat.kind == Kind::Dir {
             Mask::IN_ISDIR
@@ -154,13 +154,18 @@ impl Tree {
         let Some(entry) = self.node_mut(key).entries.remove(name) else {
             return;
         };
-        if let Some(child) = entry.child {
+        if let Some(child) = entry.child.get() {
             // Depth first, children before parents, as the kernel reports an `rm -r`.
             let mut order = Vec::new();
             let mut stack = vec![child];
             while let Some(node) = stack.pop() {
                 order.push(node);
-                stack.extend(self.node(node).entries.values().filter_map(|e| e.child));
+                stack.extend(
+                    self.node(node)
+                        .entries
+                        .values()
+                        .filter_map(|e| e.child.get()),
+                );
             }
             for &node in order.iter().rev() {
                 let names: Vec<(Name, bool)> = self

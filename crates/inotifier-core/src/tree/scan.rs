@@ -142,7 +142,7 @@ impl Tree {
         if let Some(known) = self.node(key).entries.get(&name) {
             // Listed again, for a second watch covering this directory: keep what is known, and
             // extend the subdirectory's watch to the new owners.
-            match known.child {
+            match known.child.get() {
                 Some(child) => {
                     self.add_owners(child, &child_owners);
                     pending.push(child);
@@ -169,7 +169,7 @@ impl Tree {
             stat: None,
             since_ns,
             from_scan: synthesize.is_some(),
-            child: None,
+            child: Child::NONE,
         };
         if is_dir && !child_owners.is_empty() {
             let child_path: Arc<Path> =
@@ -181,7 +181,7 @@ impl Tree {
                     if node.parent.is_none() {
                         node.parent = Some(key);
                     }
-                    entry.child = Some(child);
+                    entry.child = Child::of(child);
                     pending.push(child);
                 }
                 Err(WatchFailure::OutOfWatches) if synthesize.is_none() => {
