@@ -575,6 +575,11 @@ fn overlapping_recursive_watches_share_directories_and_keep_their_own_masks() {
 
     // A directory created later is covered by all the watches that want it.
     std::fs::create_dir(dir.path().join("a/b/new")).unwrap();
+    // Once its creation is delivered, the new directory is watched (a file created and deleted
+    // before that is not seen by anyone).
+    watcher.expect("new directory", |e| {
+        e.pathname().ends_with("a/b/new") && e.dir()
+    });
     let later = dir.path().join("a/b/new/h");
     std::fs::write(&later, b"1").unwrap();
     std::fs::write(&later, b"2").unwrap();
