@@ -32,7 +32,7 @@
 //!   directories are watched and scanned), vanished ones `IN_DELETE` (contents before their
 //!   directory), files whose size or mtime changed `IN_MODIFY` + `IN_CLOSE_WRITE`, and entries
 //!   whose ctime alone changed `IN_ATTRIB`. An entry replaced by another inode is reported as
-//!   deleted and created. A file changed within the same clock tick as its last event may be
+//!   deleted and created. A file changed within two scheduler ticks of its last event may be
 //!   reported modified once more: a spurious report is preferred to a lost one.
 
 mod engine;
