@@ -53,20 +53,10 @@ impl Tree {
     }
 
     pub(super) fn rescan_node(&mut self, key: usize, new_dirs: &mut Vec<usize>) {
-        let node = self.node(key);
-        if !node.is_dir {
+        let Some((since_ns, listing)) = self.list_node(key) else {
             return;
-        }
-        let path = node.path.clone();
-        let since_ns = sys::coarse_realtime_ns();
-        let listing = match sys::read_dir(&path, node.parent.is_none(), &mut self.dirent_buffer) {
-            Ok(listing) => listing,
-            // Gone: its parent's rescan reports that.
-            Err(error) => {
-                self.warn_unreadable(&path, &error);
-                return;
-            }
         };
+        let path = self.node(key).path.clone();
         let mut on_disk: HashMap<Name, (u64, Kind)> = listing
             .into_iter()
             .map(|e| (e.name, (e.ino, e.kind)))

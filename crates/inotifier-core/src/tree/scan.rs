@@ -90,6 +90,25 @@ impl Tree {
         Ok(key)
     }
 
+    /// Lists the directory of a node, with the time taken just before: anything changed after
+    /// it shows a later mtime or ctime. `None` for a file, or a directory that cannot be read
+    /// (gone: its parent's listing tells; unreadable: warned once).
+    pub(super) fn list_node(&mut self, key: usize) -> Option<(i64, Vec<sys::DirEntry>)> {
+        let node = self.node(key);
+        if !node.is_dir {
+            return None;
+        }
+        let path = node.path.clone();
+        let since_ns = sys::coarse_realtime_ns();
+        match sys::read_dir(&path, node.parent.is_none(), &mut self.dirent_buffer) {
+            Ok(listing) => Some((since_ns, listing)),
+            Err(error) => {
+                self.warn_unreadable(&path, &error);
+                None
+            }
+        }
+    }
+
     /// Lists one watched directory into the index, watches its subdirectories (pushing them on
     /// `pending` to be scanned in turn) and synthesizes events for what it finds.
     pub(super) fn scan_node(
@@ -98,19 +117,8 @@ impl Tree {
         synthesize: Option<Origin>,
         pending: &mut Vec<usize>,
     ) {
-        let node = self.node(key);
-        if !node.is_dir {
+        let Some((since_ns, listing)) = self.list_node(key) else {
             return;
-        }
-        let path = node.path.clone();
-        // Taken before listing: anything changed after this shows a later mtime or ctime.
-        let since_ns = sys::coarse_realtime_ns();
-        let listing = match sys::read_dir(&path, node.parent.is_none(), &mut self.dirent_buffer) {
-            Ok(listing) => listing,
-            Err(error) => {
-                self.warn_unreadable(&path, &error);
-                return;
-            }
         };
         for found in listing {
             self.add_entry(
