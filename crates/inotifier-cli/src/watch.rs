@@ -104,7 +104,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             engine.watch_count()?
         );
     }
-    engine.wait();
+    engine.wait()?;
     match write_error.lock().expect("not poisoned").take() {
         Some(error) => Err(error).context("cannot write events to stdout"),
         None => Ok(ExitCode::SUCCESS),

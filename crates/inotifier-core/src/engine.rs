@@ -83,7 +83,7 @@ impl Stopper {
 pub struct Engine {
     commands: mpsc::Sender<Command>,
     stopper: Stopper,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl Engine {
@@ -163,9 +163,16 @@ impl Engine {
     }
 
     /// Waits until the engine stops: a [`Stopper`] was used or the sink returned [`Flow::Stop`].
-    pub fn wait(mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+    /// An error if the reader failed (reading the inotify descriptor), which no caller should
+    /// take for a normal stop.
+    pub fn wait(mut self) -> Result<()> {
+        match self.thread.take().map(|thread| thread.join()) {
+            Some(Ok(Err(error))) => Err(Error::io("reading inotify events failed", error)),
+            Some(Err(_)) => Err(Error::io(
+                "the inotify reader thread panicked",
+                io::Error::other("panic"),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -211,13 +218,16 @@ struct Reader {
 }
 
 impl Reader {
-    fn run(mut self) {
-        if let Err(error) = self.read_loop() {
+    /// Returns why the reader stopped, if not because it was asked to.
+    fn run(mut self) -> io::Result<()> {
+        let ended = self.read_loop();
+        if let Err(error) = &ended {
             tracing::error!("inotify reader stopped: {error}");
         }
         // Moves still waiting for their pair are final now.
         self.tree.expire_moves(true);
         self.send_batch();
+        ended
     }
 
     fn read_loop(&mut self) -> io::Result<()> {
