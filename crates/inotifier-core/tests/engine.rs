@@ -606,3 +606,50 @@ fn overlapping_recursive_watches_share_directories_and_keep_their_own_masks() {
     });
     assert_eq!(*last.watches, [deletes]);
 }
+
+/// A watched directory moved into a directory the engine has not watched yet: the move's events
+/// say it left (no IN_MOVED_TO, its new parent was not watched), and the scan of the new parent
+/// finds it with its old watch. It must end up watched at its new place, not lost.
+#[test]
+fn a_directory_moved_into_a_new_directory_before_its_watch_stays_watched() {
+    let dir = temp_dir();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("old/x/y")).unwrap();
+    std::fs::write(root.join("old/x/y/kept"), b"k").unwrap();
+    let options = EngineOptions {
+        read_buffer_size: 4096,
+        channel_batches: 1,
+        ..EngineOptions::default()
+    };
+    let mut watcher =
+        Watcher::with_options(options, Some(inotifier_test_support::inotify_shared()));
+    watcher.watch(
+        root,
+        Mask::IN_CREATE | Mask::IN_MOVE | Mask::IN_DELETE,
+        true,
+    );
+    // Hold the reader back (it blocks once one batch waits), so that both changes happen before
+    // it sees the first.
+    for n in 0..3 {
+        std::fs::write(root.join(format!("filler{n}")), b"").unwrap();
+    }
+    std::fs::create_dir(root.join("new")).unwrap();
+    std::fs::rename(root.join("old/x"), root.join("new/x")).unwrap();
+
+    let moved_kept = root.join("new/x/y/kept");
+    watcher.expect(
+        "the moved directory's file, found by the scan of new/",
+        |e| e.pathname() == moved_kept && e.mask.contains(Mask::IN_CREATE),
+    );
+    // Past the pairing window, the departure from old/ is settled; new/x is still watched.
+    assert!(
+        inotifier_test_support::wait_until(Duration::from_secs(10), || {
+            watcher.engine().watch_count().unwrap() == 5
+        }),
+        "root, old, new, new/x, new/x/y"
+    );
+    std::fs::write(root.join("new/x/y/after"), b"a").unwrap();
+    watcher.expect("a file created in the moved directory afterwards", |e| {
+        e.pathname() == root.join("new/x/y/after") && e.origin == Origin::Kernel
+    });
+}

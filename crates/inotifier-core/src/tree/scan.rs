@@ -61,9 +61,17 @@ impl Tree {
                 self.add_owners(existing, &owners);
                 return Ok(existing);
             }
-            // The kernel replaced the mask of the existing watch; give it back its own.
-            let _ = self.refresh_kernel_mask(existing);
-            return Err(WatchFailure::AlreadyWatched);
+            if self.moved_away(existing, &path) {
+                // The directory moved here and its old place is not processed yet: its move
+                // events are still queued, or were lost in an overflow. Forget the old place
+                // (the kernel watch stays: same inode) and take it as new here.
+                self.drop_subtree(existing, false);
+            } else {
+                // The same directory through two paths (a bind mount): watched once. The
+                // kernel replaced the existing watch's mask; give it back its own.
+                let _ = self.refresh_kernel_mask(existing);
+                return Err(WatchFailure::AlreadyWatched);
+            }
         }
         let node = Node {
             wd,
@@ -88,6 +96,17 @@ impl Tree {
             self.quieted.push(key);
         }
         Ok(key)
+    }
+
+    /// Whether the directory of node `key` is no longer at the node's path but at `path`.
+    fn moved_away(&self, key: usize, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let identity = |path: &Path| std::fs::symlink_metadata(path).map(|m| (m.dev(), m.ino()));
+        match (identity(&self.node(key).path), identity(path)) {
+            (Ok(old), Ok(new)) => old != new,
+            (Err(_), _) => true,
+            (Ok(_), Err(_)) => false,
+        }
     }
 
     /// Lists the directory of a node, with the time taken just before: anything changed after
