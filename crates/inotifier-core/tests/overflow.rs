@@ -301,3 +301,69 @@ fn the_engines_own_listings_neither_flood_the_queue_nor_reach_the_consumer() {
         });
     }
 }
+
+/// Directories renamed while the queue overflowed: whatever order the rescan visits the old and
+/// the new places in, each ends up watched at its new place.
+#[test]
+fn directories_moved_during_an_overflow_stay_watched_at_their_new_place() {
+    let dir = temp_dir();
+    let root = dir.path();
+    let names: Vec<String> = (0..20).map(|n| format!("d{n:02}")).collect();
+    for name in &names {
+        std::fs::create_dir_all(root.join("a").join(name).join("inner")).unwrap();
+    }
+    std::fs::create_dir(root.join("b")).unwrap();
+    let lock = inotify_exclusive();
+    let mut watcher = watcher_with_small_queue(16, &lock);
+    watcher.watch(
+        root,
+        Mask::IN_CREATE | Mask::IN_MOVE | Mask::IN_DELETE,
+        true,
+    );
+
+    // Not reading: the queue overflows, and the moves' events are lost among others.
+    for n in 0..200 {
+        std::fs::write(root.join(format!("filler{n}")), b"").unwrap();
+    }
+    for name in &names {
+        // Half move to a later place in the walk, half to an earlier one.
+        let target = if name.ends_with(['0', '2', '4', '6', '8']) {
+            "b"
+        } else {
+            "."
+        };
+        std::fs::rename(
+            root.join("a").join(name),
+            root.join(target).join(format!("moved-{name}")),
+        )
+        .unwrap();
+    }
+    for n in 200..400 {
+        std::fs::write(root.join(format!("filler{n}")), b"").unwrap();
+    }
+    assert!(watcher.wait_for(|seen| seen.iter().any(|e| e.mask.contains(Mask::IN_Q_OVERFLOW))));
+    watcher.barrier(root);
+    // a, b, root, and each moved directory with its inner directory.
+    assert!(
+        inotifier_test_support::wait_until(Duration::from_secs(10), || {
+            watcher.engine().watch_count().unwrap() == 3 + 2 * names.len()
+        }),
+        "watch count {}",
+        watcher.engine().watch_count().unwrap()
+    );
+    for name in &names {
+        let target = if name.ends_with(['0', '2', '4', '6', '8']) {
+            root.join("b")
+        } else {
+            root.to_path_buf()
+        };
+        let file = target
+            .join(format!("moved-{name}"))
+            .join("inner")
+            .join("after");
+        std::fs::write(&file, b"").unwrap();
+        watcher.expect("a file in a directory moved during the overflow", |e| {
+            e.pathname() == file && e.mask.contains(Mask::IN_CREATE)
+        });
+    }
+}
