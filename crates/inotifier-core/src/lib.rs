@@ -41,6 +41,7 @@ mod event;
 pub mod glob;
 pub mod json;
 mod mask;
+pub mod ready;
 mod sys;
 mod tree;
 mod wake;

@@ -33,10 +33,16 @@ pub struct ProcessError {
 
 impl ProcessError {
     pub fn retryable(message: impl Into<String>) -> ProcessError {
-        ProcessError { message: message.into(), retryable: true }
+        ProcessError {
+            message: message.into(),
+            retryable: true,
+        }
     }
 
     pub fn permanent(message: impl Into<String>) -> ProcessError {
-        ProcessError { message: message.into(), retryable: false }
+        ProcessError {
+            message: message.into(),
+            retryable: false,
+        }
     }
 }

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use inotifier_core::{Filters, Mask};
 use inotifier_core::ready::ReadyOptions;
+use inotifier_core::{Filters, Mask};
 use inotifier_sinks::RetryPolicy;
 
 #[derive(Debug, Clone, PartialEq)]
