@@ -35,6 +35,7 @@
 //!   deleted and created. A file changed within two scheduler ticks of its last event may be
 //!   reported modified once more: a spurious report is preferred to a lost one.
 
+pub mod duration;
 mod engine;
 mod error;
 mod event;
