@@ -59,7 +59,7 @@ mod tests {
                 .contains("use ms, s, m or h")
         );
         assert!(
-            parse_duration("abc")
+            parse_duration("1.2.3s")
                 .unwrap_err()
                 .contains("not a duration")
         );
