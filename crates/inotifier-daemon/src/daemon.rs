@@ -1,0 +1,280 @@
+//! A running set of watches: the engine, the pipeline and the router, configured from a
+//! [`Config`] and reconfigured in place by [`Daemon::reload`].
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use inotifier_core::{Engine, EngineOptions, WatchId, WatchSpec};
+use inotifier_sinks::Processor;
+
+use crate::config::{Config, WatchConfig};
+use crate::pipeline::{self, Pipeline, SharedPipeline};
+use crate::router::{Abandoner, Route, Router};
+use crate::stats::{Snapshot, Stats};
+
+/// Builds the processor of a watch. The binary builds native processors; the Django app also
+/// builds Python ones.
+pub trait ProcessorFactory: Send + Sync {
+    fn build(&self, watch: &WatchConfig, base_dir: &Path) -> Result<Arc<dyn Processor>, String>;
+}
+
+/// The processors inotifier runs natively (`log`, `jsonl`, `exec`, `webhook`).
+pub struct NativeProcessors;
+
+impl ProcessorFactory for NativeProcessors {
+    fn build(&self, watch: &WatchConfig, base_dir: &Path) -> Result<Arc<dyn Processor>, String> {
+        inotifier_sinks::build(&watch.processor.kind, &watch.processor.options, base_dir)
+            .map_err(|error| error.to_string())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot start the engine: {0}")]
+    Engine(#[source] inotifier_core::Error),
+    #[error("cannot watch {path}: {source}")]
+    Watch {
+        path: std::path::PathBuf,
+        #[source]
+        source: inotifier_core::Error,
+    },
+    #[error("processor {processor} of watch {path}: {message}")]
+    Processor {
+        path: std::path::PathBuf,
+        processor: String,
+        message: String,
+    },
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+struct ActiveWatch {
+    config: WatchConfig,
+    id: WatchId,
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub added: usize,
+    pub removed: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+}
+
+pub struct Daemon {
+    engine: Engine,
+    pipeline: SharedPipeline,
+    pipeline_thread: Option<JoinHandle<()>>,
+    abandoner: Abandoner,
+    stats: Arc<Stats>,
+    active: Vec<ActiveWatch>,
+    factory: Arc<dyn ProcessorFactory>,
+    config: Config,
+}
+
+impl Daemon {
+    /// Starts the engine and every watch of `config`; returns once all of them are in place.
+    pub fn start(
+        config: Config,
+        factory: Arc<dyn ProcessorFactory>,
+    ) -> Result<Daemon, DaemonError> {
+        let stats = Arc::new(Stats::default());
+        let router = Router::new(
+            config.daemon.workers,
+            config.daemon.queue_capacity,
+            stats.clone(),
+        )
+        .map_err(DaemonError::Thread)?;
+        let abandoner = router.abandoner();
+        let (engine, batches) =
+            Engine::start(EngineOptions::default()).map_err(DaemonError::Engine)?;
+        let pipeline = Pipeline::new(router, stats.clone(), 1);
+        let pipeline_thread =
+            pipeline::spawn(pipeline.clone(), batches).map_err(DaemonError::Thread)?;
+        let mut daemon = Daemon {
+            engine,
+            pipeline,
+            pipeline_thread: Some(pipeline_thread),
+            abandoner,
+            stats,
+            active: Vec::new(),
+            factory,
+            config: Config {
+                watches: Vec::new(),
+                ..config.clone()
+            },
+        };
+        for watch in &config.watches {
+            let active = daemon.add(watch)?;
+            daemon.active.push(active);
+        }
+        daemon.config = config;
+        Ok(daemon)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn counters(&self) -> Snapshot {
+        self.stats.snapshot()
+    }
+
+    /// Directories and files the kernel watches for us.
+    pub fn kernel_watches(&self) -> usize {
+        self.engine.watch_count().unwrap_or(0)
+    }
+
+    fn base_dir(&self) -> &Path {
+        self.config
+            .source
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/"))
+    }
+
+    fn add(&self, watch: &WatchConfig) -> Result<ActiveWatch, DaemonError> {
+        let processor = self
+            .factory
+            .build(watch, self.base_dir())
+            .map_err(|message| DaemonError::Processor {
+                path: watch.path.clone(),
+                processor: watch.processor.kind.clone(),
+                message,
+            })?;
+        let spec = WatchSpec {
+            path: watch.path.clone(),
+            mask: watch.events,
+            recursive: watch.recursive,
+            auto_add: watch.auto_add,
+            filters: watch.filters.clone(),
+        };
+        let id = self
+            .engine
+            .add_watch(spec)
+            .map_err(|source| DaemonError::Watch {
+                path: watch.path.clone(),
+                source,
+            })?;
+        let route = Route {
+            watch: id,
+            path: watch.path.clone(),
+            processor_name: watch.processor.kind.clone(),
+            processor,
+            events: watch.events,
+            retry: watch.retry.clone(),
+        };
+        let ready = watch
+            .events
+            .contains(inotifier_core::Mask::IN_READY)
+            .then(|| watch.ready.clone());
+        pipeline::lock(&self.pipeline).register(route, ready);
+        tracing::info!(
+            "watching {} for {} with processor {}",
+            watch.path.display(),
+            watch.events.name(),
+            watch.processor.kind
+        );
+        Ok(ActiveWatch {
+            config: watch.clone(),
+            id,
+        })
+    }
+
+    fn remove(&self, active: &ActiveWatch) {
+        pipeline::lock(&self.pipeline).unregister(active.id);
+        if let Err(error) = self.engine.remove_watch(active.id) {
+            tracing::warn!(
+                "removing the watch on {}: {error}",
+                active.config.path.display()
+            );
+        }
+        tracing::info!("stopped watching {}", active.config.path.display());
+    }
+
+    /// Applies a new configuration: watches that did not change keep running untouched (no
+    /// event of theirs is lost), new and changed ones are added before removed and replaced
+    /// ones go, so a changed watch has no gap either. If any new watch cannot be set up, the
+    /// reload is undone and the old configuration keeps running.
+    pub fn reload(&mut self, config: Config) -> Result<ReloadSummary, DaemonError> {
+        if config.daemon != self.config.daemon {
+            tracing::warn!(
+                "the [daemon] settings changed; they take effect at the next restart, only the \
+                 watches are reloaded"
+            );
+        }
+        let mut summary = ReloadSummary::default();
+        let mut added = Vec::new();
+        for watch in &config.watches {
+            if self.active.iter().any(|active| &active.config == watch) {
+                continue;
+            }
+            match self.add(watch) {
+                Ok(active) => added.push(active),
+                Err(error) => {
+                    for active in &added {
+                        self.remove(active);
+                    }
+                    return Err(error);
+                }
+            }
+            if self
+                .active
+                .iter()
+                .any(|active| active.config.path == watch.path)
+            {
+                summary.changed += 1;
+            } else {
+                summary.added += 1;
+            }
+        }
+        let (kept, gone): (Vec<ActiveWatch>, Vec<ActiveWatch>) = std::mem::take(&mut self.active)
+            .into_iter()
+            .partition(|active| config.watches.contains(&active.config));
+        summary.unchanged = kept.len();
+        for active in &gone {
+            self.remove(active);
+        }
+        summary.removed = gone.len().saturating_sub(summary.changed);
+        self.active = kept;
+        self.active.extend(added);
+        self.config = Config {
+            daemon: self.config.daemon.clone(),
+            ..config
+        };
+        Ok(summary)
+    }
+
+    /// Stops reading, then lets the processors finish what was read, until `deadline`. Returns
+    /// whether every event read was delivered (or failed for good) in time.
+    pub fn stop(mut self, deadline: Instant) -> bool {
+        self.engine.stopper().stop();
+        if let Some(thread) = self.pipeline_thread.take() {
+            // The pipeline may be blocked feeding a full worker queue: past the deadline, make
+            // the workers give up so that it can finish.
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            let joiner = std::thread::spawn(move || {
+                let _ = thread.join();
+                let _ = done_tx.send(());
+            });
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            if done_rx.recv_timeout(timeout).is_err() {
+                self.abandoner.abandon();
+                let _ = done_rx.recv();
+            }
+            let _ = joiner.join();
+        }
+        let router = pipeline::lock(&self.pipeline).take_router();
+        let engine_result = self.engine.wait();
+        if let Err(error) = engine_result {
+            tracing::error!("the engine stopped with an error: {error}");
+        }
+        match router {
+            Some(router) => router.drain(deadline),
+            None => true,
+        }
+    }
+}

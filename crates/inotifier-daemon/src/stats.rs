@@ -1,0 +1,59 @@
+//! Counters a running daemon keeps and `status` shows.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Default)]
+pub struct Stats {
+    seen: AtomicU64,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    abandoned: AtomicU64,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Events read from the kernel or synthesized, after each watch's mask.
+    pub seen: u64,
+    /// Successful deliveries (one event to one processor).
+    pub delivered: u64,
+    /// Deliveries given up: not retryable, or out of attempts.
+    pub failed: u64,
+    /// Attempts that failed and were tried again.
+    pub retried: u64,
+    /// Deliveries dropped because a stopping daemon ran out of drain time.
+    pub abandoned: u64,
+}
+
+impl Stats {
+    pub fn seen(&self, count: usize) {
+        self.seen.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    pub fn delivered(&self) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn retried(&self) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn abandoned(&self, count: usize) {
+        self.abandoned.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            seen: self.seen.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            abandoned: self.abandoned.load(Ordering::Relaxed),
+        }
+    }
+}

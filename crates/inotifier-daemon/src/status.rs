@@ -1,0 +1,67 @@
+//! The status file a running daemon keeps next to its pid file, for `inotifier status`.
+//!
+//! Rewritten (atomically: a new file renamed over the old) every second and at each change of
+//! state, so a reader never sees half of it.
+
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::Snapshot;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: i32,
+    /// `starting`, `running`, `reloading` or `stopping`.
+    pub state: String,
+    /// When the daemon started, in seconds since the Unix epoch.
+    pub started: u64,
+    pub config: Option<PathBuf>,
+    /// Watches in the configuration.
+    pub watches: usize,
+    /// Directories and files the kernel watches for them.
+    pub kernel_watches: usize,
+    pub events_seen: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub abandoned: u64,
+}
+
+impl Status {
+    pub fn set_counters(&mut self, counters: Snapshot) {
+        self.events_seen = counters.seen;
+        self.delivered = counters.delivered;
+        self.failed = counters.failed;
+        self.retried = counters.retried;
+        self.abandoned = counters.abandoned;
+    }
+}
+
+/// The status file that goes with a pid file.
+pub fn status_path(pid_file: &Path) -> PathBuf {
+    pid_file.with_extension("status")
+}
+
+pub fn write(path: &Path, status: &Status) -> io::Result<()> {
+    let temporary = path.with_extension(format!("status.{}.tmp", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temporary)?;
+    let mut text = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
+    text.push(b'\n');
+    file.write_all(&text)?;
+    drop(file);
+    std::fs::rename(&temporary, path)
+}
+
+pub fn read(path: &Path) -> io::Result<Status> {
+    let text = std::fs::read(path)?;
+    serde_json::from_slice(&text).map_err(io::Error::other)
+}
