@@ -1,0 +1,405 @@
+//! The daemon's lifecycle with real processes: `start`, `stop`, `status`, `run` with SIGHUP and
+//! SIGTERM, and systemd's readiness protocol on a real datagram socket.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{BIN, DEADLINE, Finished, Watcher, run_inotifier};
+use inotifier_test_support::{inotify_shared, wait_until};
+
+/// A daemon started in the background; killed by its pid if the test ends without stopping it.
+struct DaemonGuard {
+    pid: i32,
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        if alive(self.pid) {
+            // SAFETY: kill(2) of the daemon this test started.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Whether `pid` runs (a zombie waiting for an init that does not reap counts as gone).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[track_caller]
+fn wait_for(what: &str, condition: impl FnMut() -> bool) {
+    assert!(
+        wait_until(DEADLINE, condition),
+        "{what}: not within {DEADLINE:?}"
+    );
+}
+
+/// A project directory: a config file, a watched folder and the processor's output.
+struct Project {
+    dir: tempfile::TempDir,
+    config_arg: String,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("watched")).unwrap();
+        let config_arg = dir
+            .path()
+            .join("inotifier.toml")
+            .to_str()
+            .unwrap()
+            .to_string();
+        Project { dir, config_arg }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn config(&self) -> PathBuf {
+        self.path("inotifier.toml")
+    }
+
+    fn s(&self) -> &str {
+        &self.config_arg
+    }
+
+    /// Writes the config: the watched folder's creations and writes to `events.jsonl`, plus
+    /// `extra` (more TOML).
+    fn write_config(&self, extra: &str) {
+        let text = format!(
+            r#"[daemon]
+pid_file = "run/inotifier.pid"
+stdout = "out.log"
+stderr = "err.log"
+log_level = "info"
+drain_timeout = "30s"
+
+[[watch]]
+path = "watched"
+events = "IN_CREATE|IN_CLOSE_WRITE"
+processor = "jsonl"
+[watch.options]
+path = "events.jsonl"
+{extra}"#
+        );
+        std::fs::write(self.config(), text).unwrap();
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.path("run/inotifier.pid")
+    }
+
+    fn jsonl(&self, name: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path(name))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
+    }
+
+    fn has_event(&self, jsonl: &str, name: &str) -> bool {
+        self.jsonl(jsonl).iter().any(|event| event["name"] == name)
+    }
+
+    fn start(&self) -> Finished {
+        run_inotifier(&["start", "-c", self.s()])
+    }
+
+    fn started_pid(&self, finished: &Finished) -> DaemonGuard {
+        assert!(
+            finished.status.success(),
+            "start failed: {}{}",
+            finished.stdout,
+            finished.stderr
+        );
+        let pid: i32 = std::fs::read_to_string(self.pid_file())
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            finished.stdout.contains(&format!("pid {pid}")),
+            "{}",
+            finished.stdout
+        );
+        DaemonGuard { pid }
+    }
+}
+
+#[test]
+fn start_status_stop_and_the_refusals() {
+    let _lock = inotify_shared();
+    let project = Project::new();
+    project.write_config("");
+
+    let started = project.start();
+    let daemon = project.started_pid(&started);
+    assert!(alive(daemon.pid));
+    // Its exit status promised the watches are in place: a file created right now is seen.
+    std::fs::write(project.path("watched/first"), b"1").unwrap();
+    wait_for("first file delivered", || {
+        project.has_event("events.jsonl", "first")
+    });
+
+    let second = project.start();
+    assert_eq!(second.status.code(), Some(1), "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("already running with pid {}", daemon.pid)),
+        "{}",
+        second.stderr
+    );
+    assert!(alive(daemon.pid));
+
+    wait_for("status shows the event", || {
+        run_inotifier(&["status", "-c", project.s()])
+            .stdout
+            .contains("delivered:      2")
+    });
+    let status = run_inotifier(&["status", "-c", project.s()]);
+    assert_eq!(status.status.code(), Some(0));
+    for expected in [
+        format!("pid:            {}", daemon.pid),
+        "watches:        1 (1 directories and files)".to_string(),
+        "events seen:    2".to_string(),
+        "failed:         0".to_string(),
+        "uptime:".to_string(),
+    ] {
+        assert!(
+            status.stdout.contains(&expected),
+            "{expected:?} in\n{}",
+            status.stdout
+        );
+    }
+
+    let stopped = run_inotifier(&["stop", "-c", project.s()]);
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    assert!(
+        stopped
+            .stdout
+            .contains(&format!("(pid {}) stopped", daemon.pid))
+    );
+    assert!(!alive(daemon.pid), "stop returned before the daemon exited");
+    assert!(
+        !project.pid_file().exists(),
+        "the pid file is removed on a clean stop"
+    );
+
+    let again = run_inotifier(&["stop", "-c", project.s()]);
+    assert_eq!(again.status.code(), Some(3));
+    assert!(again.stderr.contains("not running"), "{}", again.stderr);
+    let status = run_inotifier(&["status", "--pid-file", project.pid_file().to_str().unwrap()]);
+    assert_eq!(status.status.code(), Some(3));
+    assert!(status.stdout.contains("not running"));
+
+    // The daemon's log went where the config said, with mode 0640.
+    let log = std::fs::read_to_string(project.path("err.log")).unwrap();
+    assert!(log.contains("ready: 1 watches"), "{log}");
+    assert!(log.contains("SIGTERM received"), "{log}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(project.path("err.log"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+}
+
+#[test]
+fn a_stale_pid_file_is_reported_and_taken_over() {
+    let _lock = inotify_shared();
+    let project = Project::new();
+    project.write_config("");
+    std::fs::create_dir(project.path("run")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(project.path("run"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A pid that cannot be a live process holding the lock.
+    std::fs::write(project.pid_file(), "4194303\n").unwrap();
+
+    let status = run_inotifier(&["status", "-c", project.s()]);
+    assert_eq!(status.status.code(), Some(3));
+    assert!(
+        status.stdout.contains("stale pid file"),
+        "{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains("4194303"), "{}", status.stdout);
+    let stop = run_inotifier(&["stop", "-c", project.s()]);
+    assert_eq!(stop.status.code(), Some(3));
+    assert!(stop.stderr.contains("stale"), "{}", stop.stderr);
+
+    let started = project.start();
+    let daemon = project.started_pid(&started);
+    assert_ne!(daemon.pid, 4194303);
+    let stopped = run_inotifier(&["stop", "-c", project.s()]);
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+}
+
+#[test]
+fn start_fails_with_the_reason_when_the_daemon_cannot_come_up() {
+    let _lock = inotify_shared();
+    let project = Project::new();
+    // Valid for `check`, but the processor cannot open its output once running: the daemon
+    // fails after the fork, and `start` must say so.
+    project.write_config("");
+    let config = std::fs::read_to_string(project.config()).unwrap().replace(
+        "path = \"events.jsonl\"",
+        "path = \"no-such-dir/events.jsonl\"",
+    );
+    std::fs::write(project.config(), config).unwrap();
+    let started = project.start();
+    assert_eq!(started.status.code(), Some(1), "{}", started.stdout);
+    assert!(
+        started.stderr.contains("did not start"),
+        "{}",
+        started.stderr
+    );
+    assert!(started.stderr.contains("no-such-dir"), "{}", started.stderr);
+    let status = run_inotifier(&["status", "-c", project.s()]);
+    assert_eq!(status.status.code(), Some(3), "{}", status.stdout);
+}
+
+/// `inotifier run` in the foreground, its stderr collected on a thread.
+fn run_foreground(project: &Project, notify_socket: Option<&Path>) -> Watcher {
+    let mut command = Command::new(BIN);
+    command
+        .args(["run", "-c", project.s()])
+        .env_remove("INOTIFIER_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(socket) = notify_socket {
+        command.env("NOTIFY_SOCKET", socket);
+    }
+    Watcher::spawn_command(&mut command, true)
+}
+
+#[test]
+fn run_tells_systemd_it_is_ready_only_once_watching_and_drains_on_sigterm() {
+    let _lock = inotify_shared();
+    let project = Project::new();
+    // A slow exec processor beside the fast jsonl one: 30 files whose events are all read
+    // (jsonl has them) while exec still has most to do when SIGTERM arrives.
+    std::fs::create_dir(project.path("done")).unwrap();
+    project.write_config(&format!(
+        r#"
+[[watch]]
+path = "watched"
+events = "IN_CLOSE_WRITE"
+processor = "exec"
+[watch.options]
+argv = ["/bin/sh", "-c", "sleep 0.05; : > \"$1/$2\"", "sh", "{done}", "{{name}}"]
+max_concurrent = 1
+"#,
+        done = project.path("done").display()
+    ));
+    let socket_path = project.path("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut daemon = run_foreground(&project, Some(&socket_path));
+
+    let mut buffer = [0u8; 4096];
+    let size = socket.recv(&mut buffer).expect("READY=1 from the daemon");
+    let message = String::from_utf8_lossy(&buffer[..size]).into_owned();
+    assert!(message.starts_with("READY=1\n"), "{message}");
+    assert!(
+        message.contains(&format!("MAINPID={}", daemon.pid())),
+        "{message}"
+    );
+    // Ready means watching: files written right away are all seen.
+    let files = 30;
+    for i in 0..files {
+        std::fs::write(project.path(&format!("watched/f{i:02}")), b"x").unwrap();
+    }
+    wait_for("jsonl has every file", || {
+        (0..files).all(|i| project.has_event("events.jsonl", &format!("f{i:02}")))
+    });
+    let done_before = std::fs::read_dir(project.path("done")).unwrap().count();
+    assert!(done_before < files, "exec was too fast to test draining");
+
+    daemon.child.signal(libc::SIGTERM);
+    let size = socket.recv(&mut buffer).expect("STOPPING=1");
+    assert_eq!(&buffer[..size], b"STOPPING=1");
+    let status = daemon
+        .child
+        .expect_exit(DEADLINE, "the daemon after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", daemon.stderr());
+    let done = std::fs::read_dir(project.path("done")).unwrap().count();
+    assert_eq!(
+        done, files,
+        "events read before SIGTERM were not all delivered"
+    );
+    assert!(!project.pid_file().exists());
+}
+
+#[test]
+fn sighup_applies_a_changed_config_and_rejects_an_invalid_one() {
+    let _lock = inotify_shared();
+    let project = Project::new();
+    std::fs::create_dir(project.path("second")).unwrap();
+    project.write_config("");
+    let mut daemon = run_foreground(&project, None);
+    wait_for("ready", || daemon.stderr().contains("ready: 1 watches"));
+
+    // Add a second watch.
+    project.write_config(
+        r#"
+[[watch]]
+path = "second"
+events = "IN_CREATE"
+processor = "jsonl"
+[watch.options]
+path = "second.jsonl"
+"#,
+    );
+    daemon.child.signal(libc::SIGHUP);
+    wait_for("reloaded", || {
+        daemon
+            .stderr()
+            .contains("reloaded: 1 added, 0 removed, 0 changed, 1 unchanged")
+    });
+    std::fs::write(project.path("second/s1"), b"x").unwrap();
+    std::fs::write(project.path("watched/w1"), b"x").unwrap();
+    wait_for("second watch works", || {
+        project.has_event("second.jsonl", "s1")
+    });
+    wait_for("first watch still works", || {
+        project.has_event("events.jsonl", "w1")
+    });
+
+    // An invalid file: rejected with its location, and both watches keep running.
+    std::fs::write(
+        project.config(),
+        "[daemon]\npid_file = \"run/inotifier.pid\"\n\n[[watch]]\npath = \"watched\"\nevents = \"IN_BOGUS\"\nprocessor = \"jsonl\"\n",
+    )
+    .unwrap();
+    daemon.child.signal(libc::SIGHUP);
+    wait_for("rejected", || daemon.stderr().contains("reload rejected"));
+    let log = daemon.stderr();
+    assert!(log.contains("inotifier.toml:6:"), "{log}");
+    assert!(log.contains("IN_BOGUS"), "{log}");
+    std::fs::write(project.path("second/s2"), b"x").unwrap();
+    std::fs::write(project.path("watched/w2"), b"x").unwrap();
+    wait_for("second watch still works", || {
+        project.has_event("second.jsonl", "s2")
+    });
+    wait_for("first watch still works", || {
+        project.has_event("events.jsonl", "w2")
+    });
+
+    daemon.child.signal(libc::SIGINT);
+    let status = daemon
+        .child
+        .expect_exit(DEADLINE, "the daemon after SIGINT");
+    assert_eq!(status.code(), Some(0), "{}", daemon.stderr());
+}
