@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod config_file;
+mod control;
+mod daemon;
 mod output;
 mod signals;
 mod watch;
@@ -17,15 +20,10 @@ mod watch;
 )]
 struct Cli {
     /// Log level for messages on stderr: error, warn, info, debug or trace. Also from the
-    /// INOTIFIER_LOG environment variable.
-    #[arg(
-        long,
-        global = true,
-        value_name = "LEVEL",
-        env = "INOTIFIER_LOG",
-        default_value = "warn"
-    )]
-    log_level: tracing::Level,
+    /// INOTIFIER_LOG environment variable. Default: warn for `watch`, the config file's
+    /// [daemon] log_level for `run` and `start`.
+    #[arg(long, global = true, value_name = "LEVEL", env = "INOTIFIER_LOG")]
+    log_level: Option<tracing::Level>,
 
     #[command(subcommand)]
     command: Command,
@@ -34,18 +32,29 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Watch(watch::WatchArgs),
+    Run(daemon::RunArgs),
+    Start(daemon::StartArgs),
+    Stop(control::StopArgs),
+    Status(control::StatusArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(cli.log_level)
-        .with_target(false)
-        .without_time()
-        .init();
     let result = match cli.command {
-        Command::Watch(args) => watch::run(args),
+        Command::Watch(args) => {
+            init_logging(cli.log_level.unwrap_or(tracing::Level::WARN), false);
+            watch::run(args)
+        }
+        Command::Run(args) => daemon::run(args, cli.log_level),
+        Command::Start(args) => daemon::start(args, cli.log_level),
+        Command::Stop(args) => {
+            init_logging(cli.log_level.unwrap_or(tracing::Level::WARN), false);
+            control::stop(args)
+        }
+        Command::Status(args) => {
+            init_logging(cli.log_level.unwrap_or(tracing::Level::WARN), false);
+            control::status(args)
+        }
     };
     match result {
         Ok(code) => code,
@@ -53,5 +62,19 @@ fn main() -> ExitCode {
             eprintln!("inotifier: error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs go to stderr; a daemon writing to a file wants timestamps, a terminal or the systemd
+/// journal (which adds its own) does not.
+fn init_logging(level: tracing::Level, with_time: bool) {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false);
+    if with_time {
+        builder.init();
+    } else {
+        builder.without_time().init();
     }
 }
