@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod check;
 mod output;
 mod signals;
 mod watch;
@@ -34,6 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Watch(watch::WatchArgs),
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Watch(args) => watch::run(args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,
