@@ -125,6 +125,20 @@ fn the_annotated_example_checks() {
 }
 
 #[test]
+fn the_annotated_example_checks_where_it_is() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/inotifier.toml");
+    let finished = run_inotifier(&["check", "-c", example]);
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
+    assert!(
+        finished
+            .stdout
+            .contains("examples/demo-folder  IN_CLOSE_WRITE|IN_MOVED_TO  exec\n"),
+        "{}",
+        finished.stdout
+    );
+}
+
+#[test]
 fn an_unknown_key_is_named_with_its_place() {
     let setup = Setup::new();
     let (file, finished) = setup.check(
