@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod check;
 mod config_file;
 mod control;
 mod daemon;
@@ -32,6 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Watch(watch::WatchArgs),
+    Check(check::CheckArgs),
     Run(daemon::RunArgs),
     Start(daemon::StartArgs),
     Stop(control::StopArgs),
@@ -54,6 +56,10 @@ fn main() -> ExitCode {
         Command::Status(args) => {
             init_logging(cli.log_level.unwrap_or(tracing::Level::WARN), false);
             control::status(args)
+        }
+        Command::Check(args) => {
+            init_logging(cli.log_level.unwrap_or(tracing::Level::WARN), false);
+            check::run(args)
         }
     };
     match result {

@@ -1,7 +1,13 @@
 //! The daemon's configuration, whatever it was written in (a TOML file for the binary, the
 //! Django settings for the app). Paths here are absolute: readers resolve relative ones.
 
-use std::path::PathBuf;
+pub mod file;
+pub mod paths;
+
+pub use file::{ConfigError, Problem, ProblemKind, ValidateProcessor, load, load_pid_file, parse};
+pub use paths::{PathProblem, check_watch_path};
+
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use inotifier_core::ready::ReadyOptions;
@@ -30,6 +36,24 @@ pub struct DaemonSettings {
     pub workers: usize,
     /// Events waiting per router thread before reading stops (backpressure).
     pub queue_capacity: usize,
+}
+
+impl DaemonSettings {
+    /// The settings of a config that sets none, for a config in `config_dir`: the pid file
+    /// `inotifier.pid` there, output to /dev/null, level info, 10 s to drain, two workers per
+    /// CPU (at least two), 1024 events queued per worker.
+    pub fn defaults(config_dir: &Path) -> DaemonSettings {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        DaemonSettings {
+            pid_file: config_dir.join("inotifier.pid"),
+            stdout: None,
+            stderr: None,
+            log_level: tracing::Level::INFO,
+            drain_timeout: Duration::from_secs(10),
+            workers: (2 * cpus).max(2),
+            queue_capacity: 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

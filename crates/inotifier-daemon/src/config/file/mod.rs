@@ -1,0 +1,271 @@
+//! The TOML config file of the `inotifier` daemon: the same model as the Django setting
+//! `INOTIFIER_WATCH_PATHS`.
+//!
+//! Unknown keys are errors, and every error names the file, the line and column, the key and
+//! what would be valid, as `FILE:LINE:COLUMN: what is wrong: what is valid`. All the problems
+//! of a file are reported at once. Relative paths are resolved against the directory of the
+//! config file. `examples/inotifier.toml` is an annotated example with every key.
+//!
+//! # `[daemon]`: how the process runs (optional, as is each of its keys)
+//!
+//! | key | type | default | meaning |
+//! | --- | --- | --- | --- |
+//! | `pid_file` | path | `inotifier.pid` next to the config file | the pid file, locked while the daemon runs |
+//! | `stdout` | path | none (`/dev/null`) | where a daemonized process writes its standard output |
+//! | `stderr` | path | none (`/dev/null`) | where a daemonized process writes its standard error |
+//! | `log_level` | string | `"info"` | `error`, `warn`, `info`, `debug` or `trace` |
+//! | `drain_timeout` | duration | `"10s"` | how long a stopping daemon keeps delivering the events it has read |
+//! | `workers` | integer ≥ 1 | 2 × CPUs, at least 2 | threads processing events; events of one file stay in order |
+//! | `queue_capacity` | integer ≥ 1 | `1024` | events waiting per worker before reading pauses |
+//!
+//! # `[[watch]]`: one table per watch (at least one)
+//!
+//! | key | type | default | meaning |
+//! | --- | --- | --- | --- |
+//! | `path` | path, required | | the directory or file to watch; it must exist and be readable |
+//! | `events` | mask, required | | `"IN_CLOSE_WRITE\|IN_MOVED_TO"`, `["IN_CLOSE_WRITE", "IN_READY"]`, `256` or `"0x100"`; names as [`Mask`](inotifier_core::Mask) parses them (case-insensitive, `IN_` optional) |
+//! | `processor` | string, required | | `log`, `jsonl`, `exec`, `webhook`, or a name the host application resolves |
+//! | `recursive` | boolean | `false` | watch every directory below `path` too |
+//! | `auto_add` | boolean | = `recursive` | watch directories created later |
+//! | `exclude` | array of globs | `[]` | entries never watched nor reported (`"*.tmp"`, `".git"`, `"build/**"`) |
+//! | `include` | array of globs | `[]` (all) | when given, only files matching one are reported |
+//! | `options` | table | `{}` | the processor's options, passed to it as a JSON object |
+//! | `ready` | table | | when a file counts as ready (the `IN_READY` event) |
+//! | `retry` | table | | how a failed event is retried |
+//!
+//! A glob without `/` matches a name at any depth; one with `/` matches the path below `path`.
+//!
+//! ## `[watch.ready]`
+//!
+//! | key | type | default | meaning |
+//! | --- | --- | --- | --- |
+//! | `settle` | duration | `"200ms"` | how long a file closed after writing must stay untouched |
+//! | `temp_patterns` | array of globs | `["*.part", "*.tmp", "*.crdownload", ".*.swp"]` | temporary names: never ready; renamed from one into place, ready at once |
+//!
+//! ## `[watch.retry]`
+//!
+//! | key | type | default | meaning |
+//! | --- | --- | --- | --- |
+//! | `attempts` | integer ≥ 1 | `5` | attempts in all, the first included |
+//! | `initial` | duration | `"100ms"` | delay before the first retry |
+//! | `max` | duration | `"30s"` | longest delay; at least `initial` |
+//! | `multiplier` | number ≥ 1.0 | `2.0` | growth of the delay between attempts |
+//!
+//! Durations are strings: a number and a unit, `ms`, `s`, `m` or `h` (`"200ms"`, `"1.5s"`).
+//!
+//! # Processors
+//!
+//! Which processor names and options are valid is not decided here: [`load`] and [`parse`]
+//! take a [`ValidateProcessor`] callback, called once per watch whose keys are otherwise valid.
+
+mod daemon;
+mod error;
+mod json;
+mod table;
+mod watch;
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+use toml::de::{DeTable, DeValue};
+
+pub use error::{ConfigError, Problem, ProblemKind};
+
+use super::Config;
+use super::paths::check_watch_path;
+use error::Locator;
+use table::{KeySpec, Report, TableReader};
+
+/// Checks a processor's name and options: `(kind, options, config_dir)`, where `config_dir`
+/// is the config file's directory (for options holding relative paths). The error says what is
+/// wrong and what is valid. It is reported at the option it names (as a whole word) when there
+/// is one, else at `processor`.
+pub type ValidateProcessor<'a> =
+    dyn Fn(&str, &Map<String, Value>, &Path) -> Result<(), String> + 'a;
+
+const TOP_KEYS: &[KeySpec] = &[
+    KeySpec {
+        name: "daemon",
+        expects: "a table",
+        example: "[daemon]",
+    },
+    KeySpec {
+        name: "watch",
+        expects: "an array of tables",
+        example: "[[watch]] (with double brackets, once per watch)",
+    },
+];
+
+/// Reads the config file at `path`, then checks that every watch path exists and can be read:
+/// what the daemon needs before it starts. Relative paths in the file are resolved against the
+/// file's directory.
+pub fn load(
+    path: &Path,
+    validate_processor: &ValidateProcessor<'_>,
+) -> Result<Config, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(error) => {
+            let valid = std::str::from_utf8(&bytes[..error.valid_up_to()]).unwrap_or_default();
+            let problem = Locator::new(path, valid).problem(valid.len(), ProblemKind::NotUtf8);
+            return Err(ConfigError::Invalid(vec![problem]));
+        }
+    };
+    read(text, path, validate_processor, CheckPaths::Yes)
+}
+
+/// Reads a config from `text`, as if it were the file `source_path` (which names the file in
+/// errors, and whose directory relative paths are resolved against). Touches no file: watch
+/// paths are not checked (see [`load`]).
+pub fn parse(
+    text: &str,
+    source_path: &Path,
+    validate_processor: &ValidateProcessor<'_>,
+) -> Result<Config, ConfigError> {
+    read(text, source_path, validate_processor, CheckPaths::No)
+}
+
+/// Only the pid file named by the config file at `path` (its default when the file names
+/// none): what `stop` and `status` need, so they keep working when the rest of the file has
+/// become invalid or a watched path is gone. Only a file that cannot be read or parsed at all
+/// is an error.
+pub fn load_pid_file(path: &Path) -> Result<std::path::PathBuf, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut report = Report::new(Locator::new(path, &text));
+    let document = match DeTable::parse(&text) {
+        Ok(document) => document,
+        Err(error) => {
+            let span = error.span().unwrap_or(0..0);
+            let message = error.message().trim_end().to_string();
+            report.add(span.start, ProblemKind::Syntax { message });
+            return Err(ConfigError::Invalid(report.into_problems()));
+        }
+    };
+    let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base_dir = source.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let top = TableReader::new(
+        "the top level".into(),
+        0..0,
+        document.get_ref(),
+        TOP_KEYS,
+        &mut report,
+    );
+    let daemon_table = top.table(&mut report, "daemon", "[daemon]".into(), daemon::KEYS);
+    Ok(daemon::read(daemon_table, &base_dir, &mut report).pid_file)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum CheckPaths {
+    Yes,
+    No,
+}
+
+fn read(
+    text: &str,
+    file: &Path,
+    validate_processor: &ValidateProcessor<'_>,
+    check_paths: CheckPaths,
+) -> Result<Config, ConfigError> {
+    let mut report = Report::new(Locator::new(file, text));
+    let document = match DeTable::parse(text) {
+        Ok(document) => document,
+        Err(error) => {
+            // The rest of a document with a syntax error would be guessed at: stop here.
+            let span = error.span().unwrap_or(0..0);
+            let mut message = error.message().trim_end().to_string();
+            if message == "duplicate key" {
+                // The parser does not say which key, nor what to do.
+                message = format!(
+                    "duplicate key `{}`: a key can be set only once in a table",
+                    report.source(span.clone())
+                );
+            }
+            report.add(span.start, ProblemKind::Syntax { message });
+            return Err(ConfigError::Invalid(report.into_problems()));
+        }
+    };
+    let source = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let base_dir = source.parent().unwrap_or(Path::new("/")).to_path_buf();
+
+    let top = TableReader::new(
+        "the top level".into(),
+        0..0,
+        document.get_ref(),
+        TOP_KEYS,
+        &mut report,
+    );
+    let daemon_table = top.table(&mut report, "daemon", "[daemon]".into(), daemon::KEYS);
+    let daemon = daemon::read(daemon_table, &base_dir, &mut report);
+    let watches = read_watches(&top, &base_dir, validate_processor, &mut report);
+
+    if check_paths == CheckPaths::Yes {
+        for (path, span) in watches.iter().filter_map(|watch| watch.path.as_ref()) {
+            if let Err(problem) = check_watch_path(path) {
+                report.add(
+                    span.start,
+                    ProblemKind::WatchPath {
+                        path: path.clone(),
+                        problem,
+                    },
+                );
+            }
+        }
+    }
+    if !report.is_empty() {
+        return Err(ConfigError::Invalid(report.into_problems()));
+    }
+    Ok(Config {
+        source: Some(source),
+        daemon,
+        watches: watches
+            .into_iter()
+            .filter_map(|watch| watch.config)
+            .collect(),
+    })
+}
+
+fn read_watches(
+    top: &TableReader<'_, '_>,
+    base_dir: &Path,
+    validate_processor: &ValidateProcessor<'_>,
+    report: &mut Report<'_>,
+) -> Vec<watch::ReadWatch> {
+    let Some(value) = top.get("watch") else {
+        report.add(0, ProblemKind::NoWatches);
+        return Vec::new();
+    };
+    let DeValue::Array(entries) = value.get_ref() else {
+        top.wrong_type(report, "watch", value);
+        return Vec::new();
+    };
+    if entries.is_empty() {
+        report.add(value.span().start, ProblemKind::NoWatches);
+    }
+    let mut watches = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let DeValue::Table(table) = entry.get_ref() else {
+            top.wrong_type(report, "watch", entry);
+            continue;
+        };
+        watches.push(watch::read(
+            index + 1,
+            entry.span(),
+            table,
+            base_dir,
+            validate_processor,
+            report,
+        ));
+    }
+    watches
+}
+
+#[cfg(test)]
+mod tests;
