@@ -120,7 +120,8 @@ fn each_line_is_the_event_json_that_python_reads_back_byte_for_byte() {
     assert_eq!(line["cookie"], 7);
     assert_eq!(line["src_pathname"], s(&src));
     assert_eq!(line["name"], "café.txt");
-    assert_eq!(line["time"].as_f64().unwrap(), 1_764_077_825.123_456_789);
+    assert!(line["time"].is_f64());
+    assert!(text.contains(r#""time":1764077825.123456789}"#), "{text}");
 
     // serde_json refuses the lone surrogates of a name that is not UTF-8; Python,
     // independently, reads them and gives back the exact bytes.
