@@ -270,6 +270,109 @@ fn a_signature_with_another_secret_does_not_verify() {
     );
 }
 
+/// A CA and a certificate it signed for 127.0.0.1, made by the `openssl` command.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command makes the test certificates");
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &["-keyout", "ca.key", "-out", "ca.pem"],
+        &["-subj", "/CN=inotifier test CA", "-days", "2"],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("leaf.pem"),
+        dir.join("leaf.key"),
+    )
+}
+
+#[test]
+fn https_with_a_private_ca_is_verified_against_ca_file() {
+    let dir = temp_dir();
+    let (ca, cert, key) = certificates(dir.path());
+    let server = Server::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let url = format!("https://127.0.0.1:{}/hook", server.port);
+    let event = event(Path::new("/srv/in"), b"secure.txt");
+
+    // The Mozilla roots do not know the test CA: a TLS failure, retryable (certificates get
+    // fixed), and nothing reached the server's handler.
+    let error = webhook(json!({"url": url})).process(&event).unwrap_err();
+    assert!(error.retryable, "{error:?}");
+    assert!(server.requests().is_empty());
+
+    // With the CA trusted, the event arrives, relative ca_file resolved against the base.
+    let processor = build(
+        "webhook",
+        &options(json!({"url": url, "ca_file": "ca.pem"})),
+        ca.parent().unwrap(),
+    )
+    .unwrap();
+    processor.process(&event).unwrap();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    let body: Value = serde_json::from_str(requests[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["pathname"], "/srv/in/secure.txt");
+
+    let error = webhook_error(json!({"url": url, "ca_file": key.to_str().unwrap()}));
+    assert_eq!(error.option(), Some("ca_file"));
+    assert!(error.to_string().contains("no certificate"), "{error}");
+}
+
 #[test]
 fn options_are_checked_and_secrets_come_from_the_environment() {
     let error = webhook_error(json!({"url": "http://127.0.0.1:1/", "secret": "hunter2"}));
