@@ -9,7 +9,7 @@
 //! # Options
 //! | option | type | default | meaning |
 //! | --- | --- | --- | --- |
-//! | `path` | string | required | The file to append to; relative to the configuration file's directory. Created with mode `0640` (less the umask) if missing; its directory must exist. |
+//! | `path` | string | required | The file to append to; relative to the configuration file's directory. Created with mode `0640` (less the umask) if missing; its directory must exist. A file that cannot be opened (permissions, a symbolic link, a directory) is an error when the processor is built; [`crate::validate`] checks the same without creating it. |
 //! | `fsync` | boolean | `false` | `fdatasync` the file after every line: an event survives a power cut once processed, at the cost of a disk flush per event. |
 //!
 //! ```toml

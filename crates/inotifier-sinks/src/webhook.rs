@@ -10,6 +10,11 @@
 //!   `hmac.compare_digest(hmac.new(secret, body, "sha256").hexdigest(), signature[7:])`).
 //! - `User-Agent: inotifier/<version>`, and the `headers` of the options.
 //!
+//! A name that is not UTF-8 is sent with `\udcXX` escapes for its stray bytes (PEP 383):
+//! Python's `json` and JavaScript read them, and `os.fsencode` gives back the exact bytes;
+//! a strict parser (Rust's serde_json) rejects such a body, so a receiver written with one
+//! should parse it leniently or accept that these rare events fail.
+//!
 //! Connections are kept alive and reused between events. Proxies are taken from the usual
 //! `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` variables of the daemon. Redirects are not followed
 //! (a POST must not silently become a GET): point `url` at the final address.
