@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use inotifier_core::Event;
-use inotifier_core::json::json_string;
+use inotifier_core::json::{event_json_parts, json_string, time_json};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -63,83 +63,17 @@ impl EventWriter {
         }
         if self.last_time_ns != Some(event.time_ns) {
             self.formatted_time.clear();
-            format_time(&mut self.formatted_time, event.time_ns);
+            time_json(&mut self.formatted_time, event.time_ns);
             self.last_time_ns = Some(event.time_ns);
         }
-        write_json(
+        event_json_parts(
             &mut self.out,
             event,
             &self.escaped_path,
             &self.formatted_time,
         );
+        self.out.push(b'\n');
     }
-}
-
-/// Seconds since the epoch with nine decimals, a JSON number.
-fn format_time(out: &mut Vec<u8>, time_ns: i64) {
-    let mut numbers = itoa::Buffer::new();
-    out.extend_from_slice(numbers.format(time_ns.div_euclid(1_000_000_000)).as_bytes());
-    let digits = numbers.format(time_ns.rem_euclid(1_000_000_000));
-    out.push(b'.');
-    out.extend(std::iter::repeat_n(b'0', 9 - digits.len()));
-    out.extend_from_slice(digits.as_bytes());
-}
-
-/// Hand-written rather than through `fmt`: this runs for every event, on the reader thread.
-/// `escaped_path` is `event.path` as a JSON string, `time` the formatted `event.time_ns`.
-fn write_json(out: &mut Vec<u8>, event: &Event, escaped_path: &[u8], time: &[u8]) {
-    let path = event.path.as_os_str().as_bytes();
-    let name = event.name.as_bytes();
-    let mut numbers = itoa::Buffer::new();
-    out.extend_from_slice(b"{\"id\":");
-    out.extend_from_slice(numbers.format(event.id).as_bytes());
-    out.extend_from_slice(b",\"mask\":");
-    out.extend_from_slice(numbers.format(event.mask.bits()).as_bytes());
-    out.extend_from_slice(b",\"maskname\":\"");
-    match event.mask.static_name() {
-        Some(maskname) => out.extend_from_slice(maskname.as_bytes()),
-        None => out.extend_from_slice(event.mask.name().as_bytes()),
-    }
-    out.extend_from_slice(b"\",\"path\":");
-    out.extend_from_slice(escaped_path);
-    out.extend_from_slice(b",\"name\":");
-    json_string(out, name);
-    out.extend_from_slice(b",\"pathname\":");
-    if name.is_empty() {
-        out.extend_from_slice(escaped_path);
-    } else {
-        // Escaping the parts one by one equals escaping them joined: `/` cannot continue an
-        // incomplete UTF-8 sequence. The quotes in the middle are dropped.
-        out.extend_from_slice(&escaped_path[..escaped_path.len() - 1]);
-        if !path.ends_with(b"/") {
-            out.push(b'/');
-        }
-        let name_start = out.len();
-        json_string(out, name);
-        out.remove(name_start);
-    }
-    out.extend_from_slice(if event.dir() {
-        b",\"dir\":true,\"wd\":"
-    } else {
-        b",\"dir\":false,\"wd\":"
-    });
-    out.extend_from_slice(numbers.format(event.wd).as_bytes());
-    out.extend_from_slice(b",\"cookie\":");
-    out.extend_from_slice(numbers.format(event.cookie).as_bytes());
-    out.extend_from_slice(b",\"src_pathname\":");
-    match &event.src_pathname {
-        Some(src) => json_string(out, src.as_os_str().as_bytes()),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(if event.synthetic() {
-        b",\"synthetic\":true,\"origin\":\""
-    } else {
-        b",\"synthetic\":false,\"origin\":\""
-    });
-    out.extend_from_slice(event.origin.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"time\":");
-    out.extend_from_slice(time);
-    out.extend_from_slice(b"}\n");
 }
 
 fn pathname_bytes(path: &[u8], name: &[u8]) -> Vec<u8> {

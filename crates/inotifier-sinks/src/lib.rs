@@ -1,15 +1,70 @@
 //! The processors inotifier runs natively, and the contract every processor follows.
 //!
-//! The daemon's router calls [`Processor::process`] from its worker threads: events of one file
-//! in order, different files concurrently. A processor reports a failure as a
-//! [`ProcessError`]; the router logs it with the event and retries it per the watch's
-//! [`RetryPolicy`] when it is retryable.
+//! | kind | does | module |
+//! | --- | --- | --- |
+//! | `log` | one human-readable line per event on the daemon's stdout | [`log`] |
+//! | `jsonl` | appends each event as a JSON line to a file | [`jsonl`] |
+//! | `exec` | runs a program per event, from an argv template, never through a shell | [`exec`] |
+//! | `webhook` | POSTs each event as JSON, optionally signed with HMAC-SHA256 | [`webhook`] |
+//!
+//! Each module documents its options. A processor is made by [`build`] from its kind and
+//! options (a table of the configuration), and [`validate`] checks them without side effects
+//! for `inotifier check`:
+//!
+//! ```
+//! use std::path::Path;
+//! use serde_json::json;
+//!
+//! let options = json!({"argv": ["true", "{pathname}"], "timeout": "5s"});
+//! let processor = inotifier_sinks::build("exec", options.as_object().unwrap(), Path::new("/etc"))?;
+//! let error = inotifier_sinks::validate("exec", json!({"argvv": []}).as_object().unwrap(), Path::new("/"))
+//!     .unwrap_err();
+//! assert_eq!(
+//!     error.to_string(),
+//!     "unknown option `argvv` for processor exec: expected one of argv, cwd, env, clear_env, timeout, max_concurrent"
+//! );
+//! # drop(processor);
+//! # Ok::<(), inotifier_sinks::BuildError>(())
+//! ```
+//!
+//! # Options common to all
+//! - Durations are strings such as `"30s"`, `"500ms"`, `"2m"`, `"1h"`, or numbers of seconds
+//!   (`30`, `0.5`); they must be more than zero.
+//! - Relative paths are taken from `base_dir`: the directory of the configuration file.
+//! - An unknown option is an error that lists the valid ones; so is an option of the wrong
+//!   type, naming it.
+//!
+//! # Failures and retries
+//! The daemon's router calls [`Processor::process`] from its worker threads: events of one
+//! file in order, different files concurrently. A processor reports a failure as a
+//! [`ProcessError`], retryable or permanent; the router logs it with the event and retries it
+//! per the watch's [`RetryPolicy`] (exponential backoff with jitter), as
+//! [`RetryPolicy::run`] does. A processor never panics on a failure and never stops the
+//! daemon.
 
+mod child;
+mod error;
+pub mod exec;
+pub mod jsonl;
+pub mod log;
+mod options;
 mod retry;
+mod semaphore;
+mod template;
+mod text;
+pub mod webhook;
 
-pub use retry::RetryPolicy;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::BuildError;
+pub use retry::{RetryFailure, RetryPolicy};
 
 use inotifier_core::Event;
+use serde_json::{Map, Value};
+
+/// The kinds [`build`] knows.
+pub const NATIVE_PROCESSORS: &[&str] = &[log::NAME, jsonl::NAME, exec::NAME, webhook::NAME];
 
 /// Something that does the work for the events of a watch.
 pub trait Processor: Send + Sync {
@@ -44,5 +99,45 @@ impl ProcessError {
             message: message.into(),
             retryable: false,
         }
+    }
+}
+
+/// Makes the native processor `kind` from its `options`; relative paths in them are taken
+/// from `base_dir`. Opens what the processor needs (the `jsonl` file); see each module for
+/// its options.
+pub fn build(
+    kind: &str,
+    options: &Map<String, Value>,
+    base_dir: &Path,
+) -> Result<Arc<dyn Processor>, BuildError> {
+    Ok(match kind {
+        log::NAME => Arc::new(log::LogProcessor::build(options)?),
+        jsonl::NAME => Arc::new(jsonl::JsonlProcessor::build(options, base_dir)?),
+        exec::NAME => Arc::new(exec::ExecProcessor::build(options, base_dir)?),
+        webhook::NAME => Arc::new(webhook::WebhookProcessor::build(options, base_dir)?),
+        _ => return Err(unknown(kind)),
+    })
+}
+
+/// Checks what [`build`] checks, without its side effects: no file is created or opened for
+/// writing, no connection made.
+pub fn validate(
+    kind: &str,
+    options: &Map<String, Value>,
+    base_dir: &Path,
+) -> Result<(), BuildError> {
+    match kind {
+        log::NAME => log::LogProcessor::validate(options),
+        jsonl::NAME => jsonl::JsonlProcessor::validate(options, base_dir),
+        exec::NAME => exec::ExecProcessor::validate(options, base_dir),
+        webhook::NAME => webhook::WebhookProcessor::validate(options, base_dir),
+        _ => Err(unknown(kind)),
+    }
+}
+
+fn unknown(kind: &str) -> BuildError {
+    BuildError::UnknownProcessor {
+        kind: kind.to_string(),
+        expected: NATIVE_PROCESSORS.to_vec(),
     }
 }

@@ -1,9 +1,21 @@
 //! How often and how long to retry a failed event.
+//!
+//! Attempts are counted from 1: attempt 1 is the first call of [`Processor::process`]. When
+//! attempt `n` fails with a retryable error and `n < attempts`, the caller waits
+//! [`RetryPolicy::delay`]`(n)` and makes attempt `n + 1`. [`RetryPolicy::run`] is that loop.
 
+use std::cell::Cell;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-/// Exponential backoff with jitter: attempt `n` (1-based) waits a random time in
-/// `[delay/2, delay]`, where `delay = min(initial * multiplier^(n-1), max)`.
+use inotifier_core::Event;
+
+use crate::{ProcessError, Processor};
+
+/// Exponential backoff with jitter: the wait after failed attempt `n` (1-based) is a random
+/// time in `[delay/2, delay]`, where `delay = min(initial * multiplier^(n-1), max)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included; 1 means no retry.
@@ -21,5 +33,214 @@ impl Default for RetryPolicy {
             max: Duration::from_secs(30),
             multiplier: 2.0,
         }
+    }
+}
+
+/// An event that failed for good: permanently, or on its last attempt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error} (after {attempts} attempt{})", if *.attempts == 1 { "" } else { "s" })]
+pub struct RetryFailure {
+    /// The error of the last attempt.
+    pub error: ProcessError,
+    /// How many attempts were made.
+    pub attempts: u32,
+}
+
+impl RetryPolicy {
+    /// The upper bound of the wait after failed attempt `attempt` (1-based), before jitter:
+    /// `min(initial * multiplier^(attempt-1), max)`. A multiplier below 1 (or NaN) counts as 1.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let multiplier = if self.multiplier >= 1.0 {
+            self.multiplier
+        } else {
+            1.0
+        };
+        let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+        let seconds = self.initial.as_secs_f64() * multiplier.powi(exponent);
+        Duration::try_from_secs_f64(seconds)
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+
+    /// How long to wait after failed attempt `attempt` (1-based) before the next: a random
+    /// time in `[backoff/2, backoff]` (see [`RetryPolicy::backoff`]), so that the retries of
+    /// many events failing together spread out.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let backoff = self.backoff(attempt);
+        let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX);
+        let half = nanos / 2;
+        let spread = nanos - half;
+        let jitter = match spread.checked_add(1) {
+            Some(range) => random() % range,
+            None => random(),
+        };
+        Duration::from_nanos(half + jitter)
+    }
+
+    /// Whether to make another attempt after attempt `attempt` (1-based) failed with `error`:
+    /// the error is retryable and fewer than `attempts` attempts were made.
+    pub fn should_retry(&self, attempt: u32, error: &ProcessError) -> bool {
+        error.retryable && attempt < self.attempts
+    }
+
+    /// Processes `event` with `processor` until it succeeds, fails permanently, or the
+    /// attempts run out, calling `sleep` with each [`RetryPolicy::delay`] in between; `sleep`
+    /// returns false to give up early (the daemon is stopping). Every failure is logged with
+    /// its event: a warning when it will be retried, an error when it is final.
+    ///
+    /// Returns the number of attempts made.
+    pub fn run(
+        &self,
+        processor: &dyn Processor,
+        event: &Event,
+        mut sleep: impl FnMut(Duration) -> bool,
+    ) -> Result<u32, RetryFailure> {
+        let mut attempt = 1;
+        loop {
+            let error = match processor.process(event) {
+                Ok(()) => return Ok(attempt),
+                Err(error) => error,
+            };
+            let pathname = event.pathname();
+            let pathname = String::from_utf8_lossy(pathname.as_os_str().as_bytes());
+            if self.should_retry(attempt, &error) {
+                let delay = self.delay(attempt);
+                tracing::warn!(
+                    event.id = event.id,
+                    event.maskname = %event.maskname(),
+                    event.pathname = %pathname,
+                    attempt,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "{error}"
+                );
+                if sleep(delay) {
+                    attempt += 1;
+                    continue;
+                }
+            } else {
+                tracing::error!(
+                    event.id = event.id,
+                    event.maskname = %event.maskname(),
+                    event.pathname = %pathname,
+                    attempt,
+                    retryable = error.retryable,
+                    "{error}; giving up on the event"
+                );
+            }
+            return Err(RetryFailure {
+                error,
+                attempts: attempt,
+            });
+        }
+    }
+}
+
+/// A xorshift64* generator per thread, seeded from the random keys std draws from the
+/// operating system for hash maps: enough for jitter, no dependency.
+fn random() -> u64 {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(RandomState::new().build_hasher().finish() | 1);
+    }
+    STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 4,
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            multiplier: 2.0,
+        }
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_up_to_the_cap() {
+        let policy = policy();
+        let ms: Vec<u128> = (1..=6).map(|n| policy.backoff(n).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(policy.backoff(u32::MAX), Duration::from_secs(1));
+        let flat = RetryPolicy {
+            multiplier: f64::NAN,
+            ..policy.clone()
+        };
+        assert_eq!(flat.backoff(9), Duration::from_millis(100));
+        let huge = RetryPolicy {
+            initial: Duration::from_secs(60),
+            ..policy
+        };
+        assert_eq!(
+            huge.backoff(1),
+            Duration::from_secs(1),
+            "capped from the start"
+        );
+    }
+
+    #[test]
+    fn delays_are_jittered_within_half_and_full_backoff() {
+        let policy = policy();
+        for attempt in 1..=6 {
+            let backoff = policy.backoff(attempt);
+            let delays: Vec<Duration> = (0..200).map(|_| policy.delay(attempt)).collect();
+            for delay in &delays {
+                assert!(
+                    *delay >= backoff / 2 && *delay <= backoff,
+                    "{delay:?} outside [{:?}, {backoff:?}]",
+                    backoff / 2
+                );
+            }
+            let distinct: std::collections::HashSet<_> = delays.iter().collect();
+            assert!(distinct.len() > 150, "jitter spreads the delays");
+        }
+        let zero = RetryPolicy {
+            initial: Duration::ZERO,
+            ..policy
+        };
+        assert_eq!(zero.delay(3), Duration::ZERO);
+        let forever = RetryPolicy {
+            initial: Duration::MAX,
+            max: Duration::MAX,
+            ..RetryPolicy::default()
+        };
+        assert!(forever.delay(1) >= Duration::from_nanos(u64::MAX / 2));
+    }
+
+    #[test]
+    fn only_retryable_errors_are_retried_and_only_while_attempts_remain() {
+        let policy = policy();
+        let retryable = ProcessError::retryable("503");
+        let permanent = ProcessError::permanent("404");
+        assert!(policy.should_retry(1, &retryable));
+        assert!(policy.should_retry(3, &retryable));
+        assert!(!policy.should_retry(4, &retryable), "4 attempts in all");
+        assert!(!policy.should_retry(1, &permanent));
+        let once = RetryPolicy {
+            attempts: 1,
+            ..policy
+        };
+        assert!(!once.should_retry(1, &retryable));
+    }
+
+    #[test]
+    fn threads_draw_different_jitter() {
+        let policy = policy();
+        let draws: Vec<Duration> = (0..4)
+            .map(|_| {
+                let policy = policy.clone();
+                std::thread::spawn(move || policy.delay(6)).join().unwrap()
+            })
+            .collect();
+        let distinct: std::collections::HashSet<_> = draws.iter().collect();
+        assert!(distinct.len() > 1, "{draws:?}");
     }
 }
