@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use inotifier_daemon::config::{self, Config, ConfigError};
-use serde_json::{Map, Value};
+use inotifier_daemon::config::{Config, ConfigError};
 
 #[derive(Args)]
 #[command(

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Benchmark the daemon's delivery against what people use today.
+# Run as root (it mounts a tmpfs and runs incrond): sudo bash bench/daemon.sh. See bench/README.md.
+#
+#   J  events/s from the kernel to a processor that appends one line per event to a file:
+#      `inotifier run` with the jsonl processor, `inotifywait -m --format` (line-buffered into a
+#      file) and the minimal C reader (bench/raw_reader.c) into a file.
+#   X  programs run per second, one per file written: `inotifier run` with the exec processor,
+#      incron (incrond, the tool for "run a command on a file event"), and the shell loop
+#      `inotifywait -m | while read f; do touch ...; done`.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+BUILD=$HERE/build
+REPEAT=${BENCH_REPEAT:-3}
+NEVENTS=${BENCH_EVENTS:-100000}
+NEXEC=${BENCH_EXEC:-2000}
+INOTIFIER=${INOTIFIER_BIN:-$REPO/target/release/inotifier}
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "daemon.sh: $*"; exit 1; }
+
+[[ $(id -u) == 0 ]] || die "run as root: it mounts a tmpfs and starts incrond"
+
+MNT=""
+PIDS=()
+INCRON_TABLE=/etc/incron.d/inotifier-bench
+cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -f "$INCRON_TABLE"
+    if [[ -n $MNT ]]; then
+        if mountpoint -q "$MNT"; then umount "$MNT" 2>/dev/null || umount -l "$MNT"; fi
+        rmdir "$MNT" 2>/dev/null || true
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+now_us() { echo "${EPOCHREALTIME/./}"; }
+
+# wait_for SECONDS CMD...: poll CMD every 20 ms until it succeeds; false at the deadline.
+wait_for() {
+    local limit=$1; shift
+    local deadline=$(( $(now_us) + limit * 1000000 ))
+    until "$@"; do
+        (( $(now_us) < deadline )) || return 1
+        sleep 0.02
+    done
+}
+
+lines_of() { [[ -f $1 ]] && wc -l <"$1" || echo 0; }
+files_in() { find "$1" -mindepth 1 -maxdepth 1 | wc -l; }
+at_least_lines() { (( $(lines_of "$1") >= $2 )); }
+at_least_files() { (( $(files_in "$1") >= $2 )); }
+
+# wait_count KIND PATH N: waits until PATH has N lines/files, or its count has not moved for
+# 3 s (a watcher that lost events never gets there); prints the last count.
+wait_count() {
+    local kind=$1 path=$2 n=$3 count last=-1 still=0
+    while :; do
+        if [[ $kind == lines ]]; then count=$(lines_of "$path"); else count=$(files_in "$path"); fi
+        (( count >= n )) && break
+        if (( count == last )); then
+            still=$((still + 1)); (( still >= 150 )) && break
+        else
+            still=0; last=$count
+        fi
+        sleep 0.02
+    done
+    echo "$count"
+}
+
+median() {
+    printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '
+        { v[NR] = $1 }
+        END { if (!NR) { print "-"; exit }
+              if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2fx", a / b; else print "-" }'
+}
+per_second() { awk -v n="$1" -v us="$2" 'BEGIN { printf "%.0f", n / (us / 1e6) }'; }
+
+stop_pid() {
+    local pid=$1 keep=() p
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# ---------------------------------------------------------------- build
+mkdir -p "$BUILD"
+for tool in gen raw_reader; do
+    [[ $BUILD/$tool -nt $HERE/$tool.c ]] || gcc -O2 -Wall -o "$BUILD/$tool" "$HERE/$tool.c"
+done
+command -v inotifywait >/dev/null || apt-get install -y -q inotify-tools >/dev/null
+command -v incrond >/dev/null || apt-get install -y -q incron >/dev/null
+if [[ -z ${INOTIFIER_BIN:-} ]]; then
+    (cd "$REPO" && cargo build --release --locked -q -p inotifier-cli)
+fi
+
+MNT=$(mktemp -d /tmp/inotifier-bench.XXXXXX)
+mount -t tmpfs -o size=2g tmpfs "$MNT"
+chmod 700 "$MNT"
+
+# ---------------------------------------------------------------- J: events to a file
+# start_J WHO RUN: starts the watcher of $RUN/w writing $RUN/out; echoes its pid.
+start_J() {
+    local who=$1 run=$2
+    case $who in
+    inotifier)
+        cat >"$run/inotifier.toml" <<EOF
+[daemon]
+pid_file = "inotifier.pid"
+log_level = "warn"
+[[watch]]
+path = "w"
+events = "IN_CREATE"
+processor = "jsonl"
+[watch.options]
+path = "out"
+EOF
+        "$INOTIFIER" run -c "$run/inotifier.toml" 2>"$run/err" & ;;
+    inotifywait)
+        stdbuf -oL inotifywait -q -m -e create,q_overflow --format '%w%f %e' "$run/w" >"$run/out" 2>"$run/err" & ;;
+    raw)
+        "$BUILD/raw_reader" -m 256 "$run/w" >"$run/out" 2>"$run/err" & ;;
+    esac
+    echo $!
+}
+
+run_J() {
+    local who=$1 i=$2 run pid t0 t1 count
+    run=$MNT/J-$who-$i
+    mkdir -p "$run/w"
+    pid=$(start_J "$who" "$run"); PIDS+=("$pid")
+    # Ready when a probe file shows up in the output.
+    wait_for 30 bash -c "touch '$run/w/probe'; grep -q probe '$run/out' 2>/dev/null" \
+        || die "$who did not start: $(cat "$run/err")"
+    local cpu0; cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    t0=$(now_us)
+    "$BUILD/gen" "$run/w" "$NEVENTS" >/dev/null
+    count=$(wait_count lines "$run/out" $((NEVENTS + 1)))
+    t1=$(now_us)
+    local cpu1; cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    stop_pid "$pid"
+    local lost=$(( NEVENTS + 1 - count )); (( lost < 0 )) && lost=0
+    if (( lost > 0 )); then
+        echo "J $who lost=$lost"
+    else
+        echo "J $who rate=$(per_second "$NEVENTS" $((t1 - t0))) cpu_ticks=$((cpu1 - cpu0))"
+    fi
+    rm -rf "$run"
+}
+
+# ---------------------------------------------------------------- X: a program per file
+start_X() {
+    local who=$1 run=$2
+    case $who in
+    inotifier)
+        cat >"$run/inotifier.toml" <<EOF
+[daemon]
+pid_file = "inotifier.pid"
+log_level = "warn"
+[[watch]]
+path = "w"
+events = "IN_CLOSE_WRITE"
+processor = "exec"
+[watch.options]
+argv = ["/usr/bin/touch", "$run/done/{name}"]
+EOF
+        "$INOTIFIER" run -c "$run/inotifier.toml" 2>"$run/err" &
+        echo $! ;;
+    incron)
+        # incrond reads every table in /etc/incron.d; $# is the file name. It runs the command
+        # through /bin/sh, so this only works for names without shell syntax.
+        echo "$run/w IN_CLOSE_WRITE /usr/bin/touch $run/done/\$#" >"$INCRON_TABLE"
+        incrond -n 2>"$run/err" &
+        echo $! ;;
+    loop)
+        # What a shell user writes; one touch at a time.
+        (inotifywait -q -m -e close_write --format '%f' "$run/w" 2>"$run/err" \
+            | while IFS= read -r f; do /usr/bin/touch "$run/done/$f"; done) &
+        echo $! ;;
+    esac
+}
+
+run_X() {
+    local who=$1 i=$2 run pid t0 t1 count
+    run=$MNT/X-$who-$i
+    mkdir -p "$run/w" "$run/done"
+    pid=$(start_X "$who" "$run"); PIDS+=("$pid")
+    wait_for 30 bash -c "echo > '$run/w/probe'; [[ -e '$run/done/probe' ]]" \
+        || die "$who did not start: $(cat "$run/err")"
+    t0=$(now_us)
+    "$BUILD/gen" "$run/w" "$NEXEC" >/dev/null
+    count=$(wait_count files "$run/done" $((NEXEC + 1)))
+    t1=$(now_us)
+    if [[ $who == loop ]]; then pkill -TERM -P "$pid" 2>/dev/null || true; fi
+    stop_pid "$pid"
+    rm -f "$INCRON_TABLE"
+    local lost=$(( NEXEC + 1 - count )); (( lost < 0 )) && lost=0
+    if (( lost > 0 )); then
+        echo "X $who lost=$lost"
+    else
+        echo "X $who rate=$(per_second "$NEXEC" $((t1 - t0)))"
+    fi
+    rm -rf "$run"
+}
+
+# ---------------------------------------------------------------- run and report
+declare -A RATES LOSSES
+order_J=(raw inotifier inotifywait)
+order_X=(inotifier incron loop)
+for i in $(seq "$REPEAT"); do
+    for who in "${order_J[@]}"; do
+        line=$(run_J "$who" "$i"); log "$line"
+        [[ $line =~ rate=([0-9]+) ]] && RATES[J-$who]+=" ${BASH_REMATCH[1]}"
+        [[ $line =~ lost=([0-9]+) ]] && LOSSES[J-$who]+=" ${BASH_REMATCH[1]}"
+    done
+    for who in "${order_X[@]}"; do
+        line=$(run_X "$who" "$i"); log "$line"
+        [[ $line =~ rate=([0-9]+) ]] && RATES[X-$who]+=" ${BASH_REMATCH[1]}"
+        [[ $line =~ lost=([0-9]+) ]] && LOSSES[X-$who]+=" ${BASH_REMATCH[1]}"
+    done
+    # alternate the order between rounds, so that neither side always runs first
+    order_J=($(printf '%s\n' "${order_J[@]}" | tac)); order_X=($(printf '%s\n' "${order_X[@]}" | tac))
+done
+
+med() { median ${RATES[$1]:-}; }
+lost_note() { [[ -n ${LOSSES[$1]:-} ]] && echo " (lost events in runs:${LOSSES[$1]})" || true; }
+echo
+echo "J: $NEVENTS files created, events/s until every one is in the output file (median of $REPEAT)"
+echo "| | events/s | vs inotifier |"
+echo "|---|---|---|"
+for who in raw inotifier inotifywait; do
+    echo "| $who | $(med J-$who)$(lost_note J-$who) | $(ratio "$(med J-$who)" "$(med J-inotifier)") |"
+done
+echo
+echo "X: $NEXEC files written, programs run per second until every one ran (median of $REPEAT)"
+echo "| | programs/s | vs inotifier |"
+echo "|---|---|---|"
+for who in inotifier incron loop; do
+    echo "| $who | $(med X-$who)$(lost_note X-$who) | $(ratio "$(med X-$who)" "$(med X-inotifier)") |"
+done
