@@ -9,7 +9,9 @@ use std::fs::File;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{DEADLINE, Watcher, integers_in, maskname, parse, run_to_exit, watch_command};
+use common::{
+    DEADLINE, Watcher, integers_in, maskname, parse, run_inotifier, run_to_exit, watch_command,
+};
 use inotifier_test_support::{Sysctl, inotify_exclusive, inotify_usage};
 
 fn temp_dir() -> tempfile::TempDir {
@@ -198,4 +200,52 @@ fn out_of_instances_exits_1_and_names_the_limit() {
     );
     assert!(!stderr.contains("inotifier: ready"), "{stderr}");
     assert!(finished.stdout.is_empty(), "{}", finished.stdout);
+}
+
+// ----- D. a daemon that cannot come up ---------------------------------------------------------
+
+/// `inotifier start` must not report success merely because fork worked: here the config is
+/// valid (`check` accepts it), but the daemon cannot get an inotify instance after the fork.
+#[test]
+fn start_exits_1_with_the_daemons_reason_when_it_cannot_come_up() {
+    let exclusive = inotify_exclusive();
+    let dir = temp_dir();
+    std::fs::create_dir(dir.path().join("watched")).unwrap();
+    let config = dir.path().join("inotifier.toml");
+    std::fs::write(
+        &config,
+        "[daemon]\npid_file = \"run/inotifier.pid\"\nstderr = \"err.log\"\n\n\
+         [[watch]]\npath = \"watched\"\nevents = \"IN_CREATE\"\nprocessor = \"log\"\n",
+    )
+    .unwrap();
+    let check = run_inotifier(&["check", "-c", s(&config)]);
+    assert_eq!(check.status.code(), Some(0), "{}", check.stderr);
+
+    let (_, all_instances) = inotify_usage();
+    let limit = root_inotify_instances().min(all_instances);
+    let instances = Sysctl::set("max_user_instances", limit, &exclusive);
+    let started = run_inotifier(&["start", "-c", s(&config)]);
+    drop(instances);
+    assert_eq!(
+        started.status.code(),
+        Some(1),
+        "{}{}",
+        started.stdout,
+        started.stderr
+    );
+    assert!(
+        started.stderr.contains("the daemon did not start"),
+        "{}",
+        started.stderr
+    );
+    assert!(
+        started.stderr.contains("fs.inotify.max_user_instances"),
+        "{}",
+        started.stderr
+    );
+    // The same reason is in the daemon's own log, and nothing is left running.
+    let log = std::fs::read_to_string(dir.path().join("err.log")).unwrap();
+    assert!(log.contains("fs.inotify.max_user_instances"), "{log}");
+    let status = run_inotifier(&["status", "-c", s(&config)]);
+    assert_eq!(status.status.code(), Some(3), "{}", status.stdout);
 }
