@@ -186,13 +186,46 @@ impl Router {
     }
 }
 
-/// Runs one event through one processor, retrying per the route's policy. Never panics: a
-/// processor that panics has failed on this event, and the worker goes on.
+/// Runs one event through one processor, retrying per the route's policy; failures are logged
+/// with the event, inside a span naming the processor and the watch.
 fn deliver(route: &Route, event: &Event, abandon: &Abandon, stats: &Stats) {
-    let mut attempt = 1;
-    loop {
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| route.processor.process(event)))
-            .unwrap_or_else(|panic| {
+    let span = tracing::error_span!(
+        "delivery",
+        processor = %route.processor_name,
+        watch = %route.path.display()
+    );
+    let _entered = span.enter();
+    let mut abandoned = false;
+    let outcome = route
+        .retry
+        .run(&PanicGuard(&*route.processor), event, |delay| {
+            abandoned = abandon.sleep(delay);
+            if !abandoned {
+                stats.retried();
+            }
+            !abandoned
+        });
+    match outcome {
+        Ok(_) => stats.delivered(),
+        Err(_) if abandoned => {
+            tracing::warn!(
+                event.id = event.id,
+                "the daemon is stopping and its drain deadline passed: retries given up"
+            );
+            stats.abandoned(1);
+        }
+        Err(_) => stats.failed(),
+    }
+}
+
+/// A processor that panics has failed on this event, not killed the worker: the panic becomes
+/// a permanent failure.
+struct PanicGuard<'a>(&'a dyn Processor);
+
+impl Processor for PanicGuard<'_> {
+    fn process(&self, event: &Event) -> Result<(), ProcessError> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.0.process(event))).unwrap_or_else(
+            |panic| {
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
@@ -201,49 +234,7 @@ fn deliver(route: &Route, event: &Event, abandon: &Abandon, stats: &Stats) {
                 Err(ProcessError::permanent(format!(
                     "processor panicked: {what}"
                 )))
-            });
-        let error = match outcome {
-            Ok(()) => {
-                stats.delivered();
-                return;
-            }
-            Err(error) => error,
-        };
-        let described = describe(route, event);
-        if error.retryable && attempt < route.retry.attempts && !abandon.is_set() {
-            let delay = route.retry.delay(attempt);
-            tracing::warn!(
-                "{described} failed (attempt {attempt} of {}): {error}; retrying in {delay:?}",
-                route.retry.attempts
-            );
-            stats.retried();
-            if abandon.sleep(delay) {
-                stats.abandoned(1);
-                return;
-            }
-            attempt += 1;
-            continue;
-        }
-        let why = if !error.retryable {
-            "not retryable"
-        } else if abandon.is_set() {
-            "the daemon is stopping"
-        } else {
-            "no attempts left"
-        };
-        tracing::error!("{described} failed after {attempt} attempt(s), {why}: {error}");
-        stats.failed();
-        return;
+            },
+        )
     }
-}
-
-fn describe(route: &Route, event: &Event) -> String {
-    format!(
-        "processor {} of watch {} on event {} {} {}",
-        route.processor_name,
-        route.path.display(),
-        event.id,
-        event.maskname(),
-        event.pathname().display()
-    )
 }
