@@ -379,3 +379,129 @@ path = "second.jsonl"
         .expect_exit(DEADLINE, "the daemon after SIGINT");
     assert_eq!(status.code(), Some(0), "{}", daemon.stderr());
 }
+
+/// The webhook receiver of the sinks tests: a real HTTP server in its own process, which
+/// answers 500 to the first `fail` requests and checks the HMAC signature itself.
+fn hook_server(log: &Path, fail: u32, secret_env: &str) -> (common::ChildGuard, u16) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../inotifier-sinks/tests/fixtures/hook_server.py");
+    let mut command = Command::new("python3");
+    command
+        .arg(script)
+        .args(["--log", log.to_str().unwrap(), "--fail", &fail.to_string()])
+        .args(["--secret-env", secret_env])
+        .env(secret_env, "s3cret for the test")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut server = common::ChildGuard::spawn(&mut command);
+    let mut stdout = std::io::BufReader::new(server.child_mut().stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("hook server said {line:?}"));
+    (server, port)
+}
+
+#[test]
+fn processors_do_real_work_through_the_daemon() {
+    let _lock = inotify_shared();
+    let project = Project::new();
+    std::fs::create_dir(project.path("done")).unwrap();
+    std::fs::create_dir(project.path("x")).unwrap();
+    std::fs::write(project.path("x/keep"), b"keep").unwrap();
+    let hook_log = project.path("hook.jsonl");
+    let (_server, port) = hook_server(&hook_log, 3, "HOOK_SECRET");
+    project.write_config(&format!(
+        r#"
+[[watch]]
+path = "watched"
+events = "IN_CLOSE_WRITE"
+processor = "exec"
+[watch.options]
+argv = ["/usr/bin/touch", "{done}/{{name}}"]
+
+[[watch]]
+path = "watched"
+events = "IN_CLOSE_WRITE"
+processor = "webhook"
+[watch.options]
+url = "http://127.0.0.1:{port}/hook"
+secret_env = "HOOK_SECRET"
+[watch.retry]
+attempts = 10
+initial = "20ms"
+max = "200ms"
+
+[[watch]]
+path = "watched"
+events = "IN_CLOSE_WRITE"
+processor = "log"
+"#,
+        done = project.path("done").display()
+    ));
+    let mut command = Command::new(BIN);
+    command
+        .args(["run", "-c", project.s()])
+        .env_remove("INOTIFIER_LOG")
+        .env("HOOK_SECRET", "s3cret for the test")
+        .current_dir(project.path("x"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut daemon = Watcher::spawn_command(&mut command, true);
+    wait_for("ready", || daemon.stderr().contains("ready: 4 watches"));
+
+    let evil = "it's a \"name\" with spaces;rm -rf x";
+    std::fs::write(project.path("watched").join(evil), b"payload").unwrap();
+
+    // exec: the name reached touch as one argument; no shell ran the rest.
+    wait_for("exec ran", || project.path("done").join(evil).exists());
+    let made: Vec<String> = std::fs::read_dir(project.path("done"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(made, vec![evil.to_string()]);
+    assert_eq!(std::fs::read(project.path("x/keep")).unwrap(), b"keep");
+
+    // webhook: three 500s, retried with backoff, then delivered, signed.
+    let requests = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&hook_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    wait_for("the webhook got through", || requests().len() >= 4);
+    let requests = requests();
+    assert_eq!(requests.len(), 4, "one event, 3 failures and 1 success");
+    for request in &requests {
+        assert_eq!(request["signature_ok"], true, "{request}");
+        let body: serde_json::Value =
+            serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["name"], evil);
+        assert_eq!(body["maskname"], "IN_CLOSE_WRITE");
+    }
+    wait_for("the retries are logged", || {
+        daemon.stderr().matches("retry_in_ms").count() == 3
+    });
+
+    // log: one human-readable line on the daemon's stdout.
+    daemon.expect_line("the log processor's line", |line| {
+        line.contains("IN_CLOSE_WRITE") && line.contains("with spaces;rm -rf x")
+    });
+
+    daemon.child.signal(libc::SIGTERM);
+    let status = daemon
+        .child
+        .expect_exit(DEADLINE, "the daemon after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", daemon.stderr());
+    assert!(
+        !daemon.stderr().contains("giving up"),
+        "{}",
+        daemon.stderr()
+    );
+}
