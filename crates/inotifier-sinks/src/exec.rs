@@ -18,7 +18,8 @@
 //! | `max_concurrent` | integer | number of CPUs | At most this many programs of this processor run at once; workers wait for a free slot. |
 //!
 //! ```toml
-//! processor = { kind = "exec", argv = ["convert", "{pathname}", "-resize", "50%", "{path}/small/{name}"], timeout = "2m", max_concurrent = 2 }
+//! processor = "exec"
+//! options = { argv = ["convert", "{pathname}", "-resize", "50%", "{path}/small/{name}"], timeout = "2m", max_concurrent = 2 }
 //! ```
 //!
 //! # Placeholders

@@ -13,7 +13,8 @@
 //! | `fsync` | boolean | `false` | `fdatasync` the file after every line: an event survives a power cut once processed, at the cost of a disk flush per event. |
 //!
 //! ```toml
-//! processor = { kind = "jsonl", path = "/var/log/inotifier/uploads.jsonl", fsync = false }
+//! processor = "jsonl"
+//! options = { path = "/var/log/inotifier/uploads.jsonl", fsync = false }
 //! ```
 //!
 //! # Guarantees

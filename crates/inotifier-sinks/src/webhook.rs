@@ -32,7 +32,8 @@
 //! use `secret_env`.
 //!
 //! ```toml
-//! processor = { kind = "webhook", url = "https://hooks.example.com/inotifier", timeout = "5s", secret_env = "INOTIFIER_WEBHOOK_SECRET", headers = { Authorization = "Bearer abc" } }
+//! processor = "webhook"
+//! options = { url = "https://hooks.example.com/inotifier", timeout = "5s", secret_env = "INOTIFIER_WEBHOOK_SECRET", headers = { Authorization = "Bearer abc" } }
 //! ```
 //!
 //! # Failures
