@@ -33,7 +33,10 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 pub struct WatchSpec {
     pub path: PathBuf,
     /// The events to report. Flags `IN_EXCL_UNLINK`, `IN_ONLYDIR` and `IN_DONT_FOLLOW` apply to
-    /// the root; `IN_ONESHOT` is honoured on non-recursive watches only.
+    /// the root; `IN_ONESHOT` is honoured on non-recursive watches only. With
+    /// [`Mask::IN_READY`], the watch is also delivered the events the ready detector needs
+    /// ([`crate::ready::READY_INPUTS`]): a [`crate::ready::ReadyStage`] derives the ready
+    /// events from them and drops those the mask did not ask for.
     pub mask: Mask,
     /// Watch every directory below `path` too.
     pub recursive: bool,
@@ -138,6 +141,9 @@ struct Node {
 
 struct Watch {
     spec: WatchSpec,
+    /// The kernel events this watch is delivered: those its mask names, and for `IN_READY` the
+    /// inputs of the ready detector (see [`crate::ready::delivered_events`]).
+    delivered: Mask,
     root: Option<usize>,
     /// The root's path as bytes, to make paths relative for the filters.
     root_bytes: Box<[u8]>,
@@ -257,6 +263,7 @@ impl Tree {
         self.watches.insert(
             id,
             Watch {
+                delivered: crate::ready::delivered_events(spec.mask),
                 spec,
                 root: None,
                 root_bytes,
@@ -408,8 +415,7 @@ impl Tree {
             let watch = &self.watches[id];
             if !always
                 && !watch
-                    .spec
-                    .mask
+                    .delivered
                     .intersects(mask.intersection(Mask::ALL_EVENTS))
             {
                 continue;
