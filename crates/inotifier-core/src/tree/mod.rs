@@ -104,6 +104,10 @@ struct Entry {
     /// Found by a scan after its directory was watched, so the kernel may still report its
     /// creation: that duplicate is dropped.
     from_scan: bool,
+    /// The kernel reported this file created or written and not closed yet. Should an overflow
+    /// drop its `IN_CLOSE_WRITE`, its times cannot tell the rescan (they predate the event that
+    /// last set `since_ns`), so the rescan synthesizes the close from this.
+    unclosed_write: bool,
     /// The node of a watched subdirectory.
     child: Child,
 }
