@@ -39,19 +39,27 @@
 //! # Limits
 //! A file whose writer pauses longer than the settle time with the file still open is reported
 //! ready at the pause, and again after its final close. A file found by an overflow rescan while
-//! its writer was paused the same way is too. Pending state is kept only for files whose timer
-//! is armed, and for the few moves whose second half has not been seen yet.
+//! its writer was paused the same way is too.
+//!
+//! An overflow rescan reports a file modified when it cannot tell (a change within a clock tick
+//! of the last event it saw): a file it reports whose inode, size and times are those it had at
+//! its last ready event has no new completed write, and gets no second one.
+//!
+//! Memory per watch is bounded: timers only for files whose timer is armed, the few moves whose
+//! second half has not been seen yet (at most 256, for 2 s), and the fingerprints of the last
+//! 4096 files found ready (32 bytes each).
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::Batch;
-use crate::event::{Event, WatchId};
+use crate::event::{Event, Origin, WatchId};
 use crate::glob::Glob;
 use crate::mask::Mask;
 
@@ -117,6 +125,73 @@ impl ReadyOptions {
 const MOVE_MEMORY: Duration = Duration::from_secs(2);
 /// At most this many unfinished moves are remembered; the oldest is forgotten first.
 const MAX_MOVES: usize = 256;
+/// How many files found ready are remembered (32 bytes each), to recognize the rescan's spurious
+/// reports; the oldest is forgotten first.
+const MAX_RECENT_READY: usize = 4096;
+
+/// What a regular file looked like when it was found ready.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Fingerprint {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+/// What is at a path when its ready event is due.
+enum Found {
+    Regular {
+        ino: u64,
+        fingerprint: Fingerprint,
+    },
+    /// Gone since: it was ready before it went, and its deletion or move follows.
+    Gone,
+    /// A FIFO, a device, a symlink, a directory: never ready.
+    Other,
+}
+
+fn look_at(pathname: &Path) -> Found {
+    match std::fs::symlink_metadata(pathname) {
+        Ok(meta) if meta.file_type().is_file() => Found::Regular {
+            ino: meta.ino(),
+            fingerprint: Fingerprint {
+                size: meta.size(),
+                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            },
+        },
+        Ok(_) => Found::Other,
+        Err(_) => Found::Gone,
+    }
+}
+
+/// The files found ready last, by inode. An overflow rescan reports a file modified when it
+/// cannot tell (a change within a clock tick of its last event): the engine prefers a spurious
+/// report to a lost one, but a file unchanged since its ready event has no new completed write.
+#[derive(Default)]
+struct RecentReady {
+    by_inode: HashMap<u64, Fingerprint>,
+    order: VecDeque<u64>,
+}
+
+impl RecentReady {
+    fn remember(&mut self, ino: u64, fingerprint: Fingerprint) {
+        if self.by_inode.insert(ino, fingerprint).is_none() {
+            if self.order.len() == MAX_RECENT_READY
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.by_inode.remove(&oldest);
+            }
+            self.order.push_back(ino);
+        }
+    }
+
+    fn unchanged_since_ready(&self, pathname: &Path) -> bool {
+        match look_at(pathname) {
+            Found::Regular { ino, fingerprint } => self.by_inode.get(&ino) == Some(&fingerprint),
+            Found::Gone | Found::Other => false,
+        }
+    }
+}
 
 /// A file whose settle timer is armed.
 struct Armed {
@@ -146,6 +221,7 @@ pub struct ReadyDetector {
     timers: BTreeMap<(Instant, u64), Armed>,
     next_sequence: u64,
     moves: VecDeque<MovedFrom>,
+    recent: RecentReady,
     /// Reused to look pathnames up without allocating, for the many `IN_MODIFY` of big writes.
     scratch: PathBuf,
 }
@@ -158,6 +234,7 @@ impl ReadyDetector {
             timers: BTreeMap::new(),
             next_sequence: 0,
             moves: VecDeque::new(),
+            recent: RecentReady::default(),
             scratch: PathBuf::new(),
         }
     }
@@ -199,8 +276,11 @@ impl ReadyDetector {
             return;
         }
         if mask.contains(Mask::IN_CLOSE_WRITE) {
-            if !self.is_temporary(file_name(event)) {
-                self.arm(event.pathname(), event.clone(), now + self.options.settle);
+            let pathname = event.pathname();
+            let spurious =
+                event.origin == Origin::Rescan && self.recent.unchanged_since_ready(&pathname);
+            if !spurious && !self.is_temporary(file_name(event)) {
+                self.arm(pathname, event.clone(), now + self.options.settle);
             }
         } else if mask.contains(Mask::IN_MOVED_FROM) {
             self.moved_from(event, now);
@@ -222,9 +302,7 @@ impl ReadyDetector {
             }
             let armed = entry.remove();
             self.pending.remove(&armed.pathname);
-            if still_a_regular_file(&armed.pathname) {
-                out.push(ready_event(&armed.trigger, None));
-            }
+            self.emit(&armed.pathname, &armed.trigger, None, out);
         }
         self.forget_old_moves(now);
     }
@@ -292,13 +370,26 @@ impl ReadyDetector {
             // Renamed inside the watch from a name that was not temporary: not a new write.
             Some(_) if !from_temporary => {}
             // From a temporary name, or moved in from outside the watch.
-            _ => {
-                if still_a_regular_file(&to) {
-                    out.push(ready_event(event, event.src_pathname.clone()));
-                }
-            }
+            _ => self.emit(&to, event, event.src_pathname.clone(), out),
         }
         self.forget_old_moves(now);
+    }
+
+    /// Appends the ready event of the file at `pathname`, unless something other than a regular
+    /// file is there now.
+    fn emit(
+        &mut self,
+        pathname: &Path,
+        trigger: &Event,
+        src_pathname: Option<PathBuf>,
+        out: &mut Vec<Event>,
+    ) {
+        match look_at(pathname) {
+            Found::Other => return,
+            Found::Regular { ino, fingerprint } => self.recent.remember(ino, fingerprint),
+            Found::Gone => {}
+        }
+        out.push(ready_event(trigger, src_pathname));
     }
 
     fn take_move(&mut self, cookie: u32) -> Option<MovedFrom> {
@@ -396,15 +487,6 @@ fn file_name(event: &Event) -> &OsStr {
         event.path.file_name().unwrap_or_default()
     } else {
         &event.name
-    }
-}
-
-/// False if something other than a regular file is at `pathname` now. A path that is gone
-/// passes: the file was ready before it went, and its deletion or move follows.
-fn still_a_regular_file(pathname: &Path) -> bool {
-    match std::fs::symlink_metadata(pathname) {
-        Ok(meta) => meta.file_type().is_file(),
-        Err(_) => true,
     }
 }
 
@@ -951,6 +1033,48 @@ mod tests {
         detector.poll(f.at(200), &mut out);
         assert_eq!(names(&out), ["found"]);
         assert_eq!(out[0].origin, Origin::Rescan);
+    }
+
+    #[test]
+    fn a_rescan_reporting_a_file_unchanged_since_its_ready_event_is_no_new_write() {
+        let f = Fixture::new();
+        let mut detector = detector();
+        let mut out = Vec::new();
+        detector.observe(&f.event(Mask::IN_CLOSE_WRITE, "a"), f.at(0), &mut out);
+        detector.poll(f.at(200), &mut out);
+        assert_eq!(names(&out), ["a"]);
+        let rescan = |mask| {
+            let mut event = f.event(mask, "a");
+            event.origin = Origin::Rescan;
+            event
+        };
+        // The overflow rescan could not tell whether it changed, and says it did.
+        detector.observe(&rescan(Mask::IN_MODIFY), f.at(1000), &mut out);
+        detector.observe(&rescan(Mask::IN_CLOSE_WRITE), f.at(1000), &mut out);
+        assert_eq!(detector.next_deadline(), None);
+        // It really changed.
+        std::fs::write(f.dir.path().join("a"), b"new and longer content").unwrap();
+        detector.observe(&rescan(Mask::IN_MODIFY), f.at(2000), &mut out);
+        detector.observe(&rescan(Mask::IN_CLOSE_WRITE), f.at(2000), &mut out);
+        detector.poll(f.at(2200), &mut out);
+        assert_eq!(names(&out), ["a", "a"]);
+        assert_eq!(out[1].origin, Origin::Rescan);
+    }
+
+    #[test]
+    fn recent_ready_files_are_bounded() {
+        let mut recent = RecentReady::default();
+        let fingerprint = Fingerprint {
+            size: 1,
+            mtime_ns: 2,
+            ctime_ns: 3,
+        };
+        for ino in 0..(MAX_RECENT_READY as u64 * 2) {
+            recent.remember(ino, fingerprint);
+            recent.remember(ino, fingerprint);
+        }
+        assert_eq!(recent.by_inode.len(), MAX_RECENT_READY);
+        assert_eq!(recent.order.len(), MAX_RECENT_READY);
     }
 
     #[test]
