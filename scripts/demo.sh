@@ -12,12 +12,12 @@ folder="$PWD/demo-folder"
 mkdir -p "$folder"
 echo "watching $folder (Ctrl-C to stop)" >&2
 
-./target/release/inotifier watch --recursive --events 'IN_CREATE|IN_CLOSE_WRITE|IN_MOVED_TO|IN_DELETE' "$folder" &
+./target/release/inotifier watch --recursive --events 'IN_CREATE|IN_CLOSE_WRITE|IN_MOVED_TO|IN_DELETE|IN_READY' "$folder" &
 watcher=$!
 trap 'kill -TERM "$watcher" 2>/dev/null; wait "$watcher"' EXIT INT TERM
 
 # Some activity once the watch is in place: a new nested tree (found by the scan of the new
-# directory), a file written and renamed into place, a deletion.
+# directory), a file written and renamed into place (IN_READY at once), a deletion.
 for _ in $(seq 100); do
     [ -n "$(find /proc/"$watcher"/fdinfo -type f -exec grep -l 'inotify wd' {} + 2>/dev/null)" ] && break
     sleep 0.05

@@ -6,11 +6,17 @@ use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use inotifier_core::{Engine, EngineOptions, Filters, Flow, Glob, Mask, Sink, WatchSpec};
+use inotifier_core::duration::parse_duration;
+use inotifier_core::ready::{DEFAULT_SETTLE, ReadyOptions, ReadyStage};
+use inotifier_core::{
+    Batch, Engine, EngineOptions, Filters, Flow, Glob, Mask, Sink, Stopper, WatchId, WatchSpec,
+};
 
 use crate::output::{self, Format};
 use crate::signals;
@@ -24,6 +30,12 @@ them before their watch landed are reported too (marked \"synthetic\"). Moves ar
 IN_MOVED_TO carries src_pathname. If the kernel queue overflows, IN_Q_OVERFLOW is printed and the \
 watched trees are rescanned, so the creations, deletions and modifications it dropped are reported.\n\n\
 A line \"inotifier: ready, N watches established\" goes to stderr once every watch is in place.\n\n\
+IN_READY (0x00100000, ours, not the kernel's) reports a regular file whose write is complete: \
+closed after writing and then untouched for the settle time (--settle), or renamed into place from \
+a temporary name (--temp-pattern), or moved in from outside the watch. One per completed write; \
+temporary files never get one; files found by a scan get one once settled. It is not part of \
+ALL_EVENTS: ask for it with -e IN_READY, alone or with other events. Ready events carry the \
+src_pathname of a rename into place.\n\n\
 JSON output: one object per line with the keys id, mask, maskname, path, name, pathname, dir, wd, \
 cookie, src_pathname (null when none), synthetic, origin (kernel, scan or rescan) and time (seconds \
 since the epoch). Names are bytes: a byte that is not part of valid UTF-8 is written as the escape \
@@ -31,7 +43,7 @@ since the epoch). Names are bytes: a byte that is not part of valid UTF-8 is wri
 Python gives back the exact name.\n\n\
 Exit status: 0 after SIGINT or SIGTERM (output flushed first), 1 on an error (a path that does not \
 exist, out of inotify watches), 2 on a usage error.",
-    after_help = "Examples:\n  inotifier watch -r /srv/uploads\n  inotifier watch -e IN_CLOSE_WRITE,IN_MOVED_TO -r --include '*.csv' --format text /data\n  inotifier watch -r --exclude .git --exclude '*.swp' ."
+    after_help = "Examples:\n  inotifier watch -r /srv/uploads\n  inotifier watch -e IN_CLOSE_WRITE,IN_MOVED_TO -r --include '*.csv' --format text /data\n  inotifier watch -r --exclude .git --exclude '*.swp' .\n  inotifier watch -e IN_READY -r --settle 1s --temp-pattern '*.uploading' /srv/uploads"
 )]
 pub struct WatchArgs {
     /// Paths to watch (directories or files).
@@ -40,7 +52,8 @@ pub struct WatchArgs {
 
     /// Events to report: names joined by | or , (IN_CREATE|IN_DELETE, create,delete; the IN_
     /// prefix is optional, case does not matter), groups IN_CLOSE, IN_MOVE and ALL_EVENTS, or an
-    /// integer (256, 0x100).
+    /// integer (256, 0x100). IN_READY (a file is completely written) is ours and not part of
+    /// ALL_EVENTS: name it (-e IN_READY, -e ALL_EVENTS|IN_READY).
     #[arg(short, long = "events", value_name = "MASK", default_value = "ALL_EVENTS", value_parser = parse_mask)]
     events: Mask,
 
@@ -59,6 +72,17 @@ pub struct WatchArgs {
     #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
     include: Vec<Glob>,
 
+    /// With IN_READY: how long a file closed after writing must stay untouched to be ready
+    /// (200ms, 1.5s, 2m) [default: 200ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    settle: Option<Duration>,
+
+    /// With IN_READY: names of temporary files (repeatable; replaces the defaults *.part, *.tmp,
+    /// *.crdownload and .*.swp). A temporary file is never ready; one renamed into place is ready
+    /// at once. Matched against file names, so it cannot contain /.
+    #[arg(long = "temp-pattern", value_name = "GLOB", value_parser = parse_temp_pattern)]
+    temp_patterns: Vec<Glob>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
@@ -76,22 +100,52 @@ fn parse_glob(text: &str) -> Result<Glob, String> {
     Glob::new(text).map_err(|error| error.to_string())
 }
 
+fn parse_temp_pattern(text: &str) -> Result<Glob, String> {
+    if text.contains('/') {
+        return Err(format!(
+            "{text:?} contains /: temporary-file patterns are matched against file names"
+        ));
+    }
+    parse_glob(text)
+}
+
 pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let ready = ready_options(&args);
     let stop_signals = signals::block_stop_signals().context("cannot block SIGINT and SIGTERM")?;
     let write_error = Arc::new(Mutex::new(None));
-    let engine = Engine::start_with_sink(
-        EngineOptions::default(),
-        stdout_sink(args.format, write_error.clone()),
-    )?;
-    let filters = Filters {
-        include: args.include.clone(),
-        exclude: args.exclude.clone(),
+    // Without IN_READY, the output is written from the reader thread itself (the fastest path);
+    // with it, a pipeline thread runs the ready stage, which needs its own timers.
+    let (engine, pipeline, registrations) = match &ready {
+        None => {
+            let sink = stdout_sink(args.format, write_error.clone());
+            let engine = Engine::start_with_sink(EngineOptions::default(), sink)?;
+            (engine, None, None)
+        }
+        Some(options) => {
+            let (engine, batches) = Engine::start(EngineOptions::default())?;
+            let (registrations, registered) = mpsc::channel();
+            let pipeline = ReadyPipeline {
+                batches,
+                registered,
+                stage: ReadyStage::new(),
+                user_mask: args.events,
+                options: options.clone(),
+                output: StdoutWriter::new(args.format),
+                stopper: engine.stopper(),
+                next_id: 1,
+            };
+            let thread = std::thread::Builder::new()
+                .name("inotifier-ready".into())
+                .spawn(move || pipeline.run())
+                .context("cannot start the ready pipeline thread")?;
+            (engine, Some(thread), Some(registrations))
+        }
     };
-    for path in &args.paths {
-        let mut spec = WatchSpec::new(path, args.events).recursive(args.recursive);
-        spec.filters = filters.clone();
-        engine.add_watch(spec)?;
-    }
+    let added = add_watches(&engine, &args, registrations.as_ref());
+    // Every id is sent: the pipeline stops waiting for more. Before the engine can be dropped by
+    // an error below, since the pipeline must keep draining the engine's channel for it to stop.
+    drop(registrations);
+    added?;
     let stopper = engine.stopper();
     signals::on_stop_signal(stop_signals, move |signal| {
         tracing::info!("signal {signal} received, stopping");
@@ -105,20 +159,171 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     engine.wait()?;
+    // The engine has stopped and closed its channel: the pipeline writes what it holds and ends.
+    if let Some(thread) = pipeline {
+        let written = thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the ready pipeline thread panicked"))?;
+        if let Err(error) = written {
+            *write_error.lock().expect("not poisoned") = Some(error);
+        }
+    }
     match write_error.lock().expect("not poisoned").take() {
         Some(error) => Err(error).context("cannot write events to stdout"),
         None => Ok(ExitCode::SUCCESS),
     }
 }
 
+/// Adds a watch per PATH; with the ready pipeline, sends it each id.
+fn add_watches(
+    engine: &Engine,
+    args: &WatchArgs,
+    registrations: Option<&Sender<WatchId>>,
+) -> inotifier_core::Result<()> {
+    let filters = Filters {
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+    };
+    for path in &args.paths {
+        let mut spec = WatchSpec::new(path, args.events).recursive(args.recursive);
+        spec.filters = filters.clone();
+        let id = engine.add_watch(spec)?;
+        if let Some(registrations) = registrations {
+            // The pipeline waits for this before handling the watch's first event.
+            let _ = registrations.send(id);
+        }
+    }
+    Ok(())
+}
+
+/// The ready options when IN_READY is asked for. `--settle` and `--temp-pattern` without it are
+/// a usage error: they would silently do nothing.
+fn ready_options(args: &WatchArgs) -> Option<ReadyOptions> {
+    if !args.events.contains(Mask::IN_READY) {
+        if args.settle.is_some() || !args.temp_patterns.is_empty() {
+            clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--settle and --temp-pattern only apply to IN_READY: add it to --events (-e IN_READY)\n",
+            )
+            .exit();
+        }
+        return None;
+    }
+    let mut options = ReadyOptions {
+        settle: args.settle.unwrap_or(DEFAULT_SETTLE),
+        ..ReadyOptions::default()
+    };
+    if !args.temp_patterns.is_empty() {
+        options.temp_patterns = args.temp_patterns.clone();
+    }
+    Some(options)
+}
+
+/// The thread between the engine and stdout when IN_READY is asked for: feeds the ready stage,
+/// wakes up when its next timer runs out, and numbers what it writes (ready events are made
+/// without an id, and the engine's own ids skip the events the stage drops).
+struct ReadyPipeline {
+    batches: Receiver<Batch>,
+    /// The ids of the watches added so far; closed once all are.
+    registered: Receiver<WatchId>,
+    stage: ReadyStage,
+    user_mask: Mask,
+    options: ReadyOptions,
+    output: StdoutWriter,
+    stopper: Stopper,
+    next_id: u64,
+}
+
+impl ReadyPipeline {
+    /// Runs until the engine closes its channel; a write error stops the engine.
+    fn run(mut self) -> io::Result<()> {
+        loop {
+            let received = match self.stage.next_deadline() {
+                Some(deadline) => self
+                    .batches
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now())),
+                None => self
+                    .batches
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let mut events = match received {
+                Ok(batch) => {
+                    self.register_watches_of(&batch);
+                    self.stage.process(batch, Instant::now())
+                }
+                Err(RecvTimeoutError::Timeout) => self.stage.poll(Instant::now()),
+                // Files whose timer still runs are not ready: nothing more to write.
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            if events.is_empty() {
+                continue;
+            }
+            for event in &mut events {
+                event.id = self.next_id;
+                self.next_id += 1;
+            }
+            match self.output.write(&events) {
+                Ok(()) => {}
+                // The reader of our output is gone (`| head`): nothing left to do.
+                Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+                    self.stopper.stop();
+                    return Ok(());
+                }
+                Err(error) => {
+                    self.stopper.stop();
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Makes sure the stage knows every watch of the batch. A watch's events can only come
+    /// after `add_watch` returned its id, which the main thread sends at once: wait for it.
+    fn register_watches_of(&mut self, batch: &Batch) {
+        for event in batch {
+            for &id in event.watches.iter() {
+                while !self.stage.has_watch(id) {
+                    match self.registered.recv() {
+                        Ok(added) => {
+                            self.stage
+                                .set_watch(added, self.user_mask, Some(self.options.clone()))
+                        }
+                        // Every watch is registered: this one was not added by us.
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Event lines to stdout, each batch with one system call.
+struct StdoutWriter {
+    stdout: ManuallyDrop<File>,
+    writer: output::EventWriter,
+}
+
+impl StdoutWriter {
+    fn new(format: Format) -> StdoutWriter {
+        StdoutWriter {
+            // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
+            stdout: ManuallyDrop::new(unsafe { File::from_raw_fd(1) }),
+            writer: output::EventWriter::new(format),
+        }
+    }
+
+    fn write(&mut self, batch: &[inotifier_core::Event]) -> io::Result<()> {
+        self.stdout.write_all(self.writer.write_batch(batch))
+    }
+}
+
 /// Writes each batch to stdout with one system call, from the reader thread: no thread switch
 /// per batch, and the output is flushed as soon as the kernel's batch is processed.
 fn stdout_sink(format: Format, write_error: Arc<Mutex<Option<io::Error>>>) -> Sink {
-    // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
-    let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-    let mut writer = output::EventWriter::new(format);
+    let mut stdout = StdoutWriter::new(format);
     Box::new(move |batch| {
-        match stdout.write_all(writer.write_batch(batch)) {
+        match stdout.write(batch) {
             Ok(()) => Flow::Continue,
             // The reader of our output is gone (`| head`): nothing left to do.
             Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Flow::Stop,

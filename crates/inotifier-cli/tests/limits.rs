@@ -134,6 +134,96 @@ fn a_queue_overflow_is_reported_and_every_creation_recovered() {
     );
 }
 
+#[test]
+fn after_a_queue_overflow_every_file_is_ready_once() {
+    let exclusive = inotify_exclusive();
+    let dir = temp_dir();
+    let root = dir.path();
+    std::fs::create_dir(root.join("sub")).unwrap();
+    let files = 2000;
+
+    let queue = Sysctl::set("max_queued_events", 64, &exclusive);
+    // IN_CREATE lines fill the unread stdout pipe; the watcher then blocks, and the kernel queue
+    // (64 events) overflows. A settle time longer than the rescan keeps a file whose close the
+    // rescan reports again within one completed write.
+    let mut command = watch_command(["-e", "IN_CREATE|IN_READY", "--settle", "1s", "-r", s(root)]);
+    let mut watcher = Watcher::spawn_command(&mut command, false);
+    watcher.wait_ready();
+    drop(queue);
+
+    let paths: Vec<String> = (0..files)
+        .map(|n| {
+            let parent = if n % 2 == 0 {
+                root.to_path_buf()
+            } else {
+                root.join("sub")
+            };
+            s(&parent.join(format!("f{n:04}"))).to_string()
+        })
+        .collect();
+    for path in &paths {
+        std::fs::write(path, b"payload").unwrap();
+    }
+    watcher.start_reading();
+
+    let expected: HashSet<&str> = paths.iter().map(String::as_str).collect();
+    let mut ready: HashSet<String> = HashSet::new();
+    let mut rescanned = 0;
+    let mut overflow = false;
+    let mut checked = 0;
+    let all_ready = watcher.wait_lines(Duration::from_secs(60), |lines| {
+        for line in &lines[checked..] {
+            let event = parse(line).unwrap_or_else(|| panic!("not a JSON object: {line}"));
+            match maskname(&event) {
+                "IN_Q_OVERFLOW" => overflow = true,
+                "IN_READY" => {
+                    ready.insert(event["pathname"].as_str().unwrap().to_string());
+                    if event["origin"] == "rescan" {
+                        rescanned += 1;
+                    }
+                }
+                "IN_CREATE" | "IN_CREATE|IN_ISDIR" => {}
+                other => panic!("IN_CREATE|IN_READY was asked for, got {other}: {line}"),
+            }
+        }
+        checked = lines.len();
+        overflow && expected.iter().all(|p| ready.contains(*p))
+    });
+    assert!(
+        overflow,
+        "no IN_Q_OVERFLOW line; stderr:\n{}",
+        watcher.stderr()
+    );
+    let missing = expected.iter().filter(|p| !ready.contains(**p)).count();
+    assert!(
+        all_ready,
+        "{missing} of {files} files never ready after the overflow; stderr:\n{}",
+        watcher.stderr()
+    );
+    assert!(
+        rescanned > 0,
+        "files dropped from the queue were found by the rescan"
+    );
+
+    // Barrier: a marker closed after everything else is ready after every earlier file (one
+    // settle time, timers run out in order).
+    let marker = root.join("marker");
+    std::fs::write(&marker, b"").unwrap();
+    watcher.expect_mask("IN_READY", &marker);
+    let mut counts = std::collections::HashMap::new();
+    for event in watcher.events() {
+        if maskname(&event) == "IN_READY" {
+            *counts
+                .entry(event["pathname"].as_str().unwrap().to_string())
+                .or_insert(0) += 1;
+        }
+    }
+    let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "ready more than once: {repeated:?}");
+    watcher.signal(libc::SIGTERM);
+    assert_eq!(watcher.finish().code(), Some(0));
+}
+
 // ----- B. out of watches -------------------------------------------------------------------------
 
 #[test]

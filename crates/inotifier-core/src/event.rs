@@ -34,7 +34,8 @@ pub struct WatchId(pub u32);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// Increases by one for every event of this engine, in delivery order.
+    /// Increases by one for every event of this engine, in delivery order. 0 for the events
+    /// derived after the engine ([`Mask::IN_READY`]): the stage that delivers them numbers them.
     pub id: u64,
     pub mask: Mask,
     /// Pairs an `IN_MOVED_FROM` with its `IN_MOVED_TO`; 0 for other events.

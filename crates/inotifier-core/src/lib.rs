@@ -33,7 +33,14 @@
 //!   directory), files whose size or mtime changed `IN_MODIFY` + `IN_CLOSE_WRITE`, and entries
 //!   whose ctime alone changed `IN_ATTRIB`. An entry replaced by another inode is reported as
 //!   deleted and created. A file changed within two scheduler ticks of its last event may be
-//!   reported modified once more: a spurious report is preferred to a lost one.
+//!   reported modified once more: a spurious report is preferred to a lost one. A file whose
+//!   creation or writes were reported but whose close was dropped gets `IN_CLOSE_WRITE`.
+//!
+//! # The ready event
+//! [`Mask::IN_READY`] is ours: a regular file is completely written (settled after its last close,
+//! or renamed into place from a temporary name). A watch asking for it gets the events the
+//! detector needs; a [`ready::ReadyStage`] between the engine and the consumer turns them into
+//! ready events. See [`ready`].
 
 pub mod duration;
 mod engine;

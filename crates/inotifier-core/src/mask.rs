@@ -1,5 +1,6 @@
 //! Event masks with the kernel's values from `<sys/inotify.h>`, so masks written for pyinotify or
-//! computed in C keep their meaning.
+//! computed in C keep their meaning. One bit is ours: [`Mask::IN_READY`] (`0x00100000`), the
+//! "file is ready" event derived by [`crate::ready`], a bit the kernel does not use for inotify.
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,6 +25,10 @@ impl Mask {
     pub const IN_UNMOUNT: Mask = Mask(0x0000_2000);
     pub const IN_Q_OVERFLOW: Mask = Mask(0x0000_4000);
     pub const IN_IGNORED: Mask = Mask(0x0000_8000);
+    /// Ours, not the kernel's: a regular file is ready (written completely). Derived from the
+    /// kernel's events by [`crate::ready`]; a bit inotify does not use, so it is never passed
+    /// to `inotify_add_watch` and never clashes with a kernel event.
+    pub const IN_READY: Mask = Mask(0x0010_0000);
 
     pub const IN_ONLYDIR: Mask = Mask(0x0100_0000);
     pub const IN_DONT_FOLLOW: Mask = Mask(0x0200_0000);
@@ -70,10 +75,14 @@ impl Mask {
         self.0 == 0
     }
 
-    /// The event bits only, without flags such as `IN_ISDIR`.
+    /// The event bits only, ours included, without flags such as `IN_ISDIR`.
     pub const fn events(self) -> Mask {
-        Mask(self.0 & (Self::ALL_EVENTS.0 | Self::SPECIAL_EVENTS.0))
+        Mask(self.0 & (Self::ALL_EVENTS.0 | Self::SPECIAL_EVENTS.0 | Self::DERIVED_EVENTS.0))
     }
+
+    /// The events inotifier derives from the kernel's: selectable like the kernel's, but not
+    /// part of [`Mask::ALL_EVENTS`], which keeps the kernel's (and pyinotify's) value.
+    pub const DERIVED_EVENTS: Mask = Self::IN_READY;
 
     /// Events the kernel sends whatever a watch asked for.
     pub const SPECIAL_EVENTS: Mask =
@@ -152,9 +161,11 @@ const EVENT_NAMES: &[((&str, &str), u32)] = &[
         Mask::IN_Q_OVERFLOW.0,
     ),
     (("IN_IGNORED", "IN_IGNORED|IN_ISDIR"), Mask::IN_IGNORED.0),
+    (("IN_READY", "IN_READY|IN_ISDIR"), Mask::IN_READY.0),
 ];
 
-/// Every single bit with its name, in the kernel's order; used both to format and to parse.
+/// Every single bit with its name, in the order of their values; used both to format and to
+/// parse.
 const SINGLE_NAMES: &[(&str, u32)] = &[
     ("IN_ACCESS", Mask::IN_ACCESS.0),
     ("IN_MODIFY", Mask::IN_MODIFY.0),
@@ -171,6 +182,7 @@ const SINGLE_NAMES: &[(&str, u32)] = &[
     ("IN_UNMOUNT", Mask::IN_UNMOUNT.0),
     ("IN_Q_OVERFLOW", Mask::IN_Q_OVERFLOW.0),
     ("IN_IGNORED", Mask::IN_IGNORED.0),
+    ("IN_READY", Mask::IN_READY.0),
     ("IN_ONLYDIR", Mask::IN_ONLYDIR.0),
     ("IN_DONT_FOLLOW", Mask::IN_DONT_FOLLOW.0),
     ("IN_EXCL_UNLINK", Mask::IN_EXCL_UNLINK.0),
@@ -331,6 +343,40 @@ mod tests {
         assert_eq!(Mask::IN_CLOSE.0, libc::IN_CLOSE);
         assert_eq!(Mask::IN_MOVE.0, libc::IN_MOVE);
         assert_eq!(Mask::ALL_EVENTS.0, libc::IN_ALL_EVENTS);
+    }
+
+    #[test]
+    fn the_ready_bit_is_ours_alone() {
+        let kernel_bits = SINGLE_NAMES
+            .iter()
+            .filter(|(name, _)| *name != "IN_READY")
+            .fold(0, |bits, (_, value)| bits | value);
+        assert_eq!(Mask::IN_READY.0, 0x0010_0000);
+        assert_eq!(Mask::IN_READY.0 & kernel_bits, 0);
+        assert_eq!(Mask::IN_READY.0 & libc::IN_ALL_EVENTS, 0);
+        assert!(!Mask::ALL_EVENTS.contains(Mask::IN_READY));
+        assert_eq!(Mask::ALL_EVENTS.0, 0xfff);
+        for spelling in ["IN_READY", "ready", "Ready", "in_ready"] {
+            assert_eq!(spelling.parse::<Mask>(), Ok(Mask::IN_READY), "{spelling}");
+        }
+        assert_eq!("0x100000".parse::<Mask>(), Ok(Mask::IN_READY));
+        assert_eq!(
+            "IN_READY|IN_CREATE".parse::<Mask>(),
+            Ok(Mask::IN_READY | Mask::IN_CREATE)
+        );
+        assert!(valid_names().any(|name| name == "IN_READY"));
+        assert_eq!(Mask::IN_READY.name(), "IN_READY");
+        assert_eq!(Mask::IN_READY.static_name(), Some("IN_READY"));
+        assert_eq!(
+            (Mask::IN_CLOSE_WRITE | Mask::IN_READY).name(),
+            "IN_CLOSE_WRITE|IN_READY"
+        );
+        assert_eq!(
+            (Mask::IN_READY | Mask::IN_ISDIR | Mask::IN_ONLYDIR).events(),
+            Mask::IN_READY
+        );
+        let unknown = "IN_REDDY".parse::<Mask>().unwrap_err().to_string();
+        assert!(unknown.contains("IN_READY"), "{unknown}");
     }
 
     #[test]

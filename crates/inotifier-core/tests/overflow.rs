@@ -367,3 +367,43 @@ fn directories_moved_during_an_overflow_stay_watched_at_their_new_place() {
         });
     }
 }
+
+/// A file whose writes reached the engine but whose close was dropped in an overflow, and whose
+/// mtime predates what the engine last heard of it (set back, as `cp -p`, `rsync -t` or `tar x`
+/// do, or simply written long before a consumer that fell behind read its events): its times
+/// cannot tell the rescan that anything is left to report, only the memory of the unclosed write.
+#[test]
+fn a_close_dropped_after_its_writes_were_reported_is_synthesized() {
+    let dir = temp_dir();
+    let root = dir.path();
+    let lock = inotify_exclusive();
+    let mut watcher = watcher_with_small_queue(16, &lock);
+    watcher.watch(
+        root,
+        Mask::IN_CREATE | Mask::IN_MODIFY | Mask::IN_CLOSE_WRITE,
+        false,
+    );
+    let slow = root.join("slow-writer");
+    let mut handle = std::fs::File::create(&slow).unwrap();
+    std::io::Write::write_all(&mut handle, b"content").unwrap();
+    handle
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    // Its creation and write are queued first. Then a burst larger than what the reader takes
+    // before it blocks (two reads of at most 4096 bytes) plus the 16-event queue: the close
+    // below is dropped.
+    for file in files(root, "burst", 300) {
+        std::fs::write(file, b"x").unwrap();
+    }
+    drop(handle);
+    watcher.expect("the overflow", |e| e.mask.contains(Mask::IN_Q_OVERFLOW));
+    let reported_write = watcher
+        .seen
+        .iter()
+        .any(|e| e.pathname() == slow && e.mask == Mask::IN_MODIFY && e.origin == Origin::Kernel);
+    assert!(reported_write, "the write was queued before the overflow");
+    let close = watcher.expect("the dropped close, synthesized", |e| {
+        e.pathname() == slow && e.mask == Mask::IN_CLOSE_WRITE
+    });
+    assert_eq!(close.origin, Origin::Rescan);
+}

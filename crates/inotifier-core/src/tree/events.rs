@@ -56,6 +56,7 @@ impl Tree {
                     let entry = known.get_mut();
                     entry.since_ns = now;
                     entry.stat = None;
+                    entry.unclosed_write = !is_dir;
                     Some(std::mem::take(&mut entry.from_scan))
                 }
                 std::collections::hash_map::Entry::Vacant(vacant) if !is_dir => {
@@ -65,6 +66,7 @@ impl Tree {
                         stat: None,
                         since_ns: now,
                         from_scan: false,
+                        unclosed_write: true,
                         child: Child::NONE,
                     });
                     Some(false)
@@ -109,6 +111,11 @@ impl Tree {
                     Some(entry) => {
                         entry.stat = None;
                         entry.since_ns = now;
+                        if mask.contains(Mask::IN_CLOSE_WRITE) {
+                            entry.unclosed_write = false;
+                        } else if mask.contains(Mask::IN_MODIFY) && !is_dir {
+                            entry.unclosed_write = true;
+                        }
                     }
                     None => self.entry_appeared(key, name, is_dir, Origin::Scan),
                 }
@@ -190,6 +197,7 @@ impl Tree {
             stat: None,
             since_ns: self.coarse_now_ns,
             from_scan: false,
+            unclosed_write: false,
             child: Child::NONE,
         };
         if is_dir {

@@ -9,7 +9,8 @@ impl Tree {
         let mut mask = TRACKING;
         for id in owners {
             let spec = &self.watches[id].spec;
-            mask |= spec.mask.intersection(Mask::ALL_EVENTS);
+            // `delivered` holds kernel events only: our own bits never reach the kernel.
+            mask |= self.watches[id].delivered;
             if is_root {
                 mask |= spec.mask.intersection(ROOT_FLAGS);
                 if !spec.recursive {

@@ -33,7 +33,10 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 pub struct WatchSpec {
     pub path: PathBuf,
     /// The events to report. Flags `IN_EXCL_UNLINK`, `IN_ONLYDIR` and `IN_DONT_FOLLOW` apply to
-    /// the root; `IN_ONESHOT` is honoured on non-recursive watches only.
+    /// the root; `IN_ONESHOT` is honoured on non-recursive watches only. With
+    /// [`Mask::IN_READY`], the watch is also delivered the events the ready detector needs
+    /// ([`crate::ready::READY_INPUTS`]): a [`crate::ready::ReadyStage`] derives the ready
+    /// events from them and drops those the mask did not ask for.
     pub mask: Mask,
     /// Watch every directory below `path` too.
     pub recursive: bool,
@@ -101,6 +104,10 @@ struct Entry {
     /// Found by a scan after its directory was watched, so the kernel may still report its
     /// creation: that duplicate is dropped.
     from_scan: bool,
+    /// The kernel reported this file created or written and not closed yet. Should an overflow
+    /// drop its `IN_CLOSE_WRITE`, its times cannot tell the rescan (they predate the event that
+    /// last set `since_ns`), so the rescan synthesizes the close from this.
+    unclosed_write: bool,
     /// The node of a watched subdirectory.
     child: Child,
 }
@@ -138,6 +145,9 @@ struct Node {
 
 struct Watch {
     spec: WatchSpec,
+    /// The kernel events this watch is delivered: those its mask names, and for `IN_READY` the
+    /// inputs of the ready detector (see [`crate::ready::delivered_events`]).
+    delivered: Mask,
     root: Option<usize>,
     /// The root's path as bytes, to make paths relative for the filters.
     root_bytes: Box<[u8]>,
@@ -257,6 +267,7 @@ impl Tree {
         self.watches.insert(
             id,
             Watch {
+                delivered: crate::ready::delivered_events(spec.mask),
                 spec,
                 root: None,
                 root_bytes,
@@ -408,8 +419,7 @@ impl Tree {
             let watch = &self.watches[id];
             if !always
                 && !watch
-                    .spec
-                    .mask
+                    .delivered
                     .intersects(mask.intersection(Mask::ALL_EVENTS))
             {
                 continue;

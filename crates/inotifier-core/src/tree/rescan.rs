@@ -124,6 +124,7 @@ impl Tree {
             ctime_ns: stat.ctime_ns,
         }));
         entry.ino = ino;
+        let unclosed_write = std::mem::take(&mut entry.unclosed_write);
         let isdir = if stat.kind == Kind::Dir {
             Mask::IN_ISDIR
         } else {
@@ -134,8 +135,15 @@ impl Tree {
             if stat.kind == Kind::File {
                 self.emit(key, Mask::IN_CLOSE_WRITE, 0, name, None, Origin::Rescan);
             }
-        } else if attrib {
-            self.emit(key, Mask::IN_ATTRIB | isdir, 0, name, None, Origin::Rescan);
+        } else {
+            if unclosed_write && stat.kind == Kind::File {
+                // Its writes were reported, its close may have been dropped: a spurious close
+                // (the writer still has it open) is preferred to a lost one.
+                self.emit(key, Mask::IN_CLOSE_WRITE, 0, name, None, Origin::Rescan);
+            }
+            if attrib {
+                self.emit(key, Mask::IN_ATTRIB | isdir, 0, name, None, Origin::Rescan);
+            }
         }
     }
 

@@ -196,6 +196,7 @@ impl Tree {
             stat: None,
             since_ns,
             from_scan: synthesize.is_some(),
+            unclosed_write: false,
             child: Child::NONE,
         };
         if is_dir && !child_owners.is_empty() {
