@@ -6,6 +6,7 @@ mod common;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::{BIN, DEADLINE, Finished, Watcher, run_inotifier};
 use inotifier_test_support::{inotify_shared, wait_until};
@@ -504,4 +505,96 @@ processor = "log"
         "{}",
         daemon.stderr()
     );
+}
+
+#[test]
+fn ready_events_reach_the_processor_once_per_completed_write() {
+    let _lock = inotify_shared();
+    let project = Project::new();
+    std::fs::create_dir(project.path("in")).unwrap();
+    project.write_config(
+        r#"
+[[watch]]
+path = "in"
+events = "IN_READY"
+processor = "jsonl"
+recursive = true
+[watch.options]
+path = "ready.jsonl"
+[watch.ready]
+settle = "150ms"
+temp_patterns = ["*.part"]
+"#,
+    );
+    let mut daemon = run_foreground(&project, None);
+    wait_for("ready", || daemon.stderr().contains("ready: 2 watches"));
+    let dir = project.path("in");
+
+    // Written in 100 chunks over about a second, closing after each.
+    let chunked = dir.join("chunked.bin");
+    for chunk in 0..100 {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&chunked)
+            .unwrap();
+        file.write_all(&[chunk as u8; 512]).unwrap();
+        drop(file);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Downloaded under a temporary name, then renamed into place.
+    std::fs::write(dir.join("download.part"), b"partial then whole").unwrap();
+    std::fs::rename(dir.join("download.part"), dir.join("download.zip")).unwrap();
+    // Copied by cp.
+    std::fs::write(project.path("source"), vec![7u8; 1 << 20]).unwrap();
+    let cp = Command::new("cp")
+        .arg(project.path("source"))
+        .arg(dir.join("copied"))
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    // Found by the scan of a directory moved in.
+    std::fs::create_dir(project.path("outside")).unwrap();
+    std::fs::write(project.path("outside/found"), b"found by a scan").unwrap();
+    std::fs::rename(project.path("outside"), dir.join("moved-in")).unwrap();
+    // Last: a marker, so that everything before it has had its chance.
+    std::fs::write(dir.join("zz-marker"), b"marker").unwrap();
+    wait_for("the marker is ready", || {
+        project.has_event("ready.jsonl", "zz-marker")
+    });
+
+    let events = project.jsonl("ready.jsonl");
+    let names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    for event in &events {
+        assert_eq!(event["maskname"], "IN_READY", "{event}");
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![
+            "chunked.bin",
+            "copied",
+            "download.zip",
+            "found",
+            "zz-marker"
+        ],
+        "one ready event per completed file: {names:?}"
+    );
+    let download = events.iter().find(|e| e["name"] == "download.zip").unwrap();
+    assert!(
+        download["src_pathname"]
+            .as_str()
+            .unwrap()
+            .ends_with("download.part")
+    );
+    let found = events.iter().find(|e| e["name"] == "found").unwrap();
+    assert_eq!(found["origin"], "scan");
+
+    daemon.child.signal(libc::SIGTERM);
+    let status = daemon
+        .child
+        .expect_exit(DEADLINE, "the daemon after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", daemon.stderr());
 }

@@ -625,6 +625,15 @@ impl ReadyStage {
         out
     }
 
+    /// How many files are waiting out their settle time, over all watches.
+    pub fn pending_count(&self) -> usize {
+        self.watches
+            .values()
+            .filter_map(|watch| watch.detector.as_ref())
+            .map(ReadyDetector::pending_count)
+            .sum()
+    }
+
     /// When [`poll`](ReadyStage::poll) has something to deliver next.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.watches
