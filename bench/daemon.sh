@@ -57,7 +57,8 @@ wait_for() {
     done
 }
 
-lines_of() { [[ -f $1 ]] && wc -l <"$1" || echo 0; }
+# Lines of the output file, not counting the probes of the readiness check.
+lines_of() { [[ -f $1 ]] || { echo 0; return; }; grep -vc probe "$1" || true; }
 files_in() { find "$1" -mindepth 1 -maxdepth 1 | wc -l; }
 at_least_lines() { (( $(lines_of "$1") >= $2 )); }
 at_least_files() { (( $(files_in "$1") >= $2 )); }
@@ -116,7 +117,8 @@ mount -t tmpfs -o size=2g tmpfs "$MNT"
 chmod 700 "$MNT"
 
 # ---------------------------------------------------------------- J: events to a file
-# start_J WHO RUN: starts the watcher of $RUN/w writing $RUN/out; echoes its pid.
+# start_J WHO RUN: starts the watcher of $RUN/w writing $RUN/out; echoes its pid. Nothing it
+# starts may keep this function's stdout open: the caller reads it to its end.
 start_J() {
     local who=$1 run=$2
     case $who in
@@ -132,7 +134,7 @@ processor = "jsonl"
 [watch.options]
 path = "out"
 EOF
-        "$INOTIFIER" run -c "$run/inotifier.toml" 2>"$run/err" & ;;
+        "$INOTIFIER" run -c "$run/inotifier.toml" >/dev/null 2>"$run/err" & ;;
     inotifywait)
         stdbuf -oL inotifywait -q -m -e create,q_overflow --format '%w%f %e' "$run/w" >"$run/out" 2>"$run/err" & ;;
     raw)
@@ -146,17 +148,18 @@ run_J() {
     run=$MNT/J-$who-$i
     mkdir -p "$run/w"
     pid=$(start_J "$who" "$run"); PIDS+=("$pid")
-    # Ready when a probe file shows up in the output.
-    wait_for 30 bash -c "touch '$run/w/probe'; grep -q probe '$run/out' 2>/dev/null" \
+    # Ready when a probe file shows up in the output (created anew each time: a watcher that
+    # was not ready yet missed the creation).
+    wait_for 30 bash -c "rm -f '$run/w/probe'; touch '$run/w/probe'; grep -q probe '$run/out' 2>/dev/null" \
         || die "$who did not start: $(cat "$run/err")"
     local cpu0; cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     t0=$(now_us)
     "$BUILD/gen" "$run/w" "$NEVENTS" >/dev/null
-    count=$(wait_count lines "$run/out" $((NEVENTS + 1)))
+    count=$(wait_count lines "$run/out" "$NEVENTS")
     t1=$(now_us)
     local cpu1; cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     stop_pid "$pid"
-    local lost=$(( NEVENTS + 1 - count )); (( lost < 0 )) && lost=0
+    local lost=$(( NEVENTS - count )); (( lost < 0 )) && lost=0
     if (( lost > 0 )); then
         echo "J $who lost=$lost"
     else
@@ -181,18 +184,18 @@ processor = "exec"
 [watch.options]
 argv = ["/usr/bin/touch", "$run/done/{name}"]
 EOF
-        "$INOTIFIER" run -c "$run/inotifier.toml" 2>"$run/err" &
+        "$INOTIFIER" run -c "$run/inotifier.toml" >/dev/null 2>"$run/err" &
         echo $! ;;
     incron)
         # incrond reads every table in /etc/incron.d; $# is the file name. It runs the command
         # through /bin/sh, so this only works for names without shell syntax.
         echo "$run/w IN_CLOSE_WRITE /usr/bin/touch $run/done/\$#" >"$INCRON_TABLE"
-        incrond -n 2>"$run/err" &
+        incrond -n >/dev/null 2>"$run/err" &
         echo $! ;;
     loop)
         # What a shell user writes; one touch at a time.
         (inotifywait -q -m -e close_write --format '%f' "$run/w" 2>"$run/err" \
-            | while IFS= read -r f; do /usr/bin/touch "$run/done/$f"; done) &
+            | while IFS= read -r f; do /usr/bin/touch "$run/done/$f"; done) >/dev/null &
         echo $! ;;
     esac
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use inotifier_core::Event;
 use inotifier_core::json::{event_json_parts, json_string, time_json};
+use inotifier_core::text::printable;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -91,38 +92,16 @@ fn pathname_bytes(path: &[u8], name: &[u8]) -> Vec<u8> {
 fn write_text(out: &mut Vec<u8>, event: &Event) {
     out.extend_from_slice(event.mask.name().as_bytes());
     out.push(b' ');
-    text_bytes(
+    printable(
         out,
         &pathname_bytes(event.path.as_os_str().as_bytes(), event.name.as_bytes()),
     );
     if let Some(src) = &event.src_pathname {
         out.extend_from_slice(b" from ");
-        text_bytes(out, src.as_os_str().as_bytes());
+        printable(out, src.as_os_str().as_bytes());
     }
     if event.synthetic() {
         let _ = write!(out, " ({})", event.origin.as_str());
     }
     out.push(b'\n');
-}
-
-/// Printable and one line: control characters and bytes that are not UTF-8 as `\xNN`, a
-/// backslash as `\\`.
-fn text_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => out.extend_from_slice(b"\\\\"),
-                c if c.is_control() => {
-                    let _ = write!(out, "\\x{:02x}", c as u32);
-                }
-                c => {
-                    let mut buffer = [0; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
-                }
-            }
-        }
-        for &byte in chunk.invalid() {
-            let _ = write!(out, "\\x{byte:02x}");
-        }
-    }
 }

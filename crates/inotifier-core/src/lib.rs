@@ -51,6 +51,7 @@ pub mod json;
 mod mask;
 pub mod ready;
 mod sys;
+pub mod text;
 mod tree;
 mod wake;
 

@@ -228,21 +228,46 @@ fn check_directory(dir: &OwnedFd, path: &Path) -> Result<(), PidFileError> {
         path: path.to_path_buf(),
         source,
     })?;
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    let why = if stat.st_uid != euid && stat.st_uid != 0 {
-        Some(format!(
-            "its directory is owned by uid {}, not by this user (uid {euid}) or root",
-            stat.st_uid
-        ))
-    } else if stat.st_mode & 0o022 != 0 {
-        Some(format!(
-            "its directory is writable by other users (mode {:o})",
-            stat.st_mode & 0o7777
-        ))
-    } else {
-        None
-    };
+    let euid = effective_uid();
+    refuse(
+        path,
+        if stat.st_uid != euid && stat.st_uid != 0 {
+            Some(format!(
+                "its directory is owned by uid {}, not by this user (uid {euid}) or root",
+                stat.st_uid
+            ))
+        } else if stat.st_mode & 0o022 != 0 {
+            Some(format!(
+                "its directory is writable by other users (mode {:o})",
+                stat.st_mode & 0o7777
+            ))
+        } else {
+            None
+        },
+    )
+}
+
+fn check_file(file: &File, path: &Path) -> Result<(), PidFileError> {
+    let metadata = file.metadata().map_err(|source| PidFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    refuse(
+        path,
+        if !metadata.file_type().is_file() {
+            Some("it is not a regular file".to_string())
+        } else if metadata.uid() != effective_uid() {
+            Some(format!(
+                "it is owned by uid {}, not by this user",
+                metadata.uid()
+            ))
+        } else {
+            None
+        },
+    )
+}
+
+fn refuse(path: &Path, why: Option<String>) -> Result<(), PidFileError> {
     match why {
         Some(why) => Err(PidFileError::Insecure {
             path: path.to_path_buf(),
@@ -252,30 +277,9 @@ fn check_directory(dir: &OwnedFd, path: &Path) -> Result<(), PidFileError> {
     }
 }
 
-fn check_file(file: &File, path: &Path) -> Result<(), PidFileError> {
-    let metadata = file.metadata().map_err(|source| PidFileError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+fn effective_uid() -> libc::uid_t {
     // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    let why = if !metadata.file_type().is_file() {
-        Some("it is not a regular file".to_string())
-    } else if metadata.uid() != euid {
-        Some(format!(
-            "it is owned by uid {}, not by this user",
-            metadata.uid()
-        ))
-    } else {
-        None
-    };
-    match why {
-        Some(why) => Err(PidFileError::Insecure {
-            path: path.to_path_buf(),
-            why,
-        }),
-        None => Ok(()),
-    }
+    unsafe { libc::geteuid() }
 }
 
 fn try_lock(file: &File, operation: libc::c_int) -> io::Result<bool> {

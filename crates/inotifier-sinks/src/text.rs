@@ -52,27 +52,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-/// Printable and on one line: control characters and bytes that are not UTF-8 as `\xNN`, a
-/// backslash as `\\`. Not reversible for names containing `\x`, which is fine for a log.
-pub(crate) fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => out.extend_from_slice(b"\\\\"),
-                c if c.is_control() => {
-                    let _ = write!(out, "\\x{:02x}", c as u32);
-                }
-                c => {
-                    let mut buffer = [0; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
-                }
-            }
-        }
-        for &byte in chunk.invalid() {
-            let _ = write!(out, "\\x{byte:02x}");
-        }
-    }
-}
+pub(crate) use inotifier_core::text::printable as escaped;
 
 #[cfg(test)]
 mod tests {

@@ -139,27 +139,11 @@ pub fn load_pid_file(path: &Path) -> Result<std::path::PathBuf, ConfigError> {
         error,
     })?;
     let text = String::from_utf8_lossy(&bytes);
-    let mut report = Report::new(Locator::new(path, &text));
-    let document = match DeTable::parse(&text) {
-        Ok(document) => document,
-        Err(error) => {
-            let span = error.span().unwrap_or(0..0);
-            let message = error.message().trim_end().to_string();
-            report.add(span.start, ProblemKind::Syntax { message });
-            return Err(ConfigError::Invalid(report.into_problems()));
-        }
-    };
-    let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let base_dir = source.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let top = TableReader::new(
-        "the top level".into(),
-        0..0,
-        document.get_ref(),
-        TOP_KEYS,
-        &mut report,
-    );
-    let daemon_table = top.table(&mut report, "daemon", "[daemon]".into(), daemon::KEYS);
-    Ok(daemon::read(daemon_table, &base_dir, &mut report).pid_file)
+    let (pid_file, _problems_elsewhere) = read_document(&text, path, |top, base_dir, report| {
+        let daemon_table = top.table(report, "daemon", "[daemon]".into(), daemon::KEYS);
+        daemon::read(daemon_table, base_dir, report).pid_file
+    })?;
+    Ok(pid_file)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -168,17 +152,18 @@ enum CheckPaths {
     No,
 }
 
-fn read(
+/// Parses `text` (the file `file`) and hands its top level to `read_tables`, which reports
+/// problems as it reads. A syntax error is the only error here: the rest of a document with
+/// one would be guessed at.
+fn read_document<T>(
     text: &str,
     file: &Path,
-    validate_processor: &ValidateProcessor<'_>,
-    check_paths: CheckPaths,
-) -> Result<Config, ConfigError> {
+    read_tables: impl FnOnce(&TableReader<'_, '_>, &Path, &mut Report<'_>) -> T,
+) -> Result<(T, Vec<Problem>), ConfigError> {
     let mut report = Report::new(Locator::new(file, text));
     let document = match DeTable::parse(text) {
         Ok(document) => document,
         Err(error) => {
-            // The rest of a document with a syntax error would be guessed at: stop here.
             let span = error.span().unwrap_or(0..0);
             let mut message = error.message().trim_end().to_string();
             if message == "duplicate key" {
@@ -192,9 +177,10 @@ fn read(
             return Err(ConfigError::Invalid(report.into_problems()));
         }
     };
-    let source = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    let base_dir = source.parent().unwrap_or(Path::new("/")).to_path_buf();
-
+    let base_dir = absolute(file)
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .to_path_buf();
     let top = TableReader::new(
         "the top level".into(),
         0..0,
@@ -202,28 +188,44 @@ fn read(
         TOP_KEYS,
         &mut report,
     );
-    let daemon_table = top.table(&mut report, "daemon", "[daemon]".into(), daemon::KEYS);
-    let daemon = daemon::read(daemon_table, &base_dir, &mut report);
-    let watches = read_watches(&top, &base_dir, validate_processor, &mut report);
+    let value = read_tables(&top, &base_dir, &mut report);
+    Ok((value, report.into_problems()))
+}
 
-    if check_paths == CheckPaths::Yes {
-        for (path, span) in watches.iter().filter_map(|watch| watch.path.as_ref()) {
-            if let Err(problem) = check_watch_path(path) {
-                report.add(
-                    span.start,
-                    ProblemKind::WatchPath {
-                        path: path.clone(),
-                        problem,
-                    },
-                );
+fn absolute(file: &Path) -> std::path::PathBuf {
+    std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf())
+}
+
+fn read(
+    text: &str,
+    file: &Path,
+    validate_processor: &ValidateProcessor<'_>,
+    check_paths: CheckPaths,
+) -> Result<Config, ConfigError> {
+    let ((daemon, watches), problems) = read_document(text, file, |top, base_dir, report| {
+        let daemon_table = top.table(report, "daemon", "[daemon]".into(), daemon::KEYS);
+        let daemon = daemon::read(daemon_table, base_dir, report);
+        let watches = read_watches(top, base_dir, validate_processor, report);
+        if check_paths == CheckPaths::Yes {
+            for (path, span) in watches.iter().filter_map(|watch| watch.path.as_ref()) {
+                if let Err(problem) = check_watch_path(path) {
+                    report.add(
+                        span.start,
+                        ProblemKind::WatchPath {
+                            path: path.clone(),
+                            problem,
+                        },
+                    );
+                }
             }
         }
-    }
-    if !report.is_empty() {
-        return Err(ConfigError::Invalid(report.into_problems()));
+        (daemon, watches)
+    })?;
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
     }
     Ok(Config {
-        source: Some(source),
+        source: Some(absolute(file)),
         daemon,
         watches: watches
             .into_iter()

@@ -45,10 +45,6 @@ impl<'t> Report<'t> {
         self.locator.source(span)
     }
 
-    pub(super) fn is_empty(&self) -> bool {
-        self.problems.is_empty()
-    }
-
     /// Every problem, in the order they appear in the file.
     pub(super) fn into_problems(mut self) -> Vec<Problem> {
         // Stable: problems at the same place keep the order they were found in.
