@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use inotifier_core::{Engine, EngineOptions, WatchId, WatchSpec};
 use inotifier_sinks::Processor;
@@ -67,7 +67,7 @@ pub struct ReloadSummary {
 pub struct Daemon {
     engine: Engine,
     pipeline: SharedPipeline,
-    pipeline_thread: Option<JoinHandle<()>>,
+    timer_thread: Option<JoinHandle<()>>,
     abandoner: Abandoner,
     stats: Arc<Stats>,
     active: Vec<ActiveWatch>,
@@ -89,15 +89,15 @@ impl Daemon {
         )
         .map_err(DaemonError::Thread)?;
         let abandoner = router.abandoner();
-        let (engine, batches) =
-            Engine::start(EngineOptions::default()).map_err(DaemonError::Engine)?;
-        let pipeline = Pipeline::new(router, stats.clone(), 1);
-        let pipeline_thread =
-            pipeline::spawn(pipeline.clone(), batches).map_err(DaemonError::Thread)?;
+        let pipeline = Pipeline::new(router, 1);
+        let engine =
+            Engine::start_with_sink(EngineOptions::default(), pipeline::sink(pipeline.clone()))
+                .map_err(DaemonError::Engine)?;
+        let timer_thread = pipeline::spawn_timers(pipeline.clone()).map_err(DaemonError::Thread)?;
         let mut daemon = Daemon {
             engine,
             pipeline,
-            pipeline_thread: Some(pipeline_thread),
+            timer_thread: Some(timer_thread),
             abandoner,
             stats,
             active: Vec::new(),
@@ -108,8 +108,14 @@ impl Daemon {
             },
         };
         for watch in &config.watches {
-            let active = daemon.add(watch)?;
-            daemon.active.push(active);
+            match daemon.add(watch) {
+                Ok(active) => daemon.active.push(active),
+                Err(error) => {
+                    // Nothing was delivered yet that needs draining; end the threads.
+                    daemon.stop(Instant::now() + Duration::from_secs(1));
+                    return Err(error);
+                }
+            }
         }
         daemon.config = config;
         Ok(daemon)
@@ -250,28 +256,37 @@ impl Daemon {
 
     /// Stops reading, then lets the processors finish what was read, until `deadline`. Returns
     /// whether every event read was delivered (or failed for good) in time.
-    pub fn stop(mut self, deadline: Instant) -> bool {
-        self.engine.stopper().stop();
-        if let Some(thread) = self.pipeline_thread.take() {
-            // The pipeline may be blocked feeding a full worker queue: past the deadline, make
-            // the workers give up so that it can finish.
-            let (done_tx, done_rx) = std::sync::mpsc::channel();
-            let joiner = std::thread::spawn(move || {
-                let _ = thread.join();
-                let _ = done_tx.send(());
-            });
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            if done_rx.recv_timeout(timeout).is_err() {
-                self.abandoner.abandon();
-                let _ = done_rx.recv();
+    pub fn stop(self, deadline: Instant) -> bool {
+        let Daemon {
+            engine,
+            pipeline,
+            timer_thread,
+            abandoner,
+            ..
+        } = self;
+        // The reader may be blocked feeding a full worker queue: past the deadline, make the
+        // workers give up so that it can finish.
+        engine.stopper().stop();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let joiner = std::thread::spawn(move || {
+            let _ = done_tx.send(engine.wait());
+        });
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let engine_result = match done_rx.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(_) => {
+                abandoner.abandon();
+                done_rx.recv().unwrap_or(Ok(()))
             }
-            let _ = joiner.join();
-        }
-        let router = pipeline::lock(&self.pipeline).take_router();
-        let engine_result = self.engine.wait();
+        };
+        let _ = joiner.join();
         if let Err(error) = engine_result {
             tracing::error!("the engine stopped with an error: {error}");
         }
+        if let Some(thread) = timer_thread {
+            pipeline::stop_timers(&pipeline, thread);
+        }
+        let router = pipeline::lock(&pipeline).take_router();
         match router {
             Some(router) => router.drain(deadline),
             None => true,

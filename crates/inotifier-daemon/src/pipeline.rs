@@ -1,17 +1,20 @@
-//! The thread between the engine and the router: derives ready events, numbers events, and
-//! looks up which processors each one goes to.
+//! Between the engine and the router: derives ready events, numbers events, and looks up
+//! which processors each one goes to.
+//!
+//! It runs as the engine's sink, on the reader thread, so that a batch reaches the workers
+//! with one thread switch instead of two; a timer thread delivers the ready events whose
+//! settle time ends while no batch comes.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use inotifier_core::ready::{ReadyOptions, ReadyStage};
-use inotifier_core::{Batch, Event, Mask, WatchId};
+use inotifier_core::{Batch, Event, Flow, Mask, Sink, WatchId};
 
 use crate::router::{Route, Router};
-use crate::stats::Stats;
 
 /// What the pipeline thread and the daemon's control side share.
 pub struct Pipeline {
@@ -24,22 +27,31 @@ pub struct Pipeline {
     waiting: Vec<Event>,
     next_id: u64,
     router: Option<Router>,
-    stats: Arc<Stats>,
 }
 
-pub type SharedPipeline = Arc<Mutex<Pipeline>>;
+pub struct Shared {
+    pipeline: Mutex<Pipeline>,
+    /// Signalled when a batch may have armed a new settle timer, and to stop the timer thread.
+    timers: Condvar,
+    stopping: AtomicBool,
+}
+
+pub type SharedPipeline = Arc<Shared>;
 
 impl Pipeline {
-    pub fn new(router: Router, stats: Arc<Stats>, first_id: u64) -> SharedPipeline {
-        Arc::new(Mutex::new(Pipeline {
-            routes: HashMap::new(),
-            ready: ReadyStage::new(),
-            highest_registered: None,
-            waiting: Vec::new(),
-            next_id: first_id,
-            router: Some(router),
-            stats,
-        }))
+    pub fn new(router: Router, first_id: u64) -> SharedPipeline {
+        Arc::new(Shared {
+            pipeline: Mutex::new(Pipeline {
+                routes: HashMap::new(),
+                ready: ReadyStage::new(),
+                highest_registered: None,
+                waiting: Vec::new(),
+                next_id: first_id,
+                router: Some(router),
+            }),
+            timers: Condvar::new(),
+            stopping: AtomicBool::new(false),
+        })
     }
 
     /// Starts sending the events of `route.watch` to its processor, including any that
@@ -89,6 +101,7 @@ impl Pipeline {
 
     fn dispatch(&mut self, batch: Batch) {
         let Some(router) = &self.router else { return };
+        let mut routed = Vec::with_capacity(batch.len());
         for mut event in batch {
             let routes: Vec<Arc<Route>> = event
                 .watches
@@ -102,9 +115,9 @@ impl Pipeline {
             }
             event.id = self.next_id;
             self.next_id += 1;
-            self.stats.seen(1);
-            router.dispatch(event, routes);
+            routed.push((event, routes));
         }
+        router.dispatch(routed);
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -129,37 +142,65 @@ fn wants(wanted: Mask, mask: Mask) -> bool {
     )
 }
 
-pub fn lock(pipeline: &SharedPipeline) -> MutexGuard<'_, Pipeline> {
-    pipeline.lock().unwrap_or_else(|e| e.into_inner())
+pub fn lock(shared: &SharedPipeline) -> MutexGuard<'_, Pipeline> {
+    shared.pipeline.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Runs the pipeline until the engine's channel closes.
-pub fn spawn(
-    pipeline: SharedPipeline,
-    batches: Receiver<Batch>,
-) -> std::io::Result<JoinHandle<()>> {
+/// The engine's sink: every batch goes through the pipeline on the reader thread.
+pub fn sink(shared: SharedPipeline) -> Sink {
+    Box::new(move |batch| {
+        let mut pipeline = lock(&shared);
+        pipeline.process(std::mem::take(batch), Instant::now());
+        if pipeline.next_deadline().is_some() {
+            shared.timers.notify_one();
+        }
+        Flow::Continue
+    })
+}
+
+/// Starts the thread that delivers ready events when their settle time ends.
+pub fn spawn_timers(shared: SharedPipeline) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
-        .name("inotifier-pipeline".into())
+        .name("inotifier-timers".into())
         .spawn(move || {
-            loop {
-                let timeout = lock(&pipeline)
-                    .next_deadline()
-                    .map(|deadline| deadline.saturating_duration_since(Instant::now()))
-                    .unwrap_or(Duration::from_secs(3600));
-                match batches.recv_timeout(timeout) {
-                    Ok(batch) => lock(&pipeline).process(batch, Instant::now()),
-                    Err(RecvTimeoutError::Timeout) => lock(&pipeline).poll(Instant::now()),
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            // Files still settling when reading stopped cannot be known to be ready: nothing
-            // watched them for their whole settle time. Say so rather than guess.
-            let pending = lock(&pipeline).ready.pending_count();
-            if pending > 0 {
-                tracing::info!(
-                    "{pending} file(s) were still settling when reading stopped: no ready event \
-                     for them"
-                );
+            let mut pipeline = lock(&shared);
+            while !shared.stopping.load(Ordering::SeqCst) {
+                let now = Instant::now();
+                pipeline = match pipeline.next_deadline() {
+                    Some(deadline) if deadline <= now => {
+                        pipeline.poll(now);
+                        continue;
+                    }
+                    Some(deadline) => {
+                        shared
+                            .timers
+                            .wait_timeout(pipeline, deadline - now)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
+                    None => shared
+                        .timers
+                        .wait(pipeline)
+                        .unwrap_or_else(|e| e.into_inner()),
+                };
             }
         })
+}
+
+/// Ends the timer thread, once the engine has stopped feeding the pipeline.
+pub fn stop_timers(shared: &SharedPipeline, thread: JoinHandle<()>) {
+    {
+        let _pipeline = lock(shared);
+        shared.stopping.store(true, Ordering::SeqCst);
+        shared.timers.notify_all();
+    }
+    let _ = thread.join();
+    // Files still settling when reading stopped cannot be known to be ready: nothing watched
+    // them for their whole settle time. Say so rather than guess.
+    let pending = lock(shared).ready.pending_count();
+    if pending > 0 {
+        tracing::info!(
+            "{pending} file(s) were still settling when reading stopped: no ready event for them"
+        );
+    }
 }

@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -93,9 +93,48 @@ impl Abandoner {
     }
 }
 
+/// Room in one worker's queue, counted in events: the dispatcher takes room before it queues a
+/// chunk, the worker gives it back once the chunk is processed.
+struct Room {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Room {
+    fn new(capacity: usize) -> Room {
+        Room {
+            free: Mutex::new(capacity),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Takes room for up to `wanted` events; with `wait`, waits until there is room for one at
+    /// least. Returns how many it took.
+    fn take(&self, wanted: usize, wait: bool) -> usize {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while wait && *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        let taken = wanted.min(*free);
+        *free -= taken;
+        taken
+    }
+
+    fn give(&self, count: usize) {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += count;
+        self.freed.notify_all();
+    }
+}
+
+struct Worker {
+    queue: mpsc::Sender<Vec<Job>>,
+    room: Arc<Room>,
+}
+
 pub struct Router {
-    queues: Vec<SyncSender<Job>>,
-    workers: Vec<JoinHandle<()>>,
+    workers: Vec<Worker>,
+    threads: Vec<JoinHandle<()>>,
+    capacity: usize,
     hasher: foldhash::fast::RandomState,
     abandon: Arc<Abandon>,
     stats: Arc<Stats>,
@@ -108,32 +147,37 @@ impl Router {
         queue_capacity: usize,
         stats: Arc<Stats>,
     ) -> std::io::Result<Router> {
+        let capacity = queue_capacity.max(1);
         let abandon = Arc::new(Abandon::default());
         let mut queues = Vec::new();
-        let mut handles = Vec::new();
+        let mut threads = Vec::new();
         for index in 0..workers.max(1) {
-            let (sender, receiver) = mpsc::sync_channel::<Job>(queue_capacity.max(1));
-            let abandon = abandon.clone();
-            let stats = stats.clone();
-            let handle = std::thread::Builder::new()
+            let (queue, chunks) = mpsc::channel::<Vec<Job>>();
+            let room = Arc::new(Room::new(capacity));
+            let (abandon, stats, worker_room) = (abandon.clone(), stats.clone(), room.clone());
+            let thread = std::thread::Builder::new()
                 .name(format!("inotifier-worker-{index}"))
                 .spawn(move || {
-                    for job in receiver {
-                        if abandon.is_set() {
-                            stats.abandoned(job.routes.len());
-                            continue;
+                    for chunk in chunks {
+                        for job in &chunk {
+                            if abandon.is_set() {
+                                stats.abandoned(job.routes.len());
+                                continue;
+                            }
+                            for route in &job.routes {
+                                deliver(route, &job.event, &abandon, &stats);
+                            }
                         }
-                        for route in &job.routes {
-                            deliver(route, &job.event, &abandon, &stats);
-                        }
+                        worker_room.give(chunk.len());
                     }
                 })?;
-            queues.push(sender);
-            handles.push(handle);
+            queues.push(Worker { queue, room });
+            threads.push(thread);
         }
         Ok(Router {
-            queues,
-            workers: handles,
+            workers: queues,
+            threads,
+            capacity,
             hasher: foldhash::fast::RandomState::default(),
             abandon,
             stats,
@@ -146,32 +190,57 @@ impl Router {
         Abandoner(self.abandon.clone())
     }
 
-    /// Queues `event` for `routes`, blocking while the file's worker is full.
-    pub fn dispatch(&self, event: Event, routes: Vec<Arc<Route>>) {
-        if routes.is_empty() {
-            return;
+    /// Queues each event for its routes on the worker of its file, a chunk per worker (one
+    /// wake-up per chunk, not per event), blocking while a worker's queue is full.
+    pub fn dispatch(&self, events: Vec<(Event, Vec<Arc<Route>>)>) {
+        let mut chunks: Vec<Vec<Job>> = (0..self.workers.len()).map(|_| Vec::new()).collect();
+        for (event, routes) in events {
+            if routes.is_empty() {
+                continue;
+            }
+            let mut hasher = self.hasher.build_hasher();
+            event.path.hash(&mut hasher);
+            event.name.hash(&mut hasher);
+            let worker = (hasher.finish() % self.workers.len() as u64) as usize;
+            chunks[worker].push(Job {
+                event: Arc::new(event),
+                routes,
+            });
+            if chunks[worker].len() == self.capacity {
+                self.send_all(&mut chunks);
+            }
         }
-        let mut hasher = self.hasher.build_hasher();
-        event.path.hash(&mut hasher);
-        event.name.hash(&mut hasher);
-        let worker = (hasher.finish() % self.queues.len() as u64) as usize;
-        let job = Job {
-            event: Arc::new(event),
-            routes,
-        };
-        // A worker only ends when its queue closes, so the send cannot fail while we hold it.
-        let _ = self.queues[worker].send(job);
+        self.send_all(&mut chunks);
+    }
+
+    /// Hands each worker its chunk: first what fits in every queue now, then the rest as room
+    /// frees up, so that one full queue does not keep the others idle.
+    fn send_all(&self, chunks: &mut [Vec<Job>]) {
+        for wait in [false, true] {
+            for (worker, chunk) in self.workers.iter().zip(chunks.iter_mut()) {
+                while !chunk.is_empty() {
+                    let room = worker.room.take(chunk.len(), wait);
+                    if room == 0 {
+                        break;
+                    }
+                    let rest = chunk.split_off(room);
+                    self.stats.seen(chunk.len());
+                    // A worker only ends when its queue closes: the send cannot fail meanwhile.
+                    let _ = worker.queue.send(std::mem::replace(chunk, rest));
+                }
+            }
+        }
     }
 
     /// Lets the workers finish what is queued, until `deadline`; after it, pending retries and
     /// queued events are given up (and counted). Returns whether everything was delivered.
     pub fn drain(mut self, deadline: Instant) -> bool {
-        self.queues.clear();
+        self.workers.clear();
         let (done_tx, done_rx) = mpsc::channel();
-        let workers = std::mem::take(&mut self.workers);
+        let threads = std::mem::take(&mut self.threads);
         let joiner = std::thread::spawn(move || {
-            for worker in workers {
-                let _ = worker.join();
+            for thread in threads {
+                let _ = thread.join();
             }
             let _ = done_tx.send(());
         });
