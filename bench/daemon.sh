@@ -5,6 +5,10 @@
 #   J  events/s from the kernel to a processor that appends one line per event to a file:
 #      `inotifier run` with the jsonl processor, `inotifywait -m --format` (line-buffered into a
 #      file) and the minimal C reader (bench/raw_reader.c) into a file.
+#   Q  the same, but the burst is queued in the kernel while the watcher is stopped (SIGSTOP,
+#      with fs.inotify.max_queued_events raised so nothing overflows), then the watcher is
+#      continued: how fast each drains 100,000 queued events into its file, free of the
+#      generator's pace.
 #   X  programs run per second, one per file written: `inotifier run` with the exec processor,
 #      incron (incrond, the tool for "run a command on a file event"), and the shell loop
 #      `inotifywait -m | while read f; do touch ...; done`.
@@ -26,9 +30,12 @@ die() { log "daemon.sh: $*"; exit 1; }
 MNT=""
 PIDS=()
 INCRON_TABLE=/etc/incron.d/inotifier-bench
+MAXQ=/proc/sys/fs/inotify/max_queued_events
+OLD_MAXQ=$(cat "$MAXQ")
 cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM
+    echo "$OLD_MAXQ" >"$MAXQ"
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
@@ -143,8 +150,11 @@ EOF
     echo $!
 }
 
+# run_J MODE WHO I: MODE live (the watcher reads while the generator writes) or queued (the
+# burst waits in the kernel queue while the watcher is stopped, then it is continued).
 run_J() {
-    local who=$1 i=$2 run pid t0 t1 count
+    local mode=$1 who=$2 i=$3 run pid t0 t1 count tag
+    tag=$([[ $mode == live ]] && echo J || echo Q)
     run=$MNT/J-$who-$i
     mkdir -p "$run/w"
     pid=$(start_J "$who" "$run"); PIDS+=("$pid")
@@ -153,17 +163,24 @@ run_J() {
     wait_for 30 bash -c "rm -f '$run/w/probe'; touch '$run/w/probe'; grep -q probe '$run/out' 2>/dev/null" \
         || die "$who did not start: $(cat "$run/err")"
     local cpu0; cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    t0=$(now_us)
-    "$BUILD/gen" "$run/w" "$NEVENTS" >/dev/null
+    if [[ $mode == queued ]]; then
+        kill -STOP "$pid"
+        "$BUILD/gen" "$run/w" "$NEVENTS" >/dev/null
+        t0=$(now_us)
+        kill -CONT "$pid"
+    else
+        t0=$(now_us)
+        "$BUILD/gen" "$run/w" "$NEVENTS" >/dev/null
+    fi
     count=$(wait_count lines "$run/out" "$NEVENTS")
     t1=$(now_us)
     local cpu1; cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     stop_pid "$pid"
     local lost=$(( NEVENTS - count )); (( lost < 0 )) && lost=0
     if (( lost > 0 )); then
-        echo "J $who lost=$lost"
+        echo "$tag $who lost=$lost"
     else
-        echo "J $who rate=$(per_second "$NEVENTS" $((t1 - t0))) cpu_ticks=$((cpu1 - cpu0))"
+        echo "$tag $who rate=$(per_second "$NEVENTS" $((t1 - t0))) cpu_ticks=$((cpu1 - cpu0))"
     fi
     rm -rf "$run"
 }
@@ -224,14 +241,19 @@ run_X() {
 }
 
 # ---------------------------------------------------------------- run and report
-declare -A RATES LOSSES
+declare -A RATES LOSSES CPU
 order_J=(raw inotifier inotifywait)
 order_X=(inotifier incron loop)
+echo $((NEVENTS + 16384)) >"$MAXQ"
 for i in $(seq "$REPEAT"); do
-    for who in "${order_J[@]}"; do
-        line=$(run_J "$who" "$i"); log "$line"
-        [[ $line =~ rate=([0-9]+) ]] && RATES[J-$who]+=" ${BASH_REMATCH[1]}"
-        [[ $line =~ lost=([0-9]+) ]] && LOSSES[J-$who]+=" ${BASH_REMATCH[1]}"
+    for mode in live queued; do
+        for who in "${order_J[@]}"; do
+            line=$(run_J "$mode" "$who" "$i"); log "$line"
+            t=${line%% *}
+            [[ $line =~ rate=([0-9]+) ]] && RATES[$t-$who]+=" ${BASH_REMATCH[1]}"
+            [[ $line =~ cpu_ticks=([0-9]+) ]] && CPU[$t-$who]+=" ${BASH_REMATCH[1]}"
+            [[ $line =~ lost=([0-9]+) ]] && LOSSES[$t-$who]+=" ${BASH_REMATCH[1]}"
+        done
     done
     for who in "${order_X[@]}"; do
         line=$(run_X "$who" "$i"); log "$line"
@@ -245,11 +267,21 @@ done
 med() { median ${RATES[$1]:-}; }
 lost_note() { [[ -n ${LOSSES[$1]:-} ]] && echo " (lost events in runs:${LOSSES[$1]})" || true; }
 echo
-echo "J: $NEVENTS files created, events/s until every one is in the output file (median of $REPEAT)"
-echo "| | events/s | vs inotifier |"
-echo "|---|---|---|"
+cpu_ms() { local m; m=$(median ${CPU[$1]:-}); [[ $m == - ]] && echo - || awk -v t="$m" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1000 / hz }'; }
+echo "J: $NEVENTS files created, events/s until every one is in the output file, and the"
+echo "watcher's CPU time (user+sys) for the burst (medians of $REPEAT)"
+echo "| | events/s | vs inotifier | CPU ms | CPU vs inotifier |"
+echo "|---|---|---|---|---|"
 for who in raw inotifier inotifywait; do
-    echo "| $who | $(med J-$who)$(lost_note J-$who) | $(ratio "$(med J-$who)" "$(med J-inotifier)") |"
+    echo "| $who | $(med J-$who)$(lost_note J-$who) | $(ratio "$(med J-$who)" "$(med J-inotifier)") | $(cpu_ms J-$who) | $(ratio "$(cpu_ms J-$who)" "$(cpu_ms J-inotifier)") |"
+done
+echo
+echo "Q: the same $NEVENTS events queued in the kernel while the watcher was stopped, drained"
+echo "into the output file once it continued (medians of $REPEAT)"
+echo "| | events/s | vs inotifier | CPU ms | CPU vs inotifier |"
+echo "|---|---|---|---|---|"
+for who in raw inotifier inotifywait; do
+    echo "| $who | $(med Q-$who)$(lost_note Q-$who) | $(ratio "$(med Q-$who)" "$(med Q-inotifier)") | $(cpu_ms Q-$who) | $(ratio "$(cpu_ms Q-$who)" "$(cpu_ms Q-inotifier)") |"
 done
 echo
 echo "X: $NEXEC files written, programs run per second until every one ran (median of $REPEAT)"
