@@ -89,7 +89,7 @@ impl Daemon {
         )
         .map_err(DaemonError::Thread)?;
         let abandoner = router.abandoner();
-        let pipeline = Pipeline::new(router, 1);
+        let pipeline = Pipeline::shared(router, 1);
         let engine =
             Engine::start_with_sink(EngineOptions::default(), pipeline::sink(pipeline.clone()))
                 .map_err(DaemonError::Engine)?;

@@ -39,7 +39,7 @@ pub struct Shared {
 pub type SharedPipeline = Arc<Shared>;
 
 impl Pipeline {
-    pub fn new(router: Router, first_id: u64) -> SharedPipeline {
+    pub fn shared(router: Router, first_id: u64) -> SharedPipeline {
         Arc::new(Shared {
             pipeline: Mutex::new(Pipeline {
                 routes: HashMap::new(),
