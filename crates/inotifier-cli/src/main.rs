@@ -16,7 +16,7 @@ mod watch;
 #[command(
     name = "inotifier",
     version,
-    about = "Linux file events that are never lost: recursive inotify watches with move pairing and overflow recovery",
+    about = "Linux file events that are never lost: ad-hoc watches (watch), and a daemon that hands every event to a processor (check, run, start, stop, status)",
     propagate_version = true
 )]
 struct Cli {
