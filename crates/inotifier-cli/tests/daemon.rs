@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{BIN, DEADLINE, Finished, Watcher, run_inotifier};
+use inotifier_test_support::workloads::write_reopening;
 use inotifier_test_support::{inotify_shared, wait_until};
 
 /// A daemon started in the background; killed by its pid if the test ends without stopping it.
@@ -531,18 +532,7 @@ temp_patterns = ["*.part"]
     let dir = project.path("in");
 
     // Written in 100 chunks over about a second, closing after each.
-    let chunked = dir.join("chunked.bin");
-    for chunk in 0..100 {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&chunked)
-            .unwrap();
-        file.write_all(&[chunk as u8; 512]).unwrap();
-        drop(file);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    write_reopening(&dir.join("chunked.bin"), 100, Duration::from_millis(10));
     // Downloaded under a temporary name, then renamed into place.
     std::fs::write(dir.join("download.part"), b"partial then whole").unwrap();
     std::fs::rename(dir.join("download.part"), dir.join("download.zip")).unwrap();

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Watcher, maskname, pathname, run_inotifier};
 use inotifier_test_support::inotify_shared;
+use inotifier_test_support::workloads::{write_one_descriptor, write_reopening};
 use serde_json::Value;
 
 fn temp_dir() -> tempfile::TempDir {
@@ -168,36 +169,17 @@ fn a_file_written_in_100_reopened_chunks_is_ready_once_after_the_last() {
     // and the writer checks that its pauses stayed below it.
     let mut watcher = ReadyWatcher::spawn(&["-e", "IN_READY", "--settle", "500ms", s(dir.path())]);
     let file = dir.path().join("upload.bin");
-    let mut longest_pause = Duration::ZERO;
-    let mut previous_close: Option<Instant> = None;
-    let mut before_last_close = SystemTime::now();
-    for chunk in 0..100 {
-        let mut handle = File::options()
-            .create(true)
-            .append(true)
-            .open(&file)
-            .unwrap();
-        handle
-            .write_all(format!("chunk {chunk:03}\n").as_bytes())
-            .unwrap();
-        if let Some(previous) = previous_close {
-            longest_pause = longest_pause.max(previous.elapsed());
-        }
-        before_last_close = SystemTime::now();
-        drop(handle);
-        previous_close = Some(Instant::now());
-        // Shapes the workload: about a second for 100 chunks.
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let written = write_reopening(&file, 100, Duration::from_millis(10));
     assert!(
-        longest_pause < Duration::from_millis(500),
-        "the machine stalled the writer for {longest_pause:?}: no verdict possible"
+        written.longest_pause < Duration::from_millis(500),
+        "the machine stalled the writer for {:?}: no verdict possible",
+        written.longest_pause
     );
     let ready = watcher.expect_ready(&file);
     assert!(
-        time_of(&ready) + TIME_ROUNDING >= epoch_seconds(before_last_close) + 0.5,
+        time_of(&ready) + TIME_ROUNDING >= epoch_seconds(written.before_last_close_wall) + 0.5,
         "ready {}s after the last close: {ready}",
-        time_of(&ready) - epoch_seconds(before_last_close)
+        time_of(&ready) - epoch_seconds(written.before_last_close_wall)
     );
     watcher.barrier(dir.path());
     watcher.assert_one_ready(&file);
@@ -210,15 +192,7 @@ fn a_file_written_in_100_chunks_through_one_descriptor_is_ready_once() {
     let dir = temp_dir();
     let mut watcher = ReadyWatcher::spawn(&["-e", "IN_READY", s(dir.path())]);
     let file = dir.path().join("stream.log");
-    let mut handle = File::create(&file).unwrap();
-    for chunk in 0..100 {
-        handle
-            .write_all(format!("chunk {chunk:03}\n").as_bytes())
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let before_close = SystemTime::now();
-    drop(handle);
+    let (_, before_close) = write_one_descriptor(&file, 100, Duration::from_millis(10));
     let ready = watcher.expect_ready(&file);
     assert!(time_of(&ready) + TIME_ROUNDING >= epoch_seconds(before_close) + 0.2);
     watcher.barrier(dir.path());

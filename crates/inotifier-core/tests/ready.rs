@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use inotifier_core::ready::{READY_INPUTS, ReadyOptions, ReadyStage};
 use inotifier_core::{EngineOptions, Event, Glob, Mask, Origin, WatchId, WatchSpec};
+use inotifier_test_support::workloads::{write_one_descriptor, write_reopening};
 use inotifier_test_support::{Sysctl, inotify_exclusive};
 use support::{DEADLINE, Watcher, temp_dir};
 
@@ -191,55 +192,6 @@ fn settle(ms: u64) -> Option<ReadyOptions> {
     })
 }
 
-/// What a writer thread did: when it was about to close the file for the last time, and the
-/// longest pause between two of its closes.
-struct Written {
-    before_last_close: Instant,
-    longest_pause: Duration,
-}
-
-/// Appends `chunks` chunks to `path`, opening and closing it for each, `interval` apart.
-fn write_reopening(path: &Path, chunks: usize, interval: Duration) -> Written {
-    let mut previous_close: Option<Instant> = None;
-    let mut longest_pause = Duration::ZERO;
-    let mut before_last_close = Instant::now();
-    for chunk in 0..chunks {
-        let mut file = File::options()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        file.write_all(format!("chunk {chunk:03}\n").as_bytes())
-            .unwrap();
-        before_last_close = Instant::now();
-        if let Some(previous) = previous_close {
-            longest_pause = longest_pause.max(before_last_close - previous);
-        }
-        drop(file);
-        previous_close = Some(Instant::now());
-        // Shapes the workload: about a second for 100 chunks.
-        std::thread::sleep(interval);
-    }
-    Written {
-        before_last_close,
-        longest_pause,
-    }
-}
-
-/// Writes `chunks` chunks to `path` through one descriptor, `interval` apart, then closes it.
-fn write_one_descriptor(path: &Path, chunks: usize, interval: Duration) -> Instant {
-    let mut file = File::create(path).unwrap();
-    for chunk in 0..chunks {
-        file.write_all(format!("chunk {chunk:03}\n").as_bytes())
-            .unwrap();
-        file.sync_data().ok();
-        std::thread::sleep(interval);
-    }
-    let before_close = Instant::now();
-    drop(file);
-    before_close
-}
-
 // ----- the engine delivers what the detector needs -----------------------------------------------
 
 /// The kernel mask of the watch on `dir`, from `/proc/self/fdinfo` (found by the directory's
@@ -342,7 +294,7 @@ fn a_file_written_in_100_chunks_through_one_descriptor_is_ready_once() {
     pipeline.watch(dir.path(), Mask::IN_READY, false, None);
     let file = dir.path().join("stream.log");
     let before_close = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| write_one_descriptor(&file, 100, Duration::from_millis(10)));
+        let writer = scope.spawn(|| write_one_descriptor(&file, 100, Duration::from_millis(10)).0);
         pipeline.pump_until(DEADLINE, |_| writer.is_finished());
         writer.join().unwrap()
     });

@@ -11,6 +11,8 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub mod workloads;
+
 const LOCK_PATH: &str = "/run/inotifier-tests.lock";
 
 /// A held `flock` on the machine-wide test lock; released on drop.
