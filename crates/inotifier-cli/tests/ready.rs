@@ -10,13 +10,15 @@ mod common;
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Watcher, maskname, pathname, run_inotifier};
 use inotifier_test_support::inotify_shared;
-use inotifier_test_support::workloads::{write_one_descriptor, write_reopening};
+use inotifier_test_support::workloads::{
+    files_in_new_directories, write_one_descriptor, write_reopening,
+};
 use serde_json::Value;
 
 fn temp_dir() -> tempfile::TempDir {
@@ -340,17 +342,7 @@ fn files_created_in_a_new_directory_before_its_watch_lands_are_ready_once_each()
     let _lock = inotify_shared();
     let dir = temp_dir();
     let mut watcher = ReadyWatcher::spawn(&["-e", "IN_READY", "-r", s(dir.path())]);
-    let mut files: Vec<PathBuf> = Vec::new();
-    for n in 0..20 {
-        // Created at once after their directories: most before the watcher watches them.
-        let deep = dir.path().join(format!("new{n}/a/b"));
-        std::fs::create_dir_all(&deep).unwrap();
-        for name in ["one", "two"] {
-            let file = deep.join(name);
-            std::fs::write(&file, b"data").unwrap();
-            files.push(file);
-        }
-    }
+    let files = files_in_new_directories(dir.path(), 20);
     for file in &files {
         watcher.expect_ready(file);
     }

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use inotifier_core::ready::{READY_INPUTS, ReadyOptions, ReadyStage};
 use inotifier_core::{EngineOptions, Event, Glob, Mask, Origin, WatchId, WatchSpec};
-use inotifier_test_support::workloads::{write_one_descriptor, write_reopening};
+use inotifier_test_support::workloads::{
+    files_in_new_directories, write_one_descriptor, write_reopening,
+};
 use inotifier_test_support::{Sysctl, inotify_exclusive};
 use support::{DEADLINE, Watcher, temp_dir};
 
@@ -486,17 +488,7 @@ fn files_created_in_a_new_directory_before_its_watch_lands_are_ready_once_each()
     let dir = temp_dir();
     let mut pipeline = Pipeline::start();
     pipeline.watch(dir.path(), Mask::IN_READY, true, None);
-    let mut files = Vec::new();
-    for n in 0..20 {
-        // Created at once after their directories: most before the engine watches them.
-        let deep = dir.path().join(format!("new{n}/a/b"));
-        std::fs::create_dir_all(&deep).unwrap();
-        for name in ["one", "two"] {
-            let file = deep.join(name);
-            std::fs::write(&file, b"data").unwrap();
-            files.push(file);
-        }
-    }
+    let files = files_in_new_directories(dir.path(), 20);
     for file in &files {
         pipeline.expect_ready(file);
     }

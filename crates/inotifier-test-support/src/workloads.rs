@@ -65,3 +65,20 @@ pub fn write_one_descriptor(
     drop(file);
     before_close
 }
+
+/// Creates `count` directory chains `newN/a/b` under `dir`, each with the files `one` and
+/// `two`, each file right after its directories: most exist before a watcher can watch their
+/// directory. Returns the files.
+pub fn files_in_new_directories(dir: &Path, count: usize) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for n in 0..count {
+        let deep = dir.join(format!("new{n}/a/b"));
+        std::fs::create_dir_all(&deep).unwrap();
+        for name in ["one", "two"] {
+            let file = deep.join(name);
+            std::fs::write(&file, b"data").unwrap();
+            files.push(file);
+        }
+    }
+    files
+}
