@@ -3,6 +3,7 @@ with deadlines, and ending every daemon a test started by its pid."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -92,10 +93,9 @@ class Project:
     def start(self):
         """``manage.py inotifier_start``; remembers the daemon's pid for the teardown."""
         result = self.manage("inotifier_start")
-        if self.pid_file.exists():
-            text = self.pid_file.read_text().strip()
-            if text.isdigit():
-                self.started_pids.append(int(text))
+        started = re.search(r"inotifier started: pid (\d+)", result.stdout)
+        if started:
+            self.started_pids.append(int(started.group(1)))
         return result
 
     def popen(self, *args):

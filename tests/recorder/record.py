@@ -49,3 +49,16 @@ class RecordingProcessor(ProcessEvent):
 
     def process_default(self, event):
         append("events.jsonl", {"label": self.label, **describe(event)})
+
+
+class FailingOnce(ProcessEvent):
+    """Raises on the first attempt of every event, records the second."""
+
+    def my_init(self):
+        self.seen = set()
+
+    def process_default(self, event):
+        if event.id not in self.seen:
+            self.seen.add(event.id)
+            raise RuntimeError("first attempt fails")
+        append("events.jsonl", describe(event))

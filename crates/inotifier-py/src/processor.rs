@@ -99,7 +99,12 @@ impl Processor for PythonProcessor {
 pub fn describe(py: Python<'_>, error: &PyErr) -> String {
     let formatted = py.import("traceback").and_then(|traceback| {
         traceback
-            .call_method1("format_exception", (error.value(py),))?
+            // The traceback is passed explicitly: before Python 3.12 a fetched exception's
+            // value does not carry it.
+            .call_method1(
+                "format_exception",
+                (error.get_type(py), error.value(py), error.traceback(py)),
+            )?
             .extract::<Vec<String>>()
     });
     match formatted {
