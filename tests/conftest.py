@@ -62,6 +62,9 @@ class Project:
         for directory in (self.path, self.watched, self.output):
             directory.mkdir()
         self.watches = []
+        # False: no PROJECT_PATH, so the pid file goes to the private runtime directory.
+        self.use_project_path = True
+        self.extra_env = {}
         self.started_pids = []
         self.processes = []
 
@@ -73,11 +76,13 @@ class Project:
         env = dict(os.environ)
         env.update(
             DJANGO_SETTINGS_MODULE="testproject.settings",
-            INOTIFIER_TEST_PROJECT_PATH=str(self.path),
             INOTIFIER_TEST_OUTPUT_DIR=str(self.output),
             INOTIFIER_TEST_WATCHES=json.dumps(self.watches),
             PYTHONUNBUFFERED="1",
         )
+        if self.use_project_path:
+            env["INOTIFIER_TEST_PROJECT_PATH"] = str(self.path)
+        env.update(self.extra_env)
         return env
 
     def manage(self, *args, timeout=60):

@@ -178,3 +178,22 @@ def test_a_failing_processor_is_retried_and_logged_with_its_traceback(project):
     assert project.manage("inotifier_stop").returncode == 0
     stderr = project.daemon_stderr()
     assert "Traceback" in stderr and "RuntimeError: first attempt fails" in stderr
+
+
+def test_without_project_path_the_pid_file_is_in_a_private_runtime_directory(project, tmp_path):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    project.use_project_path = False
+    project.extra_env = {"XDG_RUNTIME_DIR": str(runtime)}
+    project.watches = [[str(project.watched), "IN_CREATE", SIGNALER]]
+    started = project.start()
+    assert started.returncode == 0, started.stderr
+    pid_files = list((runtime / "inotifier").glob("inotifier-*.pid"))
+    assert len(pid_files) == 1
+    assert f"pid file {pid_files[0]}" in started.stdout
+    assert (runtime / "inotifier").stat().st_mode & 0o777 == 0o700
+
+    status = project.manage("inotifier_status")
+    assert status.returncode == 0 and str(pid_files[0]) in status.stdout
+    assert project.manage("inotifier_stop").returncode == 0
+    assert project.manage("inotifier_status").returncode == 3

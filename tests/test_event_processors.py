@@ -6,6 +6,7 @@ import pytest
 import inotifier
 from inotifier import signals
 from inotifier.event_processors import (
+    AllEventsPrinter,
     AllEventsSignaler,
     CreateSignaler,
     CreateViaChunksSignaler,
@@ -113,3 +114,9 @@ def test_create_via_chunks_signals_the_rename_of_the_part_file_not_its_creation(
         ("IN_CREATE", "direct.txt"),
     ]
     assert received[0][2] is rename
+
+
+def test_all_events_printer_prints_each_event(capsys):
+    AllEventsPrinter()(event(inotifier.IN_CLOSE_WRITE, name="notes.txt"))
+    printed = capsys.readouterr().out
+    assert "IN_CLOSE_WRITE" in printed and "'/w/notes.txt'" in printed
