@@ -197,3 +197,24 @@ def test_without_project_path_the_pid_file_is_in_a_private_runtime_directory(pro
     assert status.returncode == 0 and str(pid_files[0]) in status.stdout
     assert project.manage("inotifier_stop").returncode == 0
     assert project.manage("inotifier_status").returncode == 3
+
+
+def test_start_is_refused_in_a_process_that_already_runs_threads():
+    # In this (pytest) process: the refusal comes before any fork or daemon.
+    import threading
+
+    import pytest
+
+    from inotifier import daemon
+
+    release = threading.Event()
+    busy = threading.Thread(target=release.wait, name="busy-worker")
+    busy.start()
+    try:
+        with pytest.raises(daemon.StartError, match="busy-worker"):
+            daemon.start_background([])
+        with pytest.raises(daemon.StartError, match="busy-worker"):
+            daemon.run_foreground([])
+    finally:
+        release.set()
+        busy.join()

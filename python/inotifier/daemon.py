@@ -4,6 +4,7 @@ The daemon runs in the process of ``manage.py inotifier_start`` (or in its daemo
 with Django set up: processors, signals and receivers are the project's own code.
 """
 
+import json
 import os
 import sys
 import threading
@@ -28,8 +29,6 @@ class ProcessorBuilder:
         self.classes = {watch.processor_name: watch.processor for watch in watches}
 
     def __call__(self, kind, options_json):
-        import json
-
         return self.classes[kind](**json.loads(options_json))
 
 

@@ -62,15 +62,6 @@ fn glob_error(pattern: &str) -> Option<String> {
     Glob::new(pattern).err().map(|error| error.to_string())
 }
 
-/// Checks a daemon configuration document (see `inotifier.settings.daemon_config`) without
-/// running anything; raises ValueError with the reason.
-#[pyfunction]
-fn validate_config(config_json: &str) -> PyResult<()> {
-    config::from_json(config_json)
-        .map(drop)
-        .map_err(|error| PyValueError::new_err(error.to_string()))
-}
-
 /// Runs the daemon in this process until SIGTERM or SIGINT, then delivers what was read (up to
 /// the drain timeout) and returns. `build(kind, options_json)` makes the processor object of a
 /// watch; `event_class(**fields)` makes the event handed to it.
@@ -227,7 +218,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(mask_name, module)?)?;
     module.add_function(wrap_pyfunction!(valid_mask_names, module)?)?;
     module.add_function(wrap_pyfunction!(glob_error, module)?)?;
-    module.add_function(wrap_pyfunction!(validate_config, module)?)?;
     module.add_function(wrap_pyfunction!(run_daemon, module)?)?;
     module.add_function(wrap_pyfunction!(stop, module)?)?;
     module.add_function(wrap_pyfunction!(status, module)?)?;

@@ -24,6 +24,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, timeout=60.0, **options):
+        if not timeout >= 0:
+            raise CommandError(f"--timeout {timeout:g}: give the seconds to wait, 0 or more")
         pid_file = inotifier_settings.pid_file()
         outcome, pid = _native.stop(str(pid_file), timeout)
         if outcome == "stopped":
