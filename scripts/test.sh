@@ -29,7 +29,9 @@ awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
 # The Django app: its own virtualenv, the package built from this tree (editable: the Python
 # sources are used in place, the native module is built into python/inotifier).
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet "maturin>=1.7,<2" "Django>=5.2" "pytest>=8" "pytest-django>=4.9"
+.venv/bin/python -m pip install --quiet "maturin>=1.7,<2" "Django>=5.2" "pytest>=8" "pytest-django>=4.9" "ruff>=0.6"
+.venv/bin/ruff format --check python tests
+.venv/bin/ruff check python tests
 VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --quiet --locked
 status=0
 .venv/bin/python -m pytest --junitxml="$junit" || status=$?

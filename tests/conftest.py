@@ -93,6 +93,7 @@ class Project:
             capture_output=True,
             text=True,
             timeout=timeout,
+            check=False,  # the tests assert on the exit status
         )
 
     def start(self):
@@ -133,7 +134,7 @@ class Project:
         for pid in self.started_pids:
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
-                wait_for(lambda: not pid_alive(pid), what=f"pid {pid} to end")
+                wait_for(lambda pid=pid: not pid_alive(pid), what=f"pid {pid} to end")
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ framework."""
 import datetime
 import os
 
+import inotifier
+import inotifier.event_processors
 import pytest
 from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-
-import inotifier
-import inotifier.event_processors
 from inotifier import settings as inotifier_settings
 
 SIGNALER = "inotifier.event_processors.AllEventsSignaler"
@@ -52,7 +51,6 @@ def test_valid_settings_pass(settings, tmp_path):
     assert [w.mask for w in watches] == [0x300, 0x8 | 0x100000, 0x180]
     assert watches[2].auto_add is True  # defaults to recursive
     assert watches[1].processor_name == "inotifier.event_processors.ReadySignaler"
-
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ import re
 import signal
 
 from conftest import pid_alive, wait_for
-
 from inotifier import _native
 
 RECORDER = "recorder.record.RecordingProcessor"
@@ -74,8 +73,10 @@ def test_start_status_stop_in_the_background_with_signals(project):
 
     (project.watched / "photo.jpg").write_bytes(b"\xff\xd8")
     received = wait_for(
-        lambda: {s["signal"] for s in project.signals()} >= {"IN_CREATE", "IN_CLOSE_WRITE"}
-        and project.signals(),
+        lambda: (
+            {s["signal"] for s in project.signals()} >= {"IN_CREATE", "IN_CLOSE_WRITE"}
+            and project.signals()
+        ),
         what="in_create and in_close_write",
     )
     assert {s["sender"] for s in received} == {"AllEventsSignaler"}
@@ -204,7 +205,6 @@ def test_start_is_refused_in_a_process_that_already_runs_threads():
     import threading
 
     import pytest
-
     from inotifier import daemon
 
     release = threading.Event()

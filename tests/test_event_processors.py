@@ -1,9 +1,8 @@
 """ProcessEvent's dispatch and the shipped processors, called in this process with real
 signals and receivers."""
 
-import pytest
-
 import inotifier
+import pytest
 from inotifier import signals
 from inotifier.event_processors import (
     AllEventsPrinter,
@@ -103,9 +102,7 @@ def test_create_and_ready_signalers_send_only_their_signal(received):
 def test_create_via_chunks_signals_the_rename_of_the_part_file_not_its_creation(received):
     processor = CreateViaChunksSignaler()
     processor(event(inotifier.IN_CREATE, name="video.mp4.part"))
-    rename = event(
-        inotifier.IN_MOVED_TO, name="video.mp4", src_pathname="/w/video.mp4.part"
-    )
+    rename = event(inotifier.IN_MOVED_TO, name="video.mp4", src_pathname="/w/video.mp4.part")
     processor(rename)
     processor(event(inotifier.IN_CREATE, name="direct.txt"))
     processor(event(inotifier.IN_MOVED_TO, name="other", src_pathname="/elsewhere/other"))

@@ -2,9 +2,8 @@
 
 import os
 
-import pytest
-
 import inotifier
+import pytest
 
 
 def test_mask_constants_have_the_kernels_values():

@@ -12,7 +12,8 @@ import traceback
 
 from django import db
 
-from inotifier import _native, settings as inotifier_settings
+from inotifier import _native
+from inotifier import settings as inotifier_settings
 from inotifier.event import Event
 
 
@@ -70,7 +71,7 @@ def start_background(watches):
         os.umask(0o027)
         os.chdir("/")
         _redirect(stdout, stderr)
-    except BaseException as error:
+    except BaseException as error:  # noqa: BLE001  the child must never return to the caller
         _report_failure(write_end, error)
         os._exit(1)
     status = 1
@@ -78,7 +79,7 @@ def start_background(watches):
         # From here the native side owns write_end and reports every outcome through it.
         _native.run_daemon(config, ProcessorBuilder(watches), Event, readiness_fd=write_end)
         status = 0
-    except BaseException:
+    except BaseException:  # noqa: BLE001  logged; the exit status says it failed
         traceback.print_exc()
     finally:
         try:

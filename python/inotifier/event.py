@@ -23,7 +23,7 @@ class Event:
     Names are ``str``; ``os.fsencode(event.name)`` gives the kernel's bytes.
     """
 
-    __slots__ = ("id", "mask", "cookie", "wd", "path", "name", "src_pathname", "origin", "time")
+    __slots__ = ("cookie", "id", "mask", "name", "origin", "path", "src_pathname", "time", "wd")
 
     def __init__(
         self,

@@ -13,8 +13,8 @@ the watch's retry policy.
 
 import sys
 
-from inotifier._native import IN_ISDIR, mask_name
 from inotifier import signals
+from inotifier._native import IN_ISDIR, mask_name
 
 
 class ProcessEvent:

@@ -183,8 +183,7 @@ def normalise(entry, index):
         raise Problem(
             "inotifier.E003",
             f"{where}: the path {path!r} is not an absolute path.",
-            "Give the watched path as an absolute str or pathlib.Path, "
-            "e.g. BASE_DIR / 'uploads'.",
+            "Give the watched path as an absolute str or pathlib.Path, e.g. BASE_DIR / 'uploads'.",
         )
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -322,7 +321,11 @@ def inspect():
     """``(watches, problems)``: every entry that is valid, and every problem of the settings."""
     watches, problems = [], []
     entries = getattr(settings, "INOTIFIER_WATCH_PATHS", None)
-    if entries is None or isinstance(entries, (str, bytes, dict)) or not hasattr(entries, "__iter__"):
+    if (
+        entries is None
+        or isinstance(entries, (str, bytes, dict))
+        or not hasattr(entries, "__iter__")
+    ):
         problems.append(
             Problem(
                 "inotifier.E001",
@@ -436,11 +439,7 @@ def _private_runtime_dir(create):
         info = os.lstat(directory)
     except FileNotFoundError:
         return directory
-    if (
-        not stat.S_ISDIR(info.st_mode)
-        or info.st_uid != os.getuid()
-        or info.st_mode & 0o077
-    ):
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise ImproperlyConfigured(
             f"{directory} is not a private directory of this user (a symlink, another owner, "
             "or open to others): set PROJECT_PATH so that the pid file goes to the project."

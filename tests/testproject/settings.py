@@ -18,7 +18,9 @@ if "INOTIFIER_TEST_PROJECT_PATH" in os.environ:
     INOTIFIER_DAEMON_STDERR = "daemon.err"
 
 if "INOTIFIER_TEST_WATCHES" in os.environ:
-    INOTIFIER_WATCH_PATHS = [tuple(entry) for entry in json.loads(os.environ["INOTIFIER_TEST_WATCHES"])]
+    INOTIFIER_WATCH_PATHS = [
+        tuple(entry) for entry in json.loads(os.environ["INOTIFIER_TEST_WATCHES"])
+    ]
 else:
     INOTIFIER_WATCH_PATHS = [
         (str(BASE_DIR), "IN_CREATE", "inotifier.event_processors.AllEventsSignaler"),

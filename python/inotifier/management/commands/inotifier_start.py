@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from inotifier import _native, daemon, settings as inotifier_settings
+from inotifier import _native, daemon
+from inotifier import settings as inotifier_settings
 
 
 class Command(BaseCommand):

@@ -1,7 +1,11 @@
 from django.core.management.base import BaseCommand
 
-from inotifier import _native, settings as inotifier_settings
-from inotifier.management.commands.inotifier_stop import NOT_RUNNING, not_running_message
+from inotifier import _native
+from inotifier import settings as inotifier_settings
+from inotifier.management.commands.inotifier_stop import (
+    NOT_RUNNING,
+    not_running_message,
+)
 
 
 class Command(BaseCommand):
@@ -9,7 +13,7 @@ class Command(BaseCommand):
         "Tell whether the inotifier daemon runs, with its counters. "
         "Exit status (LSB): 0 running, 3 not running."
     )
-    requires_system_checks = []
+    requires_system_checks = ()
 
     def handle(self, *args, **options):
         pid_file = inotifier_settings.pid_file()

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from inotifier import _native, settings as inotifier_settings
+from inotifier import _native
+from inotifier import settings as inotifier_settings
 
 #: LSB: "program is not running".
 NOT_RUNNING = 3
@@ -13,7 +14,7 @@ class Command(BaseCommand):
         "Exit status: 0 stopped, 1 still running after --timeout, 3 not running."
     )
     # Stopping must work even when the settings have become invalid.
-    requires_system_checks = []
+    requires_system_checks = ()
 
     def add_arguments(self, parser):
         parser.add_argument(
