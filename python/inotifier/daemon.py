@@ -106,6 +106,9 @@ def _redirect(stdout, stderr):
     os.dup2(null, 0)
     os.dup2(out, 1)
     os.dup2(err, 2)
+    # Opened on 0-2 when the starter had closed its standard streams: those stay.
+    for descriptor in {null, out, err} - {0, 1, 2}:
+        os.close(descriptor)
 
 
 def _outcome(text):

@@ -469,7 +469,7 @@ def daemon_config(found_watches):
             "drain_timeout": _seconds(
                 getattr(settings, "INOTIFIER_DRAIN_TIMEOUT", 10), "INOTIFIER_DRAIN_TIMEOUT"
             ),
-            "workers": getattr(settings, "INOTIFIER_WORKERS", None),
+            "workers": None,
             "queue_capacity": None,
             "watches": [watch.document() for watch in found_watches],
         }
