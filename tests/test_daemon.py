@@ -218,3 +218,28 @@ def test_start_is_refused_in_a_process_that_already_runs_threads():
     finally:
         release.set()
         busy.join()
+
+
+def test_start_reports_a_processor_that_cannot_be_built(project):
+    project.watches = [
+        [str(project.watched), "IN_CREATE", SIGNALER, {"options": {"colour": "red"}}]
+    ]
+    started = project.start()
+    assert started.returncode == 1
+    assert "the daemon did not start" in started.stderr
+    assert "AllEventsSignaler takes no options" in started.stderr
+    assert not running_pid(project)
+
+
+def test_a_runtime_directory_open_to_others_is_a_command_error(project, tmp_path):
+    runtime = tmp_path / "runtime"
+    (runtime / "inotifier").mkdir(parents=True)
+    os.chmod(runtime / "inotifier", 0o777)
+    project.use_project_path = False
+    project.extra_env = {"XDG_RUNTIME_DIR": str(runtime)}
+    project.watches = [[str(project.watched), "IN_CREATE", SIGNALER]]
+    for command in ("inotifier_start", "inotifier_status", "inotifier_stop"):
+        result = project.manage(command)
+        assert result.returncode == 1, command
+        assert "set PROJECT_PATH" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from inotifier import _native, daemon
 from inotifier import settings as inotifier_settings
+from inotifier.management.commands.inotifier_stop import command_pid_file
 
 
 class Command(BaseCommand):
@@ -20,7 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, foreground=False, **options):
         watches = inotifier_settings.watches()
-        pid_file = inotifier_settings.pid_file()
+        pid_file = command_pid_file()
         report = _native.status(str(pid_file))
         if report["running"]:
             raise CommandError(
@@ -35,9 +36,9 @@ class Command(BaseCommand):
                 daemon.run_foreground(watches)
                 return
             pid, kernel_watches = daemon.start_background(watches)
-        except (daemon.StartError, _native.DaemonError) as error:
+        except (daemon.StartError, _native.DaemonError, ValueError) as error:
             raise CommandError(f"the daemon did not start: {error}") from None
         self.stdout.write(
             f"inotifier started: pid {pid}, {len(watches)} watches ({kernel_watches} "
-            f"directories and files), pid file {inotifier_settings.pid_file()}"
+            f"directories and files), pid file {pid_file}"
         )

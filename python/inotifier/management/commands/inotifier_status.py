@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand
 
 from inotifier import _native
-from inotifier import settings as inotifier_settings
 from inotifier.management.commands.inotifier_stop import (
     NOT_RUNNING,
+    command_pid_file,
     not_running_message,
 )
 
@@ -16,7 +16,7 @@ class Command(BaseCommand):
     requires_system_checks = ()
 
     def handle(self, *args, **options):
-        pid_file = inotifier_settings.pid_file()
+        pid_file = command_pid_file()
         report = _native.status(str(pid_file))
         if not report["running"]:
             self.stdout.write(not_running_message(pid_file, report["stale_pid"]))

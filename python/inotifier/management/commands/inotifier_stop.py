@@ -1,3 +1,4 @@
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from inotifier import _native
@@ -27,7 +28,7 @@ class Command(BaseCommand):
     def handle(self, *args, timeout=60.0, **options):
         if not timeout >= 0:
             raise CommandError(f"--timeout {timeout:g}: give the seconds to wait, 0 or more")
-        pid_file = inotifier_settings.pid_file()
+        pid_file = command_pid_file()
         outcome, pid = _native.stop(str(pid_file), timeout)
         if outcome == "stopped":
             self.stdout.write(f"inotifier (pid {pid}) stopped")
@@ -49,3 +50,11 @@ def not_running_message(pid_file, stale_pid):
             "no longer holds it; the next start takes it over)"
         )
     return f"inotifier is not running (no pid file at {pid_file})"
+
+
+def command_pid_file():
+    """The pid file; an unusable runtime directory is a command error, not a traceback."""
+    try:
+        return inotifier_settings.pid_file()
+    except ImproperlyConfigured as error:
+        raise CommandError(str(error)) from None
