@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test of the project: the Rust workspace (unit and integration tests on real
-# inotify), then the formatting and lint checks. Installs nothing system-wide: it needs the Rust
-# toolchain (cargo) and must run as root, because some tests lower /proc/sys/fs/inotify limits
-# (and restore them) or run the watcher as another user.
+# Runs every test of the project: the formatting and lint checks, the Rust workspace (unit and
+# integration tests on real inotify), then the Django app's tests (pytest) against the package
+# built from this tree. Installs nothing system-wide: it needs the Rust toolchain (cargo) and
+# python3 (3.10 or later, with venv), and must run as root, because some tests lower
+# /proc/sys/fs/inotify limits (and restore them) or run the watcher as another user. The Python
+# tools go into .venv, created when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "python3 not found: install Python 3.10 or later" >&2; exit 1; }
 if [ "$(id -u)" -ne 0 ]; then
     echo "run the tests as root (sudo $0): some tests change /proc/sys/fs/inotify limits" >&2
     exit 1
@@ -16,8 +19,31 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+junit=$(mktemp --suffix=.xml)
+trap 'rm -f "$log" "$junit"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 # One total for the whole run, whichever test binary happened to finish last.
 awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
      END { printf "rust: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"
+
+# The Django app: its own virtualenv, the package built from this tree (editable: the Python
+# sources are used in place, the native module is built into python/inotifier).
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet "maturin>=1.7,<2" "Django>=5.2" "pytest>=8" "pytest-django>=4.9" "ruff>=0.6"
+.venv/bin/ruff format --check python tests
+.venv/bin/ruff check python tests
+VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --quiet --locked
+status=0
+.venv/bin/python -m pytest --junitxml="$junit" || status=$?
+.venv/bin/python - "$junit" <<'PY'
+import sys
+import xml.etree.ElementTree as ElementTree
+
+root = ElementTree.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+total = sum(int(s.get("tests", 0)) for s in suites)
+failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skipped = sum(int(s.get("skipped", 0)) for s in suites)
+print(f"python: {total - failed - skipped} passed, {failed} failed, {skipped} skipped")
+PY
+exit "$status"

@@ -1,0 +1,225 @@
+//! `inotifier._native`: the Rust side of the Django app (the distribution `django-inotifier`).
+//!
+//! - the event mask constants and parsing (`parse_mask`, `mask_name`, `valid_mask_names`);
+//! - `run_daemon`: the daemon of `manage.py inotifier_start`, in this process, with Python
+//!   processors called on the router's worker threads;
+//! - `stop` and `status`: the daemon from outside, through its pid file.
+//!
+//! Built by maturin (`pyproject.toml` at the repository root) as an abi3 module for Python 3.10
+//! and later. The Python package `inotifier` wraps it; see `python/inotifier/`.
+
+mod config;
+mod processor;
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::FromRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use inotifier_core::{Glob, Mask};
+use inotifier_daemon::control::{self, StatusReport, StopOutcome};
+use inotifier_daemon::lifecycle::{self, RunOptions};
+use inotifier_daemon::notify::Notifier;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use processor::PythonProcessors;
+
+pyo3::create_exception!(
+    _native,
+    DaemonError,
+    PyRuntimeError,
+    "The daemon could not start or stopped on an error."
+);
+
+/// `"IN_CREATE|IN_DELETE"`, `"create,delete"`, `"ALL_EVENTS"`, `"0x100"` -> the mask's value.
+/// A ValueError names the bad word and lists the valid names.
+#[pyfunction]
+fn parse_mask(text: &str) -> PyResult<u32> {
+    text.parse::<Mask>()
+        .map(Mask::bits)
+        .map_err(|error| PyValueError::new_err(error.to_string()))
+}
+
+/// The names of the bits of `mask` as pyinotify writes them: `IN_CREATE|IN_ISDIR`.
+#[pyfunction]
+fn mask_name(mask: u32) -> String {
+    Mask(mask).name()
+}
+
+/// Every event name `parse_mask` accepts (with the `IN_` prefix).
+#[pyfunction]
+fn valid_mask_names() -> Vec<&'static str> {
+    inotifier_core::valid_names().collect()
+}
+
+/// Why `pattern` is not a valid glob, or None when it is.
+#[pyfunction]
+fn glob_error(pattern: &str) -> Option<String> {
+    Glob::new(pattern).err().map(|error| error.to_string())
+}
+
+/// Runs the daemon in this process until SIGTERM or SIGINT, then delivers what was read (up to
+/// the drain timeout) and returns. `build(kind, options_json)` makes the processor object of a
+/// watch; `event_class(**fields)` makes the event handed to it.
+///
+/// `readiness_fd`, when given, is the write end of a pipe this function takes ownership of (it
+/// is closed when the function returns, whatever happened):
+/// `READY <pid> <kernel watches>` or `ERROR <message>` is written to it once the start's
+/// outcome is known (how `inotifier_start` learns whether its daemonized child came up).
+///
+/// No thread of this process may run when it is called (other than threads it starts itself):
+/// SIGTERM is blocked and taken by the calling thread, and a thread that does not block it
+/// would be killed by it instead.
+#[pyfunction]
+#[pyo3(signature = (config_json, build, event_class, readiness_fd=None, systemd_notify=false))]
+fn run_daemon(
+    py: Python<'_>,
+    config_json: &str,
+    build: Py<PyAny>,
+    event_class: Py<PyAny>,
+    readiness_fd: Option<i32>,
+    systemd_notify: bool,
+) -> PyResult<()> {
+    // SAFETY: the caller owns the descriptor and hands it over (documented above). Taken
+    // first, so that every error from here on is reported through it.
+    let mut readiness_pipe = readiness_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
+    let config = match config::from_json(config_json) {
+        Ok(config) => config,
+        Err(error) => {
+            if let Some(pipe) = readiness_pipe.as_mut() {
+                let _ = writeln!(pipe, "ERROR {}", error.to_string().replace('\n', " "));
+            }
+            return Err(PyValueError::new_err(error.to_string()));
+        }
+    };
+    init_logging(config.daemon.log_level);
+    let notifier = if systemd_notify {
+        // SAFETY: the documented contract of this function: no other thread runs yet.
+        unsafe { Notifier::from_env() }
+    } else {
+        Notifier::disabled()
+    };
+    let factory = Arc::new(PythonProcessors { build, event_class });
+    // The workers take the GIL for every event: it must not be held while the daemon runs.
+    py.detach(move || {
+        let options = RunOptions {
+            notifier,
+            readiness_pipe,
+            // The settings live in the Django process that started the daemon; a reload
+            // would need a new process, so SIGHUP only logs that it does nothing.
+            reload: None,
+        };
+        lifecycle::run(config, factory, options)
+    })
+    .map_err(|error| DaemonError::new_err(error.to_string()))
+}
+
+/// Sends SIGTERM to the daemon holding `pid_file` (only to the process the kernel says holds its
+/// lock) and waits up to `timeout` seconds. Returns `("stopped", pid)`,
+/// `("still_running", pid)` or `("not_running", stale_pid_or_None)`.
+#[pyfunction]
+fn stop(py: Python<'_>, pid_file: PathBuf, timeout: f64) -> PyResult<(&'static str, Option<i32>)> {
+    let timeout = Duration::try_from_secs_f64(timeout)
+        .map_err(|_| PyValueError::new_err(format!("timeout {timeout} is not >= 0 seconds")))?;
+    let outcome = py
+        .detach(|| control::stop(&pid_file, timeout))
+        .map_err(|error| DaemonError::new_err(error.to_string()))?;
+    Ok(match outcome {
+        StopOutcome::Stopped { pid } => ("stopped", Some(pid)),
+        StopOutcome::StillRunning { pid } => ("still_running", Some(pid)),
+        StopOutcome::NotRunning { stale_pid } => ("not_running", stale_pid),
+    })
+}
+
+/// What the daemon of `pid_file` reports: a dict with `running` and, when it runs, `pid`,
+/// `uptime` (seconds) and its counters when its status file could be read; `stale_pid` when it
+/// does not run but its pid file names a process.
+#[pyfunction]
+fn status<'py>(py: Python<'py>, pid_file: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let report =
+        control::status(&pid_file).map_err(|error| DaemonError::new_err(error.to_string()))?;
+    let result = PyDict::new(py);
+    match report {
+        StatusReport::NotRunning { stale_pid, .. } => {
+            result.set_item("running", false)?;
+            result.set_item("stale_pid", stale_pid)?;
+        }
+        StatusReport::Running {
+            pid,
+            status,
+            uptime,
+        } => {
+            result.set_item("running", true)?;
+            result.set_item("pid", pid)?;
+            result.set_item("uptime", uptime.map(|uptime| uptime.as_secs_f64()))?;
+            if let Some(status) = status {
+                result.set_item("state", status.state)?;
+                result.set_item("watches", status.watches)?;
+                result.set_item("kernel_watches", status.kernel_watches)?;
+                result.set_item("events_seen", status.events_seen)?;
+                result.set_item("delivered", status.delivered)?;
+                result.set_item("failed", status.failed)?;
+                result.set_item("retried", status.retried)?;
+            }
+        }
+    }
+    Ok(result)
+}
+
+fn init_logging(level: tracing::Level) {
+    // A second daemon in the same process (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
+}
+
+const MASK_CONSTANTS: &[(&str, Mask)] = &[
+    ("IN_ACCESS", Mask::IN_ACCESS),
+    ("IN_MODIFY", Mask::IN_MODIFY),
+    ("IN_ATTRIB", Mask::IN_ATTRIB),
+    ("IN_CLOSE_WRITE", Mask::IN_CLOSE_WRITE),
+    ("IN_CLOSE_NOWRITE", Mask::IN_CLOSE_NOWRITE),
+    ("IN_OPEN", Mask::IN_OPEN),
+    ("IN_MOVED_FROM", Mask::IN_MOVED_FROM),
+    ("IN_MOVED_TO", Mask::IN_MOVED_TO),
+    ("IN_CREATE", Mask::IN_CREATE),
+    ("IN_DELETE", Mask::IN_DELETE),
+    ("IN_DELETE_SELF", Mask::IN_DELETE_SELF),
+    ("IN_MOVE_SELF", Mask::IN_MOVE_SELF),
+    ("IN_UNMOUNT", Mask::IN_UNMOUNT),
+    ("IN_Q_OVERFLOW", Mask::IN_Q_OVERFLOW),
+    ("IN_IGNORED", Mask::IN_IGNORED),
+    ("IN_READY", Mask::IN_READY),
+    ("IN_ONLYDIR", Mask::IN_ONLYDIR),
+    ("IN_DONT_FOLLOW", Mask::IN_DONT_FOLLOW),
+    ("IN_EXCL_UNLINK", Mask::IN_EXCL_UNLINK),
+    ("IN_MASK_CREATE", Mask::IN_MASK_CREATE),
+    ("IN_MASK_ADD", Mask::IN_MASK_ADD),
+    ("IN_ISDIR", Mask::IN_ISDIR),
+    ("IN_ONESHOT", Mask::IN_ONESHOT),
+    ("IN_CLOSE", Mask::IN_CLOSE),
+    ("IN_MOVE", Mask::IN_MOVE),
+    ("ALL_EVENTS", Mask::ALL_EVENTS),
+];
+
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    for (name, mask) in MASK_CONSTANTS {
+        module.add(*name, mask.bits())?;
+    }
+    module.add("DaemonError", module.py().get_type::<DaemonError>())?;
+    module.add_function(wrap_pyfunction!(parse_mask, module)?)?;
+    module.add_function(wrap_pyfunction!(mask_name, module)?)?;
+    module.add_function(wrap_pyfunction!(valid_mask_names, module)?)?;
+    module.add_function(wrap_pyfunction!(glob_error, module)?)?;
+    module.add_function(wrap_pyfunction!(run_daemon, module)?)?;
+    module.add_function(wrap_pyfunction!(stop, module)?)?;
+    module.add_function(wrap_pyfunction!(status, module)?)?;
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Python processors run by the Rust daemon: each event becomes an `inotifier.Event` and is
+//! handed to the processor object (pyinotify style: the object is called with the event) on the
+//! router's worker thread, holding the GIL only for that call.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use inotifier_core::Event;
+use inotifier_daemon::{ProcessorFactory, WatchConfig};
+use inotifier_sinks::{ProcessError, Processor};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+/// Builds processors by calling the Python `build(kind, options_json)` (from
+/// `inotifier.daemon`), which imports the class and instantiates it with the options.
+pub struct PythonProcessors {
+    pub build: Py<PyAny>,
+    /// `inotifier.Event`.
+    pub event_class: Py<PyAny>,
+}
+
+impl ProcessorFactory for PythonProcessors {
+    fn build(&self, watch: &WatchConfig, _base_dir: &Path) -> Result<Arc<dyn Processor>, String> {
+        let options = serde_json::Value::Object(watch.processor.options.clone()).to_string();
+        Python::attach(|py| {
+            let target = self
+                .build
+                .bind(py)
+                .call1((watch.processor.kind.as_str(), options))
+                .map_err(|error| describe(py, &error))?;
+            Ok(Arc::new(PythonProcessor {
+                target: target.unbind(),
+                event_class: self.event_class.clone_ref(py),
+            }) as Arc<dyn Processor>)
+        })
+    }
+}
+
+struct PythonProcessor {
+    target: Py<PyAny>,
+    event_class: Py<PyAny>,
+}
+
+impl PythonProcessor {
+    fn python_event<'py>(&self, py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyAny>> {
+        use std::os::unix::ffi::OsStrExt;
+        let fields = PyDict::new(py);
+        fields.set_item("id", event.id)?;
+        fields.set_item("mask", event.mask.bits())?;
+        fields.set_item("cookie", event.cookie)?;
+        fields.set_item("wd", event.wd)?;
+        // Bytes: the Python side decodes them with os.fsdecode, losslessly.
+        fields.set_item("path", PyBytes::new(py, event.path.as_os_str().as_bytes()))?;
+        fields.set_item("name", PyBytes::new(py, event.name.as_bytes()))?;
+        let source = event
+            .src_pathname
+            .as_ref()
+            .map(|source| PyBytes::new(py, source.as_os_str().as_bytes()));
+        fields.set_item("src_pathname", source)?;
+        fields.set_item("origin", event.origin.as_str())?;
+        fields.set_item("time", event.time_ns as f64 / 1e9)?;
+        self.event_class.bind(py).call((), Some(&fields))
+    }
+}
+
+impl Processor for PythonProcessor {
+    fn process(&self, event: &Event) -> Result<(), ProcessError> {
+        Python::attach(|py| {
+            let result = self
+                .python_event(py, event)
+                .and_then(|python_event| self.target.bind(py).call1((python_event,)));
+            // Any exception may be transient (a database away, a full disk): the watch's retry
+            // policy decides how often it is tried again.
+            result
+                .map(drop)
+                .map_err(|error| ProcessError::retryable(describe(py, &error)))
+        })
+    }
+
+    fn close(&self) {
+        Python::attach(|py| {
+            let target = self.target.bind(py);
+            let Ok(close) = target.getattr("close") else {
+                return;
+            };
+            if close.is_callable()
+                && let Err(error) = close.call0()
+            {
+                tracing::error!(
+                    "close() of a Python processor failed: {}",
+                    describe(py, &error)
+                );
+            }
+        })
+    }
+}
+
+/// The exception with its traceback, as Python prints it.
+pub fn describe(py: Python<'_>, error: &PyErr) -> String {
+    let formatted = py.import("traceback").and_then(|traceback| {
+        traceback
+            // The traceback is passed explicitly: before Python 3.12 a fetched exception's
+            // value does not carry it.
+            .call_method1(
+                "format_exception",
+                (error.get_type(py), error.value(py), error.traceback(py)),
+            )?
+            .extract::<Vec<String>>()
+    });
+    match formatted {
+        Ok(lines) => lines.concat().trim_end().to_string(),
+        Err(_) => error.to_string(),
+    }
+}

@@ -1,0 +1,34 @@
+from django.core.management.base import BaseCommand
+
+from inotifier import _native
+from inotifier.management.commands.inotifier_stop import (
+    NOT_RUNNING,
+    command_pid_file,
+    not_running_message,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Tell whether the inotifier daemon runs, with its counters. "
+        "Exit status (LSB): 0 running, 3 not running."
+    )
+    requires_system_checks = ()
+
+    def handle(self, *args, **options):
+        pid_file = command_pid_file()
+        report = _native.status(str(pid_file))
+        if not report["running"]:
+            self.stdout.write(not_running_message(pid_file, report["stale_pid"]))
+            raise SystemExit(NOT_RUNNING)
+        self.stdout.write("inotifier is running")
+        self.stdout.write(f"pid:            {report['pid']}")
+        self.stdout.write(f"pid file:       {pid_file}")
+        if "state" in report:
+            self.stdout.write(f"state:          {report['state']}")
+            self.stdout.write(
+                f"watches:        {report['watches']} "
+                f"({report['kernel_watches']} directories and files)"
+            )
+            for key in ("events_seen", "delivered", "failed", "retried"):
+                self.stdout.write(f"{key.replace('_', ' ') + ':':16}{report[key]}")

@@ -1,0 +1,476 @@
+"""The app's settings, read with their defaults and normalised for the daemon.
+
+``INOTIFIER_WATCH_PATHS`` (required): an iterable of ``(path, mask, processor)`` or
+``(path, mask, processor, options)``:
+
+- ``path``: an absolute path (str or ``os.PathLike``) to an existing directory or file;
+- ``mask``: an int (``IN_CREATE | IN_DELETE``), a string of names joined by ``|`` or ``,``
+  (``"IN_CREATE|IN_DELETE"``, ``"create,delete"``), or a list of names;
+- ``processor``: a dotted path (``"myapp.event_processors.Upload"``) or the class itself;
+- ``options``: a dict with any of ``recursive`` (bool, default False), ``auto_add`` (bool,
+  default = recursive), ``exclude`` and ``include`` (lists of globs), ``settle`` (seconds a file
+  must stay untouched before ``IN_READY``, default 0.2), ``temp_patterns`` (globs of temporary
+  names), ``retry`` (dict: ``attempts``, ``initial``, ``max`` in seconds, ``multiplier``) and
+  ``options`` (a JSON-serialisable dict given to the processor: ``Processor(**options)``).
+
+``INOTIFIER_DAEMON_STDOUT`` / ``INOTIFIER_DAEMON_STDERR`` (optional): files the daemon appends its
+output to (relative paths are taken from the project directory); /dev/null when unset.
+``INOTIFIER_LOG_LEVEL`` (default ``"info"``) and ``INOTIFIER_DRAIN_TIMEOUT`` (seconds a stopping
+daemon keeps delivering what it read, default 10).
+
+``PROJECT_PATH`` (optional): the project directory; the pid file is ``PROJECT_PATH/inotifier.pid``.
+Without it the pid file goes to a directory private to this user (``$XDG_RUNTIME_DIR/inotifier``,
+else ``/tmp/inotifier-<uid>``, mode 0700 and checked to be ours), named after the project.
+
+Every problem is reported by the system checks (``inotifier.E001`` ...; see
+:mod:`inotifier.checks`) with how to fix it; the management commands run them first.
+"""
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from inotifier._native import ALL_EVENTS, IN_READY, glob_error, parse_mask
+
+LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
+WATCH_OPTIONS = (
+    "recursive",
+    "auto_add",
+    "exclude",
+    "include",
+    "settle",
+    "temp_patterns",
+    "retry",
+    "options",
+)
+RETRY_OPTIONS = ("attempts", "initial", "max", "multiplier")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem(Exception):
+    """A setting that cannot work: the check id, what is wrong, how to fix it."""
+
+    id: str
+    msg: str
+    hint: str
+
+    def __str__(self):
+        return f"{self.id}: {self.msg} HINT: {self.hint}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Watch:
+    """One normalised entry of ``INOTIFIER_WATCH_PATHS``."""
+
+    path: str
+    mask: int
+    processor: object
+    processor_name: str
+    recursive: bool = False
+    auto_add: bool = False
+    exclude: tuple = ()
+    include: tuple = ()
+    settle: float | None = None
+    temp_patterns: tuple | None = None
+    retry: dict = dataclasses.field(default_factory=dict)
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def document(self):
+        """This watch as the native daemon reads it."""
+        return {
+            "path": self.path,
+            "mask": self.mask,
+            "processor": self.processor_name,
+            "recursive": self.recursive,
+            "auto_add": self.auto_add,
+            "exclude": list(self.exclude),
+            "include": list(self.include),
+            "settle": self.settle,
+            "temp_patterns": None if self.temp_patterns is None else list(self.temp_patterns),
+            "retry": self.retry,
+            "options": self.options,
+        }
+
+
+def project_dir():
+    """``PROJECT_PATH``, else ``BASE_DIR``, else the current directory."""
+    for name in ("PROJECT_PATH", "BASE_DIR"):
+        value = getattr(settings, name, None)
+        if value:
+            return Path(value)
+    return Path.cwd()
+
+
+def mask_value(mask):
+    """The int of a mask given as an int, a ``|``-joined string or a list of names."""
+    if isinstance(mask, bool):
+        raise ValueError(f"{mask!r} is not an event mask")
+    if isinstance(mask, int):
+        if not 0 <= mask < 2**32:
+            raise ValueError(f"{mask} does not fit in 32 bits")
+        value = mask
+    elif isinstance(mask, str):
+        value = parse_mask(mask)
+    elif isinstance(mask, (list, tuple, set, frozenset)) and all(isinstance(m, str) for m in mask):
+        value = parse_mask("|".join(mask))
+    else:
+        raise ValueError(
+            f"{mask!r} is not an int, a string of event names or a list of event names"
+        )
+    if not value & (ALL_EVENTS | IN_READY):
+        raise ValueError(f"{mask!r} names no event (only flags such as IN_ISDIR or IN_ONESHOT)")
+    return value
+
+
+def _seconds(value, what):
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise Problem(
+            "inotifier.E008",
+            f"{what} is {value!r}, not a number of seconds >= 0.",
+            f"Give {what} as seconds (0.5) or a datetime.timedelta.",
+        )
+    return float(value)
+
+
+def _globs(value, what, where):
+    if isinstance(value, str) or not all(isinstance(g, str) for g in value or ()):
+        raise Problem(
+            "inotifier.E008",
+            f"{where}: {what} must be a list of glob strings, not {value!r}.",
+            f'Write {what} as a list, e.g. ["*.tmp", "build/**"].',
+        )
+    for pattern in value:
+        error = glob_error(pattern)
+        if error is not None:
+            raise Problem(
+                "inotifier.E008",
+                f"{where}: {what} pattern {pattern!r}: {error}.",
+                "Globs use *, **, ?, [a-z], [!a-z]; escape a literal character with \\.",
+            )
+    return tuple(value)
+
+
+def processor_name(processor):
+    if isinstance(processor, str):
+        return processor
+    return f"{processor.__module__}.{processor.__qualname__}"
+
+
+def normalise(entry, index):
+    """The :class:`Watch` of one entry; raises :class:`Problem`."""
+    where = f"INOTIFIER_WATCH_PATHS[{index}]"
+    if not isinstance(entry, (list, tuple)) or len(entry) not in (3, 4):
+        raise Problem(
+            "inotifier.E002",
+            f"{where} is {entry!r}, not a (path, mask, processor) or "
+            "(path, mask, processor, options) tuple.",
+            "Write each entry as ('/abs/path', 'IN_CLOSE_WRITE', 'myapp.event_processors.P').",
+        )
+    path, mask, processor = entry[:3]
+    options = entry[3] if len(entry) == 4 else {}
+
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isabs(os.fspath(path)):
+        raise Problem(
+            "inotifier.E003",
+            f"{where}: the path {path!r} is not an absolute path.",
+            "Give the watched path as an absolute str or pathlib.Path, e.g. BASE_DIR / 'uploads'.",
+        )
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise Problem(
+            "inotifier.E004",
+            f"{where}: the path {path} does not exist.",
+            "Create it before starting the daemon, or correct the setting.",
+        )
+    if not os.access(path, os.R_OK):
+        raise Problem(
+            "inotifier.E004",
+            f"{where}: the path {path} cannot be read by this user.",
+            "Give the daemon's user read access (and execute on directories).",
+        )
+
+    try:
+        mask = mask_value(mask)
+    except ValueError as error:
+        raise Problem(
+            "inotifier.E005",
+            f"{where}: invalid event mask: {error}",
+            "Use inotifier constants (IN_CREATE | IN_DELETE), a string such as "
+            "'IN_CREATE|IN_DELETE', or a list of names.",
+        ) from None
+
+    name = processor_name(processor) if callable(processor) or isinstance(processor, str) else None
+    if isinstance(processor, str):
+        try:
+            processor = import_string(processor)
+        except ImportError as error:
+            raise Problem(
+                "inotifier.E006",
+                f"{where}: the processor {name!r} cannot be imported: {error}",
+                "Give the dotted path of a class, e.g. "
+                "'inotifier.event_processors.AllEventsSignaler', or the class itself.",
+            ) from None
+    if not callable(processor):
+        raise Problem(
+            "inotifier.E006",
+            f"{where}: the processor {processor!r} is not a class.",
+            "Give a ProcessEvent subclass (or any class whose instances are called with the "
+            "event), as a class or a dotted path.",
+        )
+
+    if not isinstance(options, dict):
+        raise Problem(
+            "inotifier.E007",
+            f"{where}: the options (4th item) are {options!r}, not a dict.",
+            f"Give a dict with any of {', '.join(WATCH_OPTIONS)}.",
+        )
+    unknown = sorted(set(options) - set(WATCH_OPTIONS))
+    if unknown:
+        raise Problem(
+            "inotifier.E007",
+            f"{where}: unknown option(s) {', '.join(map(repr, unknown))}.",
+            f"Valid options: {', '.join(WATCH_OPTIONS)}; processor options go in 'options'.",
+        )
+    for flag in ("recursive", "auto_add"):
+        if flag in options and not isinstance(options[flag], bool):
+            raise Problem(
+                "inotifier.E008",
+                f"{where}: {flag} is {options[flag]!r}, not True or False.",
+                f"Set {flag} to True or False.",
+            )
+    recursive = options.get("recursive", False)
+    retry = options.get("retry", {})
+    if not isinstance(retry, dict) or set(retry) - set(RETRY_OPTIONS):
+        raise Problem(
+            "inotifier.E008",
+            f"{where}: retry is {retry!r}.",
+            f"Give retry as a dict with any of {', '.join(RETRY_OPTIONS)}.",
+        )
+    retry = dict(retry)
+    attempts = retry.get("attempts", 1)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise Problem(
+            "inotifier.E008",
+            f"{where}: retry attempts is {attempts!r}, not an integer >= 1.",
+            "attempts counts every try, the first included: 1 means no retry.",
+        )
+    for key in ("initial", "max"):
+        if key in retry:
+            retry[key] = _seconds(retry[key], f"{where}: retry {key}")
+    multiplier = retry.get("multiplier", 1.0)
+    if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or multiplier < 1:
+        raise Problem(
+            "inotifier.E008",
+            f"{where}: retry multiplier is {multiplier!r}, not a number >= 1.",
+            "The delay between tries grows by this factor; 2.0 doubles it.",
+        )
+    if retry.get("max", 30.0) < retry.get("initial", 0.1):
+        raise Problem(
+            "inotifier.E008",
+            f"{where}: retry max is below retry initial.",
+            "Make max at least initial.",
+        )
+
+    processor_options = options.get("options", {})
+    if not isinstance(processor_options, dict):
+        raise Problem(
+            "inotifier.E009",
+            f"{where}: the processor options are {processor_options!r}, not a dict.",
+            "Give 'options' as a dict; it is passed as keyword arguments to the processor.",
+        )
+    try:
+        json.dumps(processor_options)
+    except (TypeError, ValueError) as error:
+        raise Problem(
+            "inotifier.E009",
+            f"{where}: the processor options cannot be handed to the daemon: {error}.",
+            "Use only str, int, float, bool, None, lists and dicts in processor options.",
+        ) from None
+
+    return Watch(
+        path=path,
+        mask=mask,
+        processor=processor,
+        processor_name=name,
+        recursive=recursive,
+        auto_add=options.get("auto_add", recursive),
+        exclude=_globs(options.get("exclude", ()), "exclude", where),
+        include=_globs(options.get("include", ()), "include", where),
+        settle=_seconds(options["settle"], f"{where}: settle") if "settle" in options else None,
+        temp_patterns=(
+            _globs(options["temp_patterns"], "temp_patterns", where)
+            if "temp_patterns" in options
+            else None
+        ),
+        retry=retry,
+        options=processor_options,
+    )
+
+
+def inspect():
+    """``(watches, problems)``: every entry that is valid, and every problem of the settings."""
+    watches, problems = [], []
+    entries = getattr(settings, "INOTIFIER_WATCH_PATHS", None)
+    if (
+        entries is None
+        or isinstance(entries, (str, bytes, dict))
+        or not hasattr(entries, "__iter__")
+    ):
+        problems.append(
+            Problem(
+                "inotifier.E001",
+                "INOTIFIER_WATCH_PATHS is missing or not a list of watches."
+                if entries is None
+                else f"INOTIFIER_WATCH_PATHS is {entries!r}, not a list of watches.",
+                "Set INOTIFIER_WATCH_PATHS = [('/abs/path', 'IN_CLOSE_WRITE', "
+                "'inotifier.event_processors.AllEventsSignaler')].",
+            )
+        )
+        entries = []
+    else:
+        entries = list(entries)
+        if not entries:
+            problems.append(
+                Problem(
+                    "inotifier.E001",
+                    "INOTIFIER_WATCH_PATHS is empty: the daemon would watch nothing.",
+                    "Add at least one (path, mask, processor) entry to INOTIFIER_WATCH_PATHS.",
+                )
+            )
+    for index, entry in enumerate(entries):
+        try:
+            watches.append(normalise(entry, index))
+        except Problem as problem:
+            problems.append(problem)
+    problems.extend(_daemon_problems())
+    return watches, problems
+
+
+def _daemon_problems():
+    problems = []
+    project_path = getattr(settings, "PROJECT_PATH", None)
+    if project_path is not None and (
+        not isinstance(project_path, (str, os.PathLike)) or not os.path.isdir(project_path)
+    ):
+        problems.append(
+            Problem(
+                "inotifier.E011",
+                f"PROJECT_PATH is {project_path!r}, not an existing directory.",
+                "Set PROJECT_PATH to the project's directory (the pid file goes there), or "
+                "remove it to use a private runtime directory.",
+            )
+        )
+    for name in ("INOTIFIER_DAEMON_STDOUT", "INOTIFIER_DAEMON_STDERR"):
+        value = getattr(settings, name, None)
+        if value is None:
+            continue
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            problems.append(
+                Problem(
+                    "inotifier.E010",
+                    f"{name} is {value!r}, not a file path.",
+                    f"Set {name} to a file path (relative to the project directory) or None.",
+                )
+            )
+            continue
+        directory = (project_dir() / os.fspath(value)).parent
+        if not directory.is_dir():
+            problems.append(
+                Problem(
+                    "inotifier.E010",
+                    f"{name}: the directory {directory} does not exist.",
+                    "Create it, or point the setting at a file in an existing directory.",
+                )
+            )
+    level = getattr(settings, "INOTIFIER_LOG_LEVEL", "info")
+    if level not in LOG_LEVELS:
+        problems.append(
+            Problem(
+                "inotifier.E012",
+                f"INOTIFIER_LOG_LEVEL is {level!r}.",
+                f"Use one of {', '.join(LOG_LEVELS)}.",
+            )
+        )
+    try:
+        _seconds(getattr(settings, "INOTIFIER_DRAIN_TIMEOUT", 10), "INOTIFIER_DRAIN_TIMEOUT")
+    except Problem as problem:
+        problems.append(dataclasses.replace(problem, id="inotifier.E013"))
+    return problems
+
+
+def watches():
+    """The normalised watches; ImproperlyConfigured names every problem."""
+    found, problems = inspect()
+    if problems:
+        raise ImproperlyConfigured("\n".join(map(str, problems)))
+    return found
+
+
+def output_file(name):
+    value = getattr(settings, name, None)
+    return None if value is None else str(project_dir() / os.fspath(value))
+
+
+def _private_runtime_dir(create):
+    """``$XDG_RUNTIME_DIR/inotifier``, else ``/tmp/inotifier-<uid>``: a 0700 directory of ours.
+    A directory of that name that another user owns, or that others can write to, is refused:
+    whoever controls it could plant a pid file naming any process."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        directory = Path(runtime) / "inotifier"
+    else:
+        directory = Path("/tmp") / f"inotifier-{os.getuid()}"
+    if create:
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+    try:
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        return directory
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ImproperlyConfigured(
+            f"{directory} is not a private directory of this user (a symlink, another owner, "
+            "or open to others): set PROJECT_PATH so that the pid file goes to the project."
+        )
+    return directory
+
+
+def pid_file(create_dir=False):
+    """``PROJECT_PATH/inotifier.pid``, else a file in a private runtime directory named after
+    the project, so that two projects of one user do not share a daemon."""
+    project_path = getattr(settings, "PROJECT_PATH", None)
+    if project_path:
+        return Path(project_path) / "inotifier.pid"
+    identity = f"{settings.SETTINGS_MODULE}:{project_dir().resolve()}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return _private_runtime_dir(create_dir) / f"inotifier-{digest}.pid"
+
+
+def daemon_config(found_watches):
+    """The JSON document ``inotifier._native.run_daemon`` reads."""
+    return json.dumps(
+        {
+            "pid_file": str(pid_file(create_dir=True)),
+            "stdout": output_file("INOTIFIER_DAEMON_STDOUT"),
+            "stderr": output_file("INOTIFIER_DAEMON_STDERR"),
+            "log_level": getattr(settings, "INOTIFIER_LOG_LEVEL", "info"),
+            "drain_timeout": _seconds(
+                getattr(settings, "INOTIFIER_DRAIN_TIMEOUT", 10), "INOTIFIER_DRAIN_TIMEOUT"
+            ),
+            "workers": None,
+            "queue_capacity": None,
+            "watches": [watch.document() for watch in found_watches],
+        }
+    )

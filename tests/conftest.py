@@ -1,0 +1,144 @@
+"""Helpers of the tests: the test project's manage.py in a subprocess, waiting on conditions
+with deadlines, and ending every daemon a test started by its pid."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+MANAGE = TESTS_DIR / "manage.py"
+
+
+def wait_for(condition, timeout=10.0, interval=0.02, what="the condition"):
+    """Polls ``condition`` until it returns a true value (which is returned) or fails the test
+    after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def read_jsonl(path):
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return []
+    # A line being written by the daemon may be incomplete: only whole lines count.
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child of ours has exited too.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+class Project:
+    """One test's Django project: its PROJECT_PATH (pid file, daemon output), a directory to
+    watch, an output directory for the recorder, and the daemons started from it."""
+
+    def __init__(self, root):
+        self.path = root / "project"
+        self.watched = root / "watched"
+        self.output = root / "output"
+        for directory in (self.path, self.watched, self.output):
+            directory.mkdir()
+        self.watches = []
+        # False: no PROJECT_PATH, so the pid file goes to the private runtime directory.
+        self.use_project_path = True
+        self.extra_env = {}
+        self.started_pids = []
+        self.processes = []
+
+    @property
+    def pid_file(self):
+        return self.path / "inotifier.pid"
+
+    def env(self):
+        env = dict(os.environ)
+        env.update(
+            DJANGO_SETTINGS_MODULE="testproject.settings",
+            INOTIFIER_TEST_OUTPUT_DIR=str(self.output),
+            INOTIFIER_TEST_WATCHES=json.dumps(self.watches),
+            PYTHONUNBUFFERED="1",
+        )
+        if self.use_project_path:
+            env["INOTIFIER_TEST_PROJECT_PATH"] = str(self.path)
+        env.update(self.extra_env)
+        return env
+
+    def manage(self, *args, timeout=60):
+        """Runs ``manage.py ARGS`` to completion."""
+        return subprocess.run(
+            [sys.executable, str(MANAGE), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,  # the tests assert on the exit status
+        )
+
+    def start(self):
+        """``manage.py inotifier_start``; remembers the daemon's pid for the teardown."""
+        result = self.manage("inotifier_start")
+        started = re.search(r"inotifier started: pid (\d+)", result.stdout)
+        if started:
+            self.started_pids.append(int(started.group(1)))
+        return result
+
+    def popen(self, *args):
+        """``manage.py ARGS`` running in the background (ended by its pid at teardown)."""
+        process = subprocess.Popen(
+            [sys.executable, str(MANAGE), *args],
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def events(self):
+        return read_jsonl(self.output / "events.jsonl")
+
+    def signals(self):
+        return read_jsonl(self.output / "signals.jsonl")
+
+    def daemon_stderr(self):
+        path = self.path / "daemon.err"
+        return path.read_text() if path.exists() else ""
+
+    def end_everything(self):
+        for process in self.processes:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+            process.communicate(timeout=30)
+        for pid in self.started_pids:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                wait_for(lambda pid=pid: not pid_alive(pid), what=f"pid {pid} to end")
+
+
+@pytest.fixture
+def project(tmp_path):
+    project = Project(tmp_path)
+    yield project
+    project.end_everything()

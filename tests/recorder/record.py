@@ -1,0 +1,64 @@
+"""Appends what the daemon delivers to JSON-lines files in $INOTIFIER_TEST_OUTPUT_DIR:
+``signals.jsonl`` (signals received) and ``events.jsonl`` (events given to
+:class:`RecordingProcessor`)."""
+
+import json
+import os
+import threading
+
+from inotifier.event_processors import ProcessEvent
+
+_lock = threading.Lock()
+
+
+def append(file_name, record):
+    directory = os.environ.get("INOTIFIER_TEST_OUTPUT_DIR")
+    if directory is None:
+        return
+    line = json.dumps(record) + "\n"
+    with _lock, open(os.path.join(directory, file_name), "a") as output:
+        output.write(line)
+
+
+def describe(event):
+    return {
+        "maskname": event.maskname,
+        "pathname": event.pathname,
+        "name": event.name,
+        "src_pathname": event.src_pathname,
+        "origin": event.origin,
+        "id": event.id,
+    }
+
+
+def receiver_for(signal_name):
+    def receive(sender, event, **kwargs):
+        append(
+            "signals.jsonl",
+            {"signal": signal_name, "sender": type(sender).__name__, **describe(event)},
+        )
+
+    return receive
+
+
+class RecordingProcessor(ProcessEvent):
+    """Writes every event, with the processor's ``label`` option."""
+
+    def my_init(self, label=""):
+        self.label = label
+
+    def process_default(self, event):
+        append("events.jsonl", {"label": self.label, **describe(event)})
+
+
+class FailingOnce(ProcessEvent):
+    """Raises on the first attempt of every event, records the second."""
+
+    def my_init(self):
+        self.seen = set()
+
+    def process_default(self, event):
+        if event.id not in self.seen:
+            self.seen.add(event.id)
+            raise RuntimeError("first attempt fails")
+        append("events.jsonl", describe(event))

@@ -1,0 +1,185 @@
+"""The system checks: each id triggered by a real bad setting, through Django's check
+framework."""
+
+import datetime
+import os
+
+import inotifier
+import inotifier.event_processors
+import pytest
+from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from inotifier import settings as inotifier_settings
+
+SIGNALER = "inotifier.event_processors.AllEventsSignaler"
+
+
+def inotifier_errors():
+    return [
+        message
+        for message in checks.run_checks(tags=["inotifier"])
+        if message.id.startswith("inotifier.")
+    ]
+
+
+def error_ids():
+    return [message.id for message in inotifier_errors()]
+
+
+def test_valid_settings_pass(settings, tmp_path):
+    settings.INOTIFIER_WATCH_PATHS = [
+        (tmp_path, inotifier.IN_CREATE | inotifier.IN_DELETE, SIGNALER),
+        (str(tmp_path), "IN_CLOSE_WRITE|IN_READY", inotifier.event_processors.ReadySignaler),
+        (
+            str(tmp_path),
+            ["IN_CREATE", "IN_MOVED_TO"],
+            "inotifier.event_processors.CreateViaChunksSignaler",
+            {
+                "recursive": True,
+                "exclude": ["*.tmp", "build/**"],
+                "include": ["*.mp4"],
+                "settle": datetime.timedelta(milliseconds=300),
+                "temp_patterns": ["*.part"],
+                "retry": {"attempts": 3, "initial": 0.1, "max": 2, "multiplier": 2},
+                "options": {"suffix": ".part"},
+            },
+        ),
+    ]
+    assert inotifier_errors() == []
+    watches = inotifier_settings.watches()
+    assert [w.mask for w in watches] == [0x300, 0x8 | 0x100000, 0x180]
+    assert watches[2].auto_add is True  # defaults to recursive
+    assert watches[1].processor_name == "inotifier.event_processors.ReadySignaler"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, "/srv/uploads", []],
+    ids=["missing", "a string", "empty"],
+)
+def test_e001_watch_paths_missing_or_not_a_list(settings, value):
+    if value is None:
+        del settings.INOTIFIER_WATCH_PATHS
+    else:
+        settings.INOTIFIER_WATCH_PATHS = value
+    errors = inotifier_errors()
+    assert [e.id for e in errors] == ["inotifier.E001"]
+    assert "INOTIFIER_WATCH_PATHS" in errors[0].hint
+
+
+BAD_ENTRIES = {
+    "inotifier.E002": lambda d: ("/only/two", "IN_CREATE"),
+    "inotifier.E003": lambda d: ("relative/path", "IN_CREATE", SIGNALER),
+    "inotifier.E004": lambda d: (str(d / "missing"), "IN_CREATE", SIGNALER),
+    "inotifier.E005": lambda d: (str(d), "IN_CREAT", SIGNALER),
+    "inotifier.E006": lambda d: (str(d), "IN_CREATE", "nowhere.Processor"),
+    "inotifier.E007": lambda d: (str(d), "IN_CREATE", SIGNALER, {"recursiv": True}),
+    "inotifier.E008": lambda d: (str(d), "IN_CREATE", SIGNALER, {"exclude": ["[a-"]}),
+    "inotifier.E009": lambda d: (str(d), "IN_CREATE", SIGNALER, {"options": {"when": object()}}),
+}
+
+
+@pytest.mark.parametrize("expected", sorted(BAD_ENTRIES))
+def test_each_bad_entry_has_its_id_and_a_hint(settings, tmp_path, expected):
+    settings.INOTIFIER_WATCH_PATHS = [
+        (str(tmp_path), "IN_CREATE", SIGNALER),
+        BAD_ENTRIES[expected](tmp_path),
+    ]
+    errors = inotifier_errors()
+    assert [e.id for e in errors] == [expected]
+    assert "INOTIFIER_WATCH_PATHS[1]" in errors[0].msg
+    assert errors[0].hint
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [0, -1, 2**32, "IN_ISDIR", ["IN_CREATE", 3], 1.5, True],
+)
+def test_e005_every_kind_of_bad_mask(settings, tmp_path, mask):
+    settings.INOTIFIER_WATCH_PATHS = [(str(tmp_path), mask, SIGNALER)]
+    assert error_ids() == ["inotifier.E005"]
+
+
+def test_e005_message_names_the_bad_word(settings, tmp_path):
+    settings.INOTIFIER_WATCH_PATHS = [(str(tmp_path), "IN_CREATE|IN_CRATE", SIGNALER)]
+    assert '"IN_CRATE"' in inotifier_errors()[0].msg
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"recursive": "yes"},
+        {"settle": -1},
+        {"include": "*.txt"},
+        {"retry": {"attempts": 0}},
+        {"retry": {"multiplier": 0.5}},
+        {"retry": {"initial": 5, "max": 1}},
+        {"retry": {"tries": 3}},
+    ],
+)
+def test_e008_bad_option_values(settings, tmp_path, options):
+    settings.INOTIFIER_WATCH_PATHS = [(str(tmp_path), "IN_CREATE", SIGNALER, options)]
+    assert error_ids() == ["inotifier.E008"]
+
+
+def test_e004_unreadable_path(settings, tmp_path):
+    if os.getuid() == 0:
+        pytest.skip("root reads every path")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0)
+    settings.INOTIFIER_WATCH_PATHS = [(str(locked), "IN_CREATE", SIGNALER)]
+    assert error_ids() == ["inotifier.E004"]
+
+
+def test_e010_output_in_a_missing_directory(settings, tmp_path):
+    settings.PROJECT_PATH = str(tmp_path)
+    settings.INOTIFIER_DAEMON_STDERR = "logs/daemon.err"
+    settings.INOTIFIER_DAEMON_STDOUT = 42
+    errors = inotifier_errors()
+    assert [e.id for e in errors] == ["inotifier.E010", "inotifier.E010"]
+    assert str(tmp_path / "logs") in errors[1].msg
+
+
+def test_e011_project_path_missing(settings, tmp_path):
+    settings.PROJECT_PATH = str(tmp_path / "nowhere")
+    assert error_ids() == ["inotifier.E011"]
+
+
+def test_e012_log_level(settings):
+    settings.INOTIFIER_LOG_LEVEL = "verbose"
+    assert error_ids() == ["inotifier.E012"]
+
+
+def test_e013_drain_timeout(settings):
+    settings.INOTIFIER_DRAIN_TIMEOUT = "10s"
+    assert error_ids() == ["inotifier.E013"]
+
+
+def test_manage_py_check_fails_with_the_errors(settings, tmp_path):
+    settings.INOTIFIER_WATCH_PATHS = [(str(tmp_path / "missing"), "IN_CREATE", SIGNALER)]
+    with pytest.raises(SystemCheckError, match=r"inotifier\.E004"):
+        call_command("check")
+
+
+def test_pid_file_in_project_path(settings, tmp_path):
+    settings.PROJECT_PATH = str(tmp_path)
+    assert inotifier_settings.pid_file() == tmp_path / "inotifier.pid"
+
+
+def test_pid_file_without_project_path_is_in_a_private_directory(settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    pid_file = inotifier_settings.pid_file(create_dir=True)
+    assert pid_file.parent == tmp_path / "inotifier"
+    assert pid_file.name.startswith("inotifier-") and pid_file.suffix == ".pid"
+    assert pid_file.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_runtime_directory_open_to_others_is_refused(settings, tmp_path, monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    (tmp_path / "inotifier").mkdir(mode=0o777)
+    os.chmod(tmp_path / "inotifier", 0o777)
+    with pytest.raises(ImproperlyConfigured, match="PROJECT_PATH"):
+        inotifier_settings.pid_file()
