@@ -9,11 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "python3 not found: install Python 3.10 or later" >&2; exit 1; }
 if [ "$(id -u)" -ne 0 ]; then
     echo "run the tests as root (sudo $0): some tests change /proc/sys/fs/inotify limits" >&2
     exit 1
 fi
+
+# First, so that a missing python3 is reported before the long Rust tests: the Django app's
+# virtualenv with the package built from this tree.
+source scripts/venv.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -26,13 +29,9 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
      END { printf "rust: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"
 
-# The Django app: its own virtualenv, the package built from this tree (editable: the Python
-# sources are used in place, the native module is built into python/inotifier).
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet "maturin>=1.7,<2" "Django>=5.2" "pytest>=8" "pytest-django>=4.9" "ruff>=0.6"
-.venv/bin/ruff format --check python tests
-.venv/bin/ruff check python tests
-VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --quiet --locked
+# The Django app's tests, and the example project's code.
+.venv/bin/ruff format --check python tests example
+.venv/bin/ruff check python tests example
 status=0
 .venv/bin/python -m pytest --junitxml="$junit" || status=$?
 .venv/bin/python - "$junit" <<'PY'

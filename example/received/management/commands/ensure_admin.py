@@ -15,8 +15,8 @@ class Command(BaseCommand):
         users = get_user_model().objects
         if users.filter(is_superuser=True).exists():
             self.stdout.write(
-                "Log in with the existing superuser (forgotten the password? "
-                "`manage.py changepassword admin`)."
+                "Log in with the existing superuser (password forgotten? "
+                "`.venv/bin/python example/manage.py changepassword admin`)."
             )
             return
         password = os.environ.get("INOTIFIER_EXAMPLE_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
