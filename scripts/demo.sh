@@ -53,12 +53,12 @@ daemon=$!
 server=$!
 
 # The demo files go in once the watch is in place, or they would not be reported.
-for _ in $(seq 300); do
+deadline=$((SECONDS + 30))
+until manage inotifier_status >/dev/null; do
     kill -0 "$daemon" 2>/dev/null || { echo "the inotifier daemon did not start (above: why)" >&2; exit 1; }
-    manage inotifier_status >/dev/null && break
+    [ "$SECONDS" -lt "$deadline" ] || { echo "the inotifier daemon is not up after 30s" >&2; exit 1; }
     sleep 0.1
 done
-manage inotifier_status >/dev/null || { echo "the inotifier daemon is not up after 30s" >&2; exit 1; }
 
 # One file written in chunks (ready once closed and left alone for 200 ms), one written under
 # a temporary name and renamed into place (ready at once; the .part is never recorded).
