@@ -342,3 +342,19 @@ def test_a_mask_of_the_wrong_type_is_a_type_error(tmp_path):
         inotifier.watch(tmp_path, mask=[inotifier.IN_CREATE, 1.5])
     with pytest.raises(TypeError, match="at least one path"):
         inotifier.watch()
+
+
+def test_timeout_ends_a_quiet_watch(tmp_path):
+    started = time.monotonic()
+    with inotifier.watch(tmp_path, timeout=0.2) as events:
+        assert list(events) == []
+        assert events.closed
+    assert time.monotonic() - started < QUIET
+
+
+def test_events_queued_before_the_first_next_are_not_lost_to_the_timeout(tmp_path):
+    events = inotifier.watch(tmp_path, mask=inotifier.IN_CREATE, timeout=0.05)
+    write(tmp_path / "early")
+    # Longer than the timeout: the event waits in the engine, and is still delivered.
+    threading.Event().wait(0.1)
+    assert [e.name for e in events] == ["early"]

@@ -40,9 +40,10 @@ class _Waiting:
         self.timeout = timeout
         self.last_event = time.monotonic()
 
-    def over(self):
-        if self.stop_event is not None and self.stop_event.is_set():
-            return True
+    def stopped(self):
+        return self.stop_event is not None and self.stop_event.is_set()
+
+    def timed_out(self):
         return self.timeout is not None and time.monotonic() - self.last_event >= self.timeout
 
     def slice_ms(self):
@@ -68,8 +69,12 @@ class WatchIterator:
         return self
 
     def __next__(self):
+        # Looked at before every event, so that a stop is not delayed by a large batch.
+        if self._waiting.stopped():
+            self.close()
+            raise StopIteration
         while not self._pending:
-            if self._waiting.over():
+            if self._waiting.stopped():
                 self.close()
                 raise StopIteration
             # Waits with the GIL released; Ctrl-C is seen between slices.
@@ -80,6 +85,10 @@ class WatchIterator:
                 self._waiting.got_events()
                 # Popped from the end: reversed once per batch.
                 self._pending = batch[::-1]
+            elif self._waiting.timed_out():
+                # Only after a wait came back empty: events already queued always count.
+                self.close()
+                raise StopIteration
         return self._pending.pop()
 
     def close(self):
@@ -157,8 +166,11 @@ class AsyncWatchIterator:
         return self
 
     async def __anext__(self):
+        if self._waiting.stopped():
+            self.close()
+            raise StopAsyncIteration
         while not self._pending:
-            if self._waiting.over():
+            if self._waiting.stopped():
                 self.close()
                 raise StopAsyncIteration
             try:
@@ -173,6 +185,9 @@ class AsyncWatchIterator:
             if batch:
                 self._waiting.got_events()
                 self._pending = batch[::-1]
+            elif self._waiting.timed_out():
+                self.close()
+                raise StopAsyncIteration
         return self._pending.pop()
 
     def close(self):
