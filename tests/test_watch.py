@@ -2,11 +2,14 @@
 files. Every wait has a deadline: a watch ends after ``QUIET`` seconds without an event."""
 
 import asyncio
+import contextlib
 import errno
+import fcntl
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import inotifier
 import pytest
@@ -318,6 +321,46 @@ def test_a_missing_path_is_a_file_not_found_error(tmp_path):
     assert raised.value.errno == errno.ENOENT
     assert str(missing) in str(raised.value)
     assert "no such file or directory" in str(raised.value)
+
+
+def inotify_watches_in_use():
+    """Every process's inotify watches, from /proc/*/fdinfo: what a lowered limit must allow."""
+    watches = 0
+    for info in Path("/proc").glob("[0-9]*/fdinfo/*"):
+        with contextlib.suppress(OSError):
+            watches += info.read_text().count("inotify wd:")
+    return watches
+
+
+@contextlib.contextmanager
+def inotify_limit(name, value):
+    """Sets /proc/sys/fs/inotify/NAME for the block, holding the machine-wide test lock the
+    Rust tests use (inotifier-test-support), so that none of them runs meanwhile."""
+    lock_path = (
+        "/run/inotifier-tests.lock" if os.path.isdir("/run") else "/tmp/inotifier-tests.lock"
+    )
+    limit = Path("/proc/sys/fs/inotify") / name
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        previous = limit.read_text()
+        limit.write_text(str(value(previous)))
+        try:
+            yield
+        finally:
+            limit.write_text(previous)
+
+
+def test_out_of_watches_is_an_os_error_with_enospc(tmp_path):
+    for index in range(10):
+        (tmp_path / f"d{index}").mkdir()
+    with (
+        inotify_limit("max_user_watches", lambda _: inotify_watches_in_use() + 3),
+        pytest.raises(OSError) as raised,
+    ):
+        inotifier.watch(tmp_path, recursive=True)
+    assert raised.value.errno == errno.ENOSPC
+    assert "fs.inotify.max_user_watches" in str(raised.value)
+    assert "11 watches" in str(raised.value)
 
 
 @pytest.mark.parametrize(
