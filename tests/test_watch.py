@@ -13,6 +13,7 @@ from pathlib import Path
 
 import inotifier
 import pytest
+from inotifier._native import Watcher
 
 # A watch that saw no event for this long has nothing more to say: the test fails.
 QUIET = 5.0
@@ -236,6 +237,46 @@ def test_leaving_the_with_block_or_close_stops_it(tmp_path):
     assert events.closed and inotify_fds() == before
     assert list(events) == []
     events.close()  # idempotent
+
+
+def test_dropping_the_native_watcher_stops_its_engine(tmp_path):
+    before = (inotify_fds(), reader_threads())
+    watcher = Watcher([os.fsencode(tmp_path)], "IN_CREATE")
+    assert watcher.watch_count() == 1
+    write(tmp_path / "x")
+    assert [e.name for e in watcher.next_batch(int(QUIET * 1000))] == ["x"]
+    assert watcher.next_batch(0) == []
+    del watcher
+    assert (inotify_fds(), reader_threads()) == before
+
+
+def test_a_closed_native_watcher_returns_none(tmp_path):
+    watcher = Watcher([os.fsencode(tmp_path)], inotifier.ALL_EVENTS)
+    watcher.close()
+    watcher.close()
+    assert watcher.closed and watcher.next_batch(10) is None and watcher.watch_count() == 0
+
+
+def test_next_batch_lets_other_threads_run_while_it_waits(tmp_path):
+    watcher = Watcher([os.fsencode(tmp_path)], "IN_CREATE")
+    # The writer needs the GIL: its file is seen only if next_batch waits without holding it.
+    writer = threading.Timer(0.05, write, (tmp_path / "from-thread",))
+    writer.start()
+    batch = watcher.next_batch(int(QUIET * 1000))
+    writer.join()
+    assert [e.name for e in batch] == ["from-thread"]
+    watcher.close()
+
+
+def test_several_paths_in_one_watcher(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    with inotifier.watch(first, second, mask="IN_CREATE", timeout=QUIET) as events:
+        write(first / "a")
+        write(second / "b")
+        seen = events_until(events, lambda seen: len(seen) == 2, "both creations")
+    assert sorted(e.pathname for e in seen) == [str(first / "a"), str(second / "b")]
 
 
 def test_stop_event_ends_the_iteration(tmp_path):
