@@ -3,7 +3,8 @@
 The event mask constants have the kernel's values (those of ``<sys/inotify.h>`` and pyinotify);
 ``IN_READY`` is inotifier's own (a file is completely written), outside ``ALL_EVENTS``.
 Add ``"inotifier"`` to ``INSTALLED_APPS`` for the management commands and system checks; this
-module itself does not import Django.
+module itself does not import Django. Without Django, ``watch`` (an iterator of events) and
+``awatch`` (its asyncio counterpart) run the engine in the calling process.
 """
 
 from inotifier._native import (
@@ -38,6 +39,7 @@ from inotifier._native import (
     valid_mask_names,
 )
 from inotifier.event import Event
+from inotifier.watch import AsyncWatchIterator, WatchIterator, awatch, watch
 
 __all__ = [
     "ALL_EVENTS",
@@ -66,8 +68,12 @@ __all__ = [
     "IN_Q_OVERFLOW",
     "IN_READY",
     "IN_UNMOUNT",
+    "AsyncWatchIterator",
     "Event",
+    "WatchIterator",
+    "awatch",
     "mask_name",
     "parse_mask",
     "valid_mask_names",
+    "watch",
 ]

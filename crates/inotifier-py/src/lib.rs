@@ -3,13 +3,16 @@
 //! - the event mask constants and parsing (`parse_mask`, `mask_name`, `valid_mask_names`);
 //! - `run_daemon`: the daemon of `manage.py inotifier_start`, in this process, with Python
 //!   processors called on the router's worker threads;
-//! - `stop` and `status`: the daemon from outside, through its pid file.
+//! - `stop` and `status`: the daemon from outside, through its pid file;
+//! - `Watcher`: the engine read from Python without the daemon (`inotifier.watch`/`awatch`).
 //!
 //! Built by maturin (`pyproject.toml` at the repository root) as an abi3 module for Python 3.10
 //! and later. The Python package `inotifier` wraps it; see `python/inotifier/`.
 
 mod config;
+mod event;
 mod processor;
+mod watcher;
 
 use std::fs::File;
 use std::io::Write;
@@ -221,5 +224,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(run_daemon, module)?)?;
     module.add_function(wrap_pyfunction!(stop, module)?)?;
     module.add_function(wrap_pyfunction!(status, module)?)?;
+    module.add_class::<watcher::Watcher>()?;
     Ok(())
 }

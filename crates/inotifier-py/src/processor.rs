@@ -9,7 +9,8 @@ use inotifier_core::Event;
 use inotifier_daemon::{ProcessorFactory, WatchConfig};
 use inotifier_sinks::{ProcessError, Processor};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+
+use crate::event;
 
 /// Builds processors by calling the Python `build(kind, options_json)` (from
 /// `inotifier.daemon`), which imports the class and instantiates it with the options.
@@ -41,33 +42,10 @@ struct PythonProcessor {
     event_class: Py<PyAny>,
 }
 
-impl PythonProcessor {
-    fn python_event<'py>(&self, py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyAny>> {
-        use std::os::unix::ffi::OsStrExt;
-        let fields = PyDict::new(py);
-        fields.set_item("id", event.id)?;
-        fields.set_item("mask", event.mask.bits())?;
-        fields.set_item("cookie", event.cookie)?;
-        fields.set_item("wd", event.wd)?;
-        // Bytes: the Python side decodes them with os.fsdecode, losslessly.
-        fields.set_item("path", PyBytes::new(py, event.path.as_os_str().as_bytes()))?;
-        fields.set_item("name", PyBytes::new(py, event.name.as_bytes()))?;
-        let source = event
-            .src_pathname
-            .as_ref()
-            .map(|source| PyBytes::new(py, source.as_os_str().as_bytes()));
-        fields.set_item("src_pathname", source)?;
-        fields.set_item("origin", event.origin.as_str())?;
-        fields.set_item("time", event.time_ns as f64 / 1e9)?;
-        self.event_class.bind(py).call((), Some(&fields))
-    }
-}
-
 impl Processor for PythonProcessor {
     fn process(&self, event: &Event) -> Result<(), ProcessError> {
         Python::attach(|py| {
-            let result = self
-                .python_event(py, event)
+            let result = event::to_python(self.event_class.bind(py), event)
                 .and_then(|python_event| self.target.bind(py).call1((python_event,)));
             // Any exception may be transient (a database away, a full disk): the watch's retry
             // policy decides how often it is tried again.

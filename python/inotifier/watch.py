@@ -1,0 +1,239 @@
+"""Watching without Django: ``watch`` (an iterator) and ``awatch`` (an async iterator).
+
+Both yield one ``inotifier.Event`` at a time, in the order the engine delivered them, with every
+event the kernel sent (and those the engine synthesized: files created in a new directory before
+its watch landed, the changes a queue overflow dropped). Unlike watchfiles, nothing is merged into
+sets: a file created, written and deleted yields those three events, moves stay paired
+(``src_pathname``), and ``mask`` says exactly what happened. Events are read from the kernel in
+batches; ``event.id`` increases across them.
+"""
+
+import asyncio
+import os
+import time
+
+from inotifier._native import ALL_EVENTS, Watcher
+
+# The longest a wait blocks without looking at stop_event or letting Ctrl-C through.
+_SLICE_SECONDS = 0.1
+
+
+def _watcher(paths, mask, recursive, exclude, include, settle, temp_patterns):
+    if not paths:
+        raise TypeError("watch() needs at least one path")
+    return Watcher(
+        [os.fsencode(path) for path in paths],
+        mask,
+        recursive=recursive,
+        exclude=list(exclude),
+        include=list(include),
+        settle=settle,
+        temp_patterns=None if temp_patterns is None else list(temp_patterns),
+    )
+
+
+class _Waiting:
+    """When to give up: ``stop_event`` set, or ``timeout`` seconds without an event."""
+
+    def __init__(self, stop_event, timeout):
+        self.stop_event = stop_event
+        self.timeout = timeout
+        self.last_event = time.monotonic()
+
+    def stopped(self):
+        return self.stop_event is not None and self.stop_event.is_set()
+
+    def timed_out(self):
+        return self.timeout is not None and time.monotonic() - self.last_event >= self.timeout
+
+    def slice_ms(self):
+        seconds = _SLICE_SECONDS
+        if self.timeout is not None:
+            left = self.timeout - (time.monotonic() - self.last_event)
+            seconds = max(0.0, min(seconds, left))
+        return int(seconds * 1000)
+
+    def got_events(self):
+        self.last_event = time.monotonic()
+
+
+class WatchIterator:
+    """What ``watch`` returns: an iterator of events and a context manager that closes it."""
+
+    def __init__(self, watcher, stop_event, timeout):
+        self._watcher = watcher
+        self._waiting = _Waiting(stop_event, timeout)
+        self._pending = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        # Looked at before every event, so that a stop is not delayed by a large batch.
+        if self._waiting.stopped():
+            self.close()
+            raise StopIteration
+        while not self._pending:
+            if self._waiting.stopped():
+                self.close()
+                raise StopIteration
+            # Waits with the GIL released; Ctrl-C is seen between slices.
+            batch = self._watcher.next_batch(self._waiting.slice_ms())
+            if batch is None:
+                raise StopIteration
+            if batch:
+                self._waiting.got_events()
+                # Popped from the end: reversed once per batch.
+                self._pending = batch[::-1]
+            elif self._waiting.timed_out():
+                # Only after a wait came back empty: events already queued always count.
+                self.close()
+                raise StopIteration
+        return self._pending.pop()
+
+    def close(self):
+        """Stops the engine and releases its inotify instance; the iteration ends. Idempotent."""
+        self._pending = []
+        self._watcher.close()
+
+    @property
+    def closed(self):
+        return self._watcher.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __del__(self):
+        # ``for event in watch(...): break`` drops the iterator at once (CPython): the engine
+        # stops then, not whenever the Watcher object happens to be collected.
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None:
+            watcher.close()
+
+
+def watch(
+    *paths,
+    mask=ALL_EVENTS,
+    recursive=False,
+    exclude=(),
+    include=(),
+    settle=None,
+    temp_patterns=None,
+    stop_event=None,
+    timeout=None,
+):
+    """Watches ``paths`` and yields each ``inotifier.Event`` as it comes.
+
+    The watches are in place when ``watch`` returns (errors are raised there), so nothing that
+    happens after the call is missed, even before the first ``next()``::
+
+        for event in inotifier.watch("/srv/uploads", mask="IN_CLOSE_WRITE|IN_MOVED_TO",
+                                     recursive=True):
+            print(event.maskname, event.pathname)
+
+    ``paths``: directories or files (``str``, ``bytes`` or path-like). ``mask``: an int (the
+    ``IN_*`` constants), a str (``"IN_CREATE|IN_DELETE"``, ``"create,delete"``) or a list of both;
+    add ``IN_READY`` for "a file is completely written", tuned by ``settle`` (seconds a file closed
+    after writing must stay untouched, default 0.2) and ``temp_patterns`` (names of temporary
+    files, default ``*.part``, ``*.tmp``, ``*.crdownload``, ``.*.swp``). ``recursive``: the whole
+    tree, directories created later included. ``exclude``/``include``: globs (a pattern without
+    ``/`` matches a name at any depth, one with ``/`` the path relative to the watched path).
+
+    It ends when ``stop_event`` (a ``threading.Event``) is set, after ``timeout`` seconds without
+    an event (``None``: never), on ``close()``, or when the loop is left: ``break``, an exception
+    or leaving a ``with`` block stops the engine. Ctrl-C interrupts the wait within 0.1 s.
+
+    Raises ``FileNotFoundError``/``PermissionError`` for a path, ``OSError`` (errno ENOSPC or
+    EMFILE) when out of inotify watches or instances, ``ValueError`` for a bad mask or glob; the
+    message says what to do.
+    """
+    watcher = _watcher(paths, mask, recursive, exclude, include, settle, temp_patterns)
+    return WatchIterator(watcher, stop_event, timeout)
+
+
+class AsyncWatchIterator:
+    """What ``awatch`` returns: an async iterator of events and an async context manager."""
+
+    def __init__(self, watcher, stop_event, timeout):
+        self._watcher = watcher
+        self._waiting = _Waiting(stop_event, timeout)
+        self._pending = []
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if self._waiting.stopped():
+            self.close()
+            raise StopAsyncIteration
+        while not self._pending:
+            if self._waiting.stopped():
+                self.close()
+                raise StopAsyncIteration
+            try:
+                batch = await asyncio.to_thread(self._watcher.next_batch, self._waiting.slice_ms())
+            except BaseException:
+                # Cancelled (or failed): the thread's wait is still running; closing stops the
+                # engine, which ends that wait at once and releases the inotify instance.
+                self.close()
+                raise
+            if batch is None:
+                raise StopAsyncIteration
+            if batch:
+                self._waiting.got_events()
+                self._pending = batch[::-1]
+            elif self._waiting.timed_out():
+                self.close()
+                raise StopAsyncIteration
+        return self._pending.pop()
+
+    def close(self):
+        """Stops the engine; returns at once when no wait is under way. Idempotent."""
+        self._pending = []
+        self._watcher.close()
+
+    async def aclose(self):
+        self.close()
+
+    @property
+    def closed(self):
+        return self._watcher.closed
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info):
+        self.close()
+
+    def __del__(self):
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None:
+            watcher.close()
+
+
+def awatch(
+    *paths,
+    mask=ALL_EVENTS,
+    recursive=False,
+    exclude=(),
+    include=(),
+    settle=None,
+    temp_patterns=None,
+    stop_event=None,
+    timeout=None,
+):
+    """``watch`` for asyncio: an async iterator of ``inotifier.Event``, same options::
+
+        async for event in inotifier.awatch("/srv/uploads", recursive=True):
+            print(event.maskname, event.pathname)
+
+    The kernel is waited on in a thread (``asyncio.to_thread``), in slices of 0.1 s, so the event
+    loop never blocks. Cancelling the task that iterates, ``aclose()``, ``break`` or leaving an
+    ``async with`` block stops the engine. ``stop_event`` may be a ``threading.Event`` or an
+    ``asyncio.Event`` (anything with ``is_set()``).
+    """
+    watcher = _watcher(paths, mask, recursive, exclude, include, settle, temp_patterns)
+    return AsyncWatchIterator(watcher, stop_event, timeout)
