@@ -57,39 +57,34 @@ class _Waiting:
         self.last_event = time.monotonic()
 
 
-class WatchIterator:
-    """What ``watch`` returns: an iterator of events and a context manager that closes it."""
+class _Events:
+    """What both iterators share: the watcher, when to give up, and the batch being handed out."""
 
     def __init__(self, watcher, stop_event, timeout):
         self._watcher = watcher
         self._waiting = _Waiting(stop_event, timeout)
         self._pending = []
 
-    def __iter__(self):
-        return self
-
-    def __next__(self):
+    def _stop_requested(self):
         # Looked at before every event, so that a stop is not delayed by a large batch.
         if self._waiting.stopped():
             self.close()
-            raise StopIteration
-        while not self._pending:
-            if self._waiting.stopped():
-                self.close()
-                raise StopIteration
-            # Waits with the GIL released; Ctrl-C is seen between slices.
-            batch = self._watcher.next_batch(self._waiting.slice_ms())
-            if batch is None:
-                raise StopIteration
-            if batch:
-                self._waiting.got_events()
-                # Popped from the end: reversed once per batch.
-                self._pending = batch[::-1]
-            elif self._waiting.timed_out():
-                # Only after a wait came back empty: events already queued always count.
-                self.close()
-                raise StopIteration
-        return self._pending.pop()
+            return True
+        return False
+
+    def _ended(self, batch):
+        """Takes what a wait returned; true when the iteration is over."""
+        if batch is None:
+            return True
+        if batch:
+            self._waiting.got_events()
+            # Popped from the end: reversed once per batch.
+            self._pending = batch[::-1]
+        elif self._waiting.timed_out():
+            # Only after a wait came back empty: events already queued always count.
+            self.close()
+            return True
+        return False
 
     def close(self):
         """Stops the engine and releases its inotify instance; the iteration ends. Idempotent."""
@@ -100,18 +95,35 @@ class WatchIterator:
     def closed(self):
         return self._watcher.closed
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
     def __del__(self):
         # ``for event in watch(...): break`` drops the iterator at once (CPython): the engine
         # stops then, not whenever the Watcher object happens to be collected.
         watcher = getattr(self, "_watcher", None)
         if watcher is not None:
             watcher.close()
+
+
+class WatchIterator(_Events):
+    """What ``watch`` returns: an iterator of events and a context manager that closes it."""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while True:
+            if self._stop_requested():
+                raise StopIteration
+            if self._pending:
+                return self._pending.pop()
+            # Waits with the GIL released; Ctrl-C is seen between slices.
+            if self._ended(self._watcher.next_batch(self._waiting.slice_ms())):
+                raise StopIteration
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
 
 def watch(
@@ -154,25 +166,18 @@ def watch(
     return WatchIterator(watcher, stop_event, timeout)
 
 
-class AsyncWatchIterator:
+class AsyncWatchIterator(_Events):
     """What ``awatch`` returns: an async iterator of events and an async context manager."""
-
-    def __init__(self, watcher, stop_event, timeout):
-        self._watcher = watcher
-        self._waiting = _Waiting(stop_event, timeout)
-        self._pending = []
 
     def __aiter__(self):
         return self
 
     async def __anext__(self):
-        if self._waiting.stopped():
-            self.close()
-            raise StopAsyncIteration
-        while not self._pending:
-            if self._waiting.stopped():
-                self.close()
+        while True:
+            if self._stop_requested():
                 raise StopAsyncIteration
+            if self._pending:
+                return self._pending.pop()
             try:
                 batch = await asyncio.to_thread(self._watcher.next_batch, self._waiting.slice_ms())
             except BaseException:
@@ -180,38 +185,17 @@ class AsyncWatchIterator:
                 # engine, which ends that wait at once and releases the inotify instance.
                 self.close()
                 raise
-            if batch is None:
+            if self._ended(batch):
                 raise StopAsyncIteration
-            if batch:
-                self._waiting.got_events()
-                self._pending = batch[::-1]
-            elif self._waiting.timed_out():
-                self.close()
-                raise StopAsyncIteration
-        return self._pending.pop()
-
-    def close(self):
-        """Stops the engine; returns at once when no wait is under way. Idempotent."""
-        self._pending = []
-        self._watcher.close()
 
     async def aclose(self):
         self.close()
-
-    @property
-    def closed(self):
-        return self._watcher.closed
 
     async def __aenter__(self):
         return self
 
     async def __aexit__(self, *exc_info):
         self.close()
-
-    def __del__(self):
-        watcher = getattr(self, "_watcher", None)
-        if watcher is not None:
-            watcher.close()
 
 
 def awatch(
