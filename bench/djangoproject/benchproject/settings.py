@@ -1,0 +1,30 @@
+"""The least Django project that runs the inotifier daemon for bench/django.sh.
+
+The run's directories come from the environment: BENCH_WATCH_DIR (watched for IN_CREATE),
+BENCH_PROJECT_PATH (pid file and daemon logs), BENCH_COUNT_FILE (one byte appended per event,
+see counting.py) and BENCH_PROCESSOR: "noop" (a counting ProcessEvent) or "signal"
+(AllEventsSignaler, with counting.py's receiver connected to in_create).
+"""
+
+import os
+
+SECRET_KEY = "inotifier-bench"
+DEBUG = False
+USE_TZ = True
+INSTALLED_APPS = ["inotifier", "benchproject.apps.BenchConfig"]
+DATABASES = {}
+
+PROCESSORS = {
+    "noop": "benchproject.counting.CountingProcessor",
+    "signal": "inotifier.event_processors.AllEventsSignaler",
+}
+PROJECT_PATH = os.environ.get("BENCH_PROJECT_PATH", "/nonexistent")
+INOTIFIER_DAEMON_STDERR = "daemon.err"
+INOTIFIER_LOG_LEVEL = "warn"
+INOTIFIER_WATCH_PATHS = [
+    (
+        os.environ.get("BENCH_WATCH_DIR", "/nonexistent"),
+        "IN_CREATE",
+        PROCESSORS[os.environ.get("BENCH_PROCESSOR", "noop")],
+    )
+]
