@@ -314,7 +314,9 @@ def normalise(entry, index):
     if native:
         # The daemon's own check (files are neither created nor opened), with relative paths
         # taken from where the daemon will take them.
-        error = native_processor_error(name, json.dumps(processor_options), str(project_dir()))
+        error = native_processor_error(
+            name, json.dumps(processor_options), str(project_dir().resolve())
+        )
         if error:
             raise Problem(
                 "inotifier.E014",

@@ -59,7 +59,6 @@ fn valid_mask_names() -> Vec<&'static str> {
     inotifier_core::valid_names().collect()
 }
 
-/// Why `pattern` is not a valid glob, or None when it is.
 /// The names of the processors the daemon runs natively (`log`, `jsonl`, `exec`, `webhook`).
 #[pyfunction]
 fn native_processors() -> Vec<&'static str> {
@@ -80,6 +79,7 @@ fn native_processor_error(kind: &str, options_json: &str, base_dir: PathBuf) -> 
         .map(|error| error.to_string())
 }
 
+/// Why `pattern` is not a valid glob, or None when it is.
 #[pyfunction]
 fn glob_error(pattern: &str) -> Option<String> {
     Glob::new(pattern).err().map(|error| error.to_string())
