@@ -15,8 +15,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # First, so that a missing python3 is reported before the long Rust tests: the Django app's
-# virtualenv with the package built from this tree.
+# virtualenv with the package built from this tree, and the optional one with Django 6.x.
 source scripts/venv.sh
+source scripts/venv-django6.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -32,9 +33,9 @@ awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
 # The Django app's tests, and the example project's code.
 .venv/bin/ruff format --check python tests example
 .venv/bin/ruff check python tests example
-status=0
-.venv/bin/python -m pytest --junitxml="$junit" || status=$?
-.venv/bin/python - "$junit" <<'PY'
+# Prints "$2: N passed, N failed, N skipped$3" from the JUnit XML file $1.
+summarize() {
+    .venv/bin/python - "$1" "$2" "${3:-}" <<'PY'
 import sys
 import xml.etree.ElementTree as ElementTree
 
@@ -43,6 +44,24 @@ suites = [root] if root.tag == "testsuite" else list(root)
 total = sum(int(s.get("tests", 0)) for s in suites)
 failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
 skipped = sum(int(s.get("skipped", 0)) for s in suites)
-print(f"python: {total - failed - skipped} passed, {failed} failed, {skipped} skipped")
+passed = total - failed - skipped
+print(f"{sys.argv[2]}: {passed} passed, {failed} failed, {skipped} skipped{sys.argv[3]}")
 PY
+}
+
+status=0
+.venv/bin/python -m pytest --junitxml="$junit" || status=$?
+summary=$(summarize "$junit" python)
+
+# The same tests against Django 6.x, when a Python that can run it was found. Both summaries
+# come last, together, so that neither scrolls away behind the other run's output.
+if [ -n "$django6_python" ]; then
+    "$django6_python" -m pytest --junitxml="$junit" || status=$?
+    versions=$("$django6_python" -c 'import django, platform
+print(f" (Django {django.get_version()}, Python {platform.python_version()})")')
+    summary+=$'\n'$(summarize "$junit" "python (Django 6.x)" "$versions")
+else
+    summary+=$'\n'"python (Django 6.x): skipped: $django6_skip_reason"
+fi
+echo "$summary"
 exit "$status"

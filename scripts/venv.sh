@@ -1,8 +1,10 @@
 # Sourced (not run) by scripts/test.sh and scripts/demo.sh, from the repository's root: makes
 # .venv (created when missing) hold the Python tools and the package built from this tree.
 # Editable install: the Python sources are used in place, the native module is built into
-# python/inotifier. Needs python3 (3.10 or later, with venv) and cargo.
+# python/inotifier. Needs python3 (3.10 or later, with venv) and cargo. Django stays at 5.2 (the
+# oldest release the app supports) even where python3 could run 6.x: scripts/venv-django6.sh
+# makes the Django 6 environment.
 command -v python3 >/dev/null || { echo "python3 not found: install Python 3.10 or later" >&2; exit 1; }
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet "maturin>=1.7,<2" "Django>=5.2" "pytest>=8" "pytest-django>=4.9" "ruff>=0.6"
+.venv/bin/python -m pip install --quiet "maturin>=1.7,<2" "Django>=5.2,<6" "pytest>=8" "pytest-django>=4.9" "ruff>=0.6"
 VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --quiet --locked

@@ -8,7 +8,7 @@ is an error with its id and a hint saying how to fix it.
 | inotifier.E003 | a path is not absolute |
 | inotifier.E004 | a path does not exist or cannot be read |
 | inotifier.E005 | an invalid event mask |
-| inotifier.E006 | a processor that cannot be imported or is not a class |
+| inotifier.E006 | a processor that cannot be imported, is not a class nor a native processor |
 | inotifier.E007 | options that are not a dict, or an unknown option |
 | inotifier.E008 | an invalid option value (flag, glob, duration, retry) |
 | inotifier.E009 | processor options that are not a JSON-serialisable dict |
@@ -16,6 +16,7 @@ is an error with its id and a hint saying how to fix it.
 | inotifier.E011 | ``PROJECT_PATH`` not an existing directory |
 | inotifier.E012 | ``INOTIFIER_LOG_LEVEL`` not error, warn, info, debug or trace |
 | inotifier.E013 | ``INOTIFIER_DRAIN_TIMEOUT`` not a number of seconds >= 0 |
+| inotifier.E014 | options a native processor (log, jsonl, exec, webhook) refuses |
 """
 
 from django.core import checks

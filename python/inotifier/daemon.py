@@ -27,7 +27,10 @@ class ProcessorBuilder:
     may not be importable by name, e.g. a class given directly)."""
 
     def __init__(self, watches):
-        self.classes = {watch.processor_name: watch.processor for watch in watches}
+        # Native processors are built by the daemon itself and never reach this.
+        self.classes = {
+            watch.processor_name: watch.processor for watch in watches if watch.processor
+        }
 
     def __call__(self, kind, options_json):
         return self.classes[kind](**json.loads(options_json))

@@ -6,7 +6,9 @@
 - ``path``: an absolute path (str or ``os.PathLike``) to an existing directory or file;
 - ``mask``: an int (``IN_CREATE | IN_DELETE``), a string of names joined by ``|`` or ``,``
   (``"IN_CREATE|IN_DELETE"``, ``"create,delete"``), or a list of names;
-- ``processor``: a dotted path (``"myapp.event_processors.Upload"``) or the class itself;
+- ``processor``: a dotted path (``"myapp.event_processors.Upload"``) or the class itself; or
+  the name of a native processor (``"log"``, ``"jsonl"``, ``"exec"``, ``"webhook"``), which the
+  daemon runs in Rust without calling Python per event, configured by ``options``;
 - ``options``: a dict with any of ``recursive`` (bool, default False), ``auto_add`` (bool,
   default = recursive), ``exclude`` and ``include`` (lists of globs), ``settle`` (seconds a file
   must stay untouched before ``IN_READY``, default 0.2), ``temp_patterns`` (globs of temporary
@@ -38,7 +40,17 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from inotifier._native import ALL_EVENTS, IN_READY, glob_error, parse_mask
+from inotifier._native import (
+    ALL_EVENTS,
+    IN_READY,
+    glob_error,
+    native_processor_error,
+    native_processors,
+    parse_mask,
+)
+
+# Processor names without a dot are never dotted paths: these name the daemon's own processors.
+NATIVE_PROCESSORS = tuple(native_processors())
 
 LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
 WATCH_OPTIONS = (
@@ -72,7 +84,7 @@ class Watch:
 
     path: str
     mask: int
-    processor: object
+    processor: object  # the class; None for a native processor
     processor_name: str
     recursive: bool = False
     auto_add: bool = False
@@ -210,7 +222,10 @@ def normalise(entry, index):
         ) from None
 
     name = processor_name(processor) if callable(processor) or isinstance(processor, str) else None
-    if isinstance(processor, str):
+    native = isinstance(processor, str) and processor in NATIVE_PROCESSORS
+    if native:
+        processor = None
+    elif isinstance(processor, str):
         try:
             processor = import_string(processor)
         except ImportError as error:
@@ -220,7 +235,7 @@ def normalise(entry, index):
                 "Give the dotted path of a class, e.g. "
                 "'inotifier.event_processors.AllEventsSignaler', or the class itself.",
             ) from None
-    if not callable(processor):
+    if not native and not callable(processor):
         raise Problem(
             "inotifier.E006",
             f"{where}: the processor {processor!r} is not a class.",
@@ -296,6 +311,18 @@ def normalise(entry, index):
             f"{where}: the processor options cannot be handed to the daemon: {error}.",
             "Use only str, int, float, bool, None, lists and dicts in processor options.",
         ) from None
+    if native:
+        # The daemon's own check (files are neither created nor opened), with relative paths
+        # taken from where the daemon will take them.
+        error = native_processor_error(
+            name, json.dumps(processor_options), str(project_dir().resolve())
+        )
+        if error:
+            raise Problem(
+                "inotifier.E014",
+                f"{where}: the {name} processor's options are invalid: {error}",
+                f"See the options of the {name} processor in the README (Config reference).",
+            )
 
     return Watch(
         path=path,
@@ -471,6 +498,7 @@ def daemon_config(found_watches):
             ),
             "workers": None,
             "queue_capacity": None,
+            "base_dir": str(project_dir().resolve()),
             "watches": [watch.document() for watch in found_watches],
         }
     )

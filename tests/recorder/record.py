@@ -5,6 +5,7 @@
 import json
 import os
 import threading
+import time
 
 from inotifier.event_processors import ProcessEvent
 
@@ -62,3 +63,16 @@ class FailingOnce(ProcessEvent):
             self.seen.add(event.id)
             raise RuntimeError("first attempt fails")
         append("events.jsonl", describe(event))
+
+
+class Slow(ProcessEvent):
+    """Takes ``delay`` seconds per event, recording when it begins and when it is done: a
+    processor still busy when the daemon is told to stop."""
+
+    def my_init(self, delay=0.5):
+        self.delay = delay
+
+    def process_default(self, event):
+        append("events.jsonl", {"stage": "begun", **describe(event)})
+        time.sleep(self.delay)
+        append("events.jsonl", {"stage": "done", **describe(event)})

@@ -39,6 +39,9 @@ struct Document {
     drain_timeout: f64,
     workers: Option<usize>,
     queue_capacity: Option<usize>,
+    /// Where relative paths in native processors' options start (the Django project's
+    /// directory); the daemon itself has no config file to take it from.
+    base_dir: PathBuf,
     watches: Vec<WatchDocument>,
 }
 
@@ -67,8 +70,11 @@ struct RetryDocument {
     multiplier: Option<f64>,
 }
 
-pub fn from_json(text: &str) -> Result<Config, SettingsError> {
+/// The daemon's configuration and the directory relative paths in native processors' options
+/// are resolved against.
+pub fn from_json(text: &str) -> Result<(Config, PathBuf), SettingsError> {
     let document: Document = serde_json::from_str(text)?;
+    let base_dir = document.base_dir;
     let log_level = document.log_level.parse::<tracing::Level>().map_err(|_| {
         SettingsError::Daemon(format!(
             "log level {:?} is not one of error, warn, info, debug, trace",
@@ -107,11 +113,14 @@ pub fn from_json(text: &str) -> Result<Config, SettingsError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Config {
-        source: None,
-        daemon,
-        watches,
-    })
+    Ok((
+        Config {
+            source: None,
+            daemon,
+            watches,
+        },
+        base_dir,
+    ))
 }
 
 fn watch_config(watch: WatchDocument) -> Result<WatchConfig, String> {

@@ -59,6 +59,26 @@ fn valid_mask_names() -> Vec<&'static str> {
     inotifier_core::valid_names().collect()
 }
 
+/// The names of the processors the daemon runs natively (`log`, `jsonl`, `exec`, `webhook`).
+#[pyfunction]
+fn native_processors() -> Vec<&'static str> {
+    inotifier_sinks::NATIVE_PROCESSORS.to_vec()
+}
+
+/// Why the native processor `kind` cannot be built from `options_json` (relative paths taken
+/// from `base_dir`), or None when it can. Creates and opens nothing.
+#[pyfunction]
+fn native_processor_error(kind: &str, options_json: &str, base_dir: PathBuf) -> Option<String> {
+    let options =
+        match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(options_json) {
+            Ok(options) => options,
+            Err(error) => return Some(format!("the options are not a JSON object: {error}")),
+        };
+    inotifier_sinks::validate(kind, &options, &base_dir)
+        .err()
+        .map(|error| error.to_string())
+}
+
 /// Why `pattern` is not a valid glob, or None when it is.
 #[pyfunction]
 fn glob_error(pattern: &str) -> Option<String> {
@@ -90,8 +110,8 @@ fn run_daemon(
     // SAFETY: the caller owns the descriptor and hands it over (documented above). Taken
     // first, so that every error from here on is reported through it.
     let mut readiness_pipe = readiness_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
-    let config = match config::from_json(config_json) {
-        Ok(config) => config,
+    let (config, base_dir) = match config::from_json(config_json) {
+        Ok(parsed) => parsed,
         Err(error) => {
             if let Some(pipe) = readiness_pipe.as_mut() {
                 let _ = writeln!(pipe, "ERROR {}", error.to_string().replace('\n', " "));
@@ -106,7 +126,11 @@ fn run_daemon(
     } else {
         Notifier::disabled()
     };
-    let factory = Arc::new(PythonProcessors { build, event_class });
+    let factory = Arc::new(PythonProcessors {
+        build,
+        event_class,
+        base_dir,
+    });
     // The workers take the GIL for every event: it must not be held while the daemon runs.
     py.detach(move || {
         let options = RunOptions {
@@ -221,6 +245,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(mask_name, module)?)?;
     module.add_function(wrap_pyfunction!(valid_mask_names, module)?)?;
     module.add_function(wrap_pyfunction!(glob_error, module)?)?;
+    module.add_function(wrap_pyfunction!(native_processors, module)?)?;
+    module.add_function(wrap_pyfunction!(native_processor_error, module)?)?;
     module.add_function(wrap_pyfunction!(run_daemon, module)?)?;
     module.add_function(wrap_pyfunction!(stop, module)?)?;
     module.add_function(wrap_pyfunction!(status, module)?)?;

@@ -2,26 +2,34 @@
 //! handed to the processor object (pyinotify style: the object is called with the event) on the
 //! router's worker thread, holding the GIL only for that call.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use inotifier_core::Event;
-use inotifier_daemon::{ProcessorFactory, WatchConfig};
+use inotifier_daemon::{NativeProcessors, ProcessorFactory, WatchConfig};
 use inotifier_sinks::{ProcessError, Processor};
 use pyo3::prelude::*;
 
 use crate::event;
 
-/// Builds processors by calling the Python `build(kind, options_json)` (from
-/// `inotifier.daemon`), which imports the class and instantiates it with the options.
+/// Builds the native processors (`log`, `jsonl`, `exec`, `webhook`) in Rust, so that their
+/// events never go through Python, and the others by calling the Python
+/// `build(kind, options_json)` (from `inotifier.daemon`), which imports the class and
+/// instantiates it with the options.
 pub struct PythonProcessors {
     pub build: Py<PyAny>,
     /// `inotifier.Event`.
     pub event_class: Py<PyAny>,
+    /// The Django project's directory: relative paths in native processors' options start
+    /// there (the daemon's own base directory is `/`, as it has no config file).
+    pub base_dir: PathBuf,
 }
 
 impl ProcessorFactory for PythonProcessors {
     fn build(&self, watch: &WatchConfig, _base_dir: &Path) -> Result<Arc<dyn Processor>, String> {
+        if inotifier_sinks::NATIVE_PROCESSORS.contains(&watch.processor.kind.as_str()) {
+            return NativeProcessors.build(watch, &self.base_dir);
+        }
         let options = serde_json::Value::Object(watch.processor.options.clone()).to_string();
         Python::attach(|py| {
             let target = self
