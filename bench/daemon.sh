@@ -22,8 +22,7 @@ NEVENTS=${BENCH_EVENTS:-100000}
 NEXEC=${BENCH_EXEC:-2000}
 INOTIFIER=${INOTIFIER_BIN:-$REPO/target/release/inotifier}
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "daemon.sh: $*"; exit 1; }
+source "$HERE/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "run as root: it mounts a tmpfs and starts incrond"
 
@@ -52,18 +51,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now_us() { echo "${EPOCHREALTIME/./}"; }
-
-# wait_for SECONDS CMD...: poll CMD every 20 ms until it succeeds; false at the deadline.
-wait_for() {
-    local limit=$1; shift
-    local deadline=$(( $(now_us) + limit * 1000000 ))
-    until "$@"; do
-        (( $(now_us) < deadline )) || return 1
-        sleep 0.02
-    done
-}
-
 # Lines of the output file, not counting the probes of the readiness check.
 lines_of() { [[ -f $1 ]] || { echo 0; return; }; grep -vc probe "$1" || true; }
 files_in() { find "$1" -mindepth 1 -maxdepth 1 | wc -l; }
@@ -85,27 +72,6 @@ wait_count() {
         sleep 0.02
     done
     echo "$count"
-}
-
-median() {
-    printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '
-        { v[NR] = $1 }
-        END { if (!NR) { print "-"; exit }
-              if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2fx", a / b; else print "-" }'
-}
-per_second() { awk -v n="$1" -v us="$2" 'BEGIN { printf "%.0f", n / (us / 1e6) }'; }
-
-stop_pid() {
-    local pid=$1 keep=() p
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
 }
 
 # ---------------------------------------------------------------- build
@@ -267,7 +233,7 @@ done
 med() { median ${RATES[$1]:-}; }
 lost_note() { [[ -n ${LOSSES[$1]:-} ]] && echo " (lost events in runs:${LOSSES[$1]})" || true; }
 echo
-cpu_ms() { local m; m=$(median ${CPU[$1]:-}); [[ $m == - ]] && echo - || awk -v t="$m" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1000 / hz }'; }
+cpu_ms() { ticks_ms ${CPU[$1]:-}; }
 echo "J: $NEVENTS files created, events/s until every one is in the output file, and the"
 echo "watcher's CPU time (user+sys) for the burst (medians of $REPEAT)"
 echo "| | events/s | vs inotifier | CPU ms | CPU vs inotifier |"

@@ -24,8 +24,7 @@ REPEAT=${BENCH_REPEAT:-3}
 NEVENTS=${BENCH_EVENTS:-100000}
 PYI_VENV=$BUILD/pyinotify-venv
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "django.sh: $*"; exit 1; }
+source "$HERE/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "run as root: it mounts a tmpfs and sets fs.inotify.max_queued_events"
 
@@ -52,7 +51,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now_us() { echo "${EPOCHREALTIME/./}"; }
 size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
 
 # probe_seen DIR COUNT_FILE: creates DIR/probe anew (a watcher not ready yet missed the last
@@ -79,28 +77,6 @@ wait_count() {
         sleep 0.02
     done
     echo "$count $t_last"
-}
-
-median() {
-    printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '
-        { v[NR] = $1 }
-        END { if (!NR) { print "-"; exit }
-              if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2fx", a / b; else print "-" }'
-}
-per_second() { awk -v n="$1" -v us="$2" 'BEGIN { printf "%.0f", n / (us / 1e6) }'; }
-
-stop_pid() {
-    local pid=$1 keep=() p
-    kill -CONT "$pid" 2>/dev/null || true
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
 }
 
 # ---------------------------------------------------------------- build
@@ -192,7 +168,7 @@ for i in $(seq "$REPEAT"); do
 done
 
 med() { median ${RATES[$1]:-}; }
-cpu_ms() { local m; m=$(median ${CPU[$1]:-}); [[ $m == - ]] && echo - || awk -v t="$m" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1000 / hz }'; }
+cpu_ms() { ticks_ms ${CPU[$1]:-}; }
 # lost: the median, and the worst run in brackets
 lost_of() { local l; l=(${LOST[$1]:-}); echo "$(median "${l[@]}") (worst $(printf '%s\n' "${l[@]}" | sort -g | tail -1))"; }
 table() {

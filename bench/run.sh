@@ -12,8 +12,8 @@ NDIRS=${BENCH_DIRS:-10000}
 NLAT=${BENCH_LATENCY_N:-2000}
 INOTIFIER=${INOTIFIER_BIN:-$REPO/target/release/inotifier}
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "run.sh: $*"; exit 1; }
+source "$HERE/lib.sh"
+WAIT_POLL=0.05
 
 # ---------------------------------------------------------------- cleanup
 MNT=""
@@ -42,19 +42,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- helpers
-now_us() { echo "${EPOCHREALTIME/./}"; }
-
-# Wait until a command succeeds, polling every 50 ms, for at most $1 seconds.
-# Polls may run while a watcher is being timed, so keep them cheap.
-wait_for() {
-    local limit=$1; shift
-    local deadline=$(( $(now_us) + limit * 1000000 ))
-    until "$@"; do
-        (( $(now_us) < deadline )) || return 1
-        sleep 0.05
-    done
-}
-
 # key=value lines written by spawn; builtins only, no fork per poll
 info_get() {
     local k v
@@ -73,17 +60,6 @@ forget() {
 # value of key $1 in a "k=v k=v" line $2 (latency's output)
 field() { sed -n "s/.*\b$1=\([-0-9]*\).*/\1/p" <<<"$2"; }
 
-numbers() { printf '%s\n' "$@" | { grep -E '^-?[0-9.]+$' || true; } | sort -g; }
-
-# median of the numbers among its arguments; "-" if there are none
-median() {
-    numbers "$@" | awk '
-        { v[NR] = $1 }
-        END {
-            if (!NR) { print "-"; exit }
-            if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
-        }'
-}
 minimum() { numbers "$@" | awk 'NR == 1 {print; found = 1} END {if (!found) print "-"}'; }
 
 # at_most A B: true if A is a number and A <= B
@@ -93,11 +69,6 @@ at_most() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a ~ /^[0-9.]+$/ && b ~ /^[0-
 target() {
     local desc=$1 measured=$2; shift 2
     if "$@"; then echo "| $desc | $measured | PASS |"; else echo "| $desc | $measured | FAIL |"; fi
-}
-
-# ratio A B -> "1.23x", or "-" when either side is missing
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2fx", a / b; else print "-" }'
 }
 
 # Scenario Bc: what a recursive watcher of changes asks for (0xfce), without the read events

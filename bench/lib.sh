@@ -1,0 +1,57 @@
+# Helpers shared by the benchmark scripts (run.sh, daemon.sh, django.sh); sourced, not run.
+# A script using stop_pid keeps the PIDs it started in the array PIDS.
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "${0##*/}: $*"; exit 1; }
+
+now_us() { echo "${EPOCHREALTIME/./}"; }
+
+# wait_for SECONDS CMD...: polls CMD every WAIT_POLL seconds (default 0.02) until it succeeds;
+# false at the deadline. Polls may run while a watcher is being timed: keep CMD cheap.
+wait_for() {
+    local limit=$1; shift
+    local deadline=$(( $(now_us) + limit * 1000000 ))
+    until "$@"; do
+        (( $(now_us) < deadline )) || return 1
+        sleep "${WAIT_POLL:-0.02}"
+    done
+}
+
+numbers() { printf '%s\n' "$@" | { grep -E '^-?[0-9.]+$' || true; } | sort -g; }
+
+# median of the numbers among its arguments; "-" if there are none
+median() {
+    numbers "$@" | awk '
+        { v[NR] = $1 }
+        END {
+            if (!NR) { print "-"; exit }
+            if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+        }'
+}
+
+# ratio A B -> "1.23x", or "-" when either side is missing
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2fx", a / b; else print "-" }'
+}
+
+# per_second COUNT MICROSECONDS
+per_second() { awk -v n="$1" -v us="$2" 'BEGIN { printf "%.0f", n / (us / 1e6) }'; }
+
+# ticks_ms TICKS...: the median of CPU times in clock ticks, in milliseconds ("-" if none)
+ticks_ms() {
+    local m; m=$(median "$@")
+    [[ $m == - ]] && echo - || awk -v t="$m" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1000 / hz }'
+}
+
+# stop_pid PID: SIGTERM (after SIGCONT, in case it was stopped), SIGKILL after 15 s, reaped
+# and dropped from PIDS, so that the exit trap cannot hit a reused pid.
+stop_pid() {
+    local pid=$1 keep=() p
+    kill -CONT "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
