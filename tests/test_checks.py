@@ -156,6 +156,14 @@ def test_e013_drain_timeout(settings):
     assert error_ids() == ["inotifier.E013"]
 
 
+@pytest.mark.parametrize("value", [0, "4", 2.0, True, 5000])
+def test_e015_workers(settings, value):
+    settings.INOTIFIER_WORKERS = value
+    errors = inotifier_errors()
+    assert [e.id for e in errors] == ["inotifier.E015"]
+    assert repr(value) in errors[0].msg
+
+
 def test_manage_py_check_fails_with_the_errors(settings, tmp_path):
     settings.INOTIFIER_WATCH_PATHS = [(str(tmp_path / "missing"), "IN_CREATE", SIGNALER)]
     with pytest.raises(SystemCheckError, match=r"inotifier\.E004"):

@@ -10,6 +10,7 @@ from inotifier import _native
 
 RECORDER = "recorder.record.RecordingProcessor"
 SIGNALER = "inotifier.event_processors.AllEventsSignaler"
+GATE = "recorder.record.Gate"
 
 
 def running_pid(project):
@@ -50,6 +51,38 @@ def test_non_utf8_names_reach_the_processor_losslessly(project):
         pass
     event = wait_for(lambda: project.events(), what="IN_CREATE")[0]
     assert os.fsencode(event["name"]) == b"caf\xe9"
+    os.kill(process.pid, signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 0
+
+
+def test_events_that_queue_up_reach_python_in_batches(project):
+    # One worker: every event waits behind the gate's first one, then all go in a few calls.
+    project.extra_env["INOTIFIER_TEST_WORKERS"] = "1"
+    project.watches = [[str(project.watched), "IN_CREATE", GATE]]
+    process = project.popen("inotifier_start", "--foreground")
+    wait_for(lambda: running_pid(project), what="the daemon to start")
+    count = 300
+    for index in range(count):
+        (project.watched / f"f{index:03}").touch()
+    wait_for(
+        lambda: _native.status(str(project.pid_file)).get("events_seen", 0) >= count,
+        what="every event to be queued behind the gate",
+    )
+    (project.output / "release").touch()
+    wait_for(lambda: len(project.events()) >= count, what="every event to be processed")
+    assert sorted(event["name"] for event in project.events()) == [
+        f"f{index:03}" for index in range(count)
+    ]
+    # The status file is rewritten every second.
+    status = wait_for(
+        lambda: (report := _native.status(str(project.pid_file)))["delivered"] >= count and report,
+        what="the status to count the deliveries",
+    )
+    assert status["delivered"] == count
+    # The queue holds 1024 events and a call takes up to half of it: the held call, then
+    # what queued behind it in one or two calls; one call per event would make 300.
+    assert status["batches"] <= 4, status
     os.kill(process.pid, signal.SIGTERM)
     process.communicate(timeout=30)
     assert process.returncode == 0

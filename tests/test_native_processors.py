@@ -79,6 +79,37 @@ def test_jsonl_writes_every_event_and_takes_relative_paths_from_the_project(proj
     assert not (project.output / "events.jsonl").exists()
 
 
+def test_native_processors_deliver_while_python_holds_the_gil(project):
+    # A Python processor on another watch takes the GIL and keeps it for seconds; the jsonl
+    # processor must deliver meanwhile, which it could not if it called Python per event.
+    hogged = project.path / "hogged"
+    hogged.mkdir()
+    project.watches = [
+        [str(hogged), "IN_CREATE", "recorder.record.GilHog"],
+        [str(project.watched), "IN_CREATE", "jsonl", {"options": {"path": "native.jsonl"}}],
+    ]
+    process = project.popen("inotifier_start", "--foreground")
+    wait_for(lambda: running_pid(project), what="the daemon to start")
+    (hogged / "trigger").touch()
+    wait_for(
+        lambda: any(e.get("stage") == "hog begun" for e in project.events()),
+        what="the Python processor to take the GIL",
+    )
+    for index in range(50):
+        (project.watched / f"f{index}").touch()
+    native = project.path / "native.jsonl"
+    wait_for(lambda: len(read_jsonl(native)) >= 50, what="the native processor's 50 lines")
+    assert not any(e.get("stage") == "hog done" for e in project.events()), (
+        "the native processor waited for the GIL"
+    )
+    wait_for(
+        lambda: any(e.get("stage") == "hog done" for e in project.events()),
+        timeout=60,
+        what="the Python processor to finish",
+    )
+    stop(process)
+
+
 def test_exec_hands_each_name_over_as_one_argument(project):
     argv_file = project.output / "argv.jsonl"
     project.watches = [

@@ -17,6 +17,7 @@ is an error with its id and a hint saying how to fix it.
 | inotifier.E012 | ``INOTIFIER_LOG_LEVEL`` not error, warn, info, debug or trace |
 | inotifier.E013 | ``INOTIFIER_DRAIN_TIMEOUT`` not a number of seconds >= 0 |
 | inotifier.E014 | options a native processor (log, jsonl, exec, webhook) refuses |
+| inotifier.E015 | ``INOTIFIER_WORKERS`` not a whole number from 1 to 1024 |
 """
 
 from django.core import checks

@@ -14,7 +14,6 @@ from django import db
 
 from inotifier import _native
 from inotifier import settings as inotifier_settings
-from inotifier.event import Event
 
 
 class StartError(Exception):
@@ -41,7 +40,7 @@ def run_foreground(watches):
     READY=1 once every watch is in place)."""
     _refuse_threads()
     config = inotifier_settings.daemon_config(watches)
-    _native.run_daemon(config, ProcessorBuilder(watches), Event, systemd_notify=True)
+    _native.run_daemon(config, ProcessorBuilder(watches), systemd_notify=True)
 
 
 def start_background(watches):
@@ -80,7 +79,7 @@ def start_background(watches):
     status = 1
     try:
         # From here the native side owns write_end and reports every outcome through it.
-        _native.run_daemon(config, ProcessorBuilder(watches), Event, readiness_fd=write_end)
+        _native.run_daemon(config, ProcessorBuilder(watches), readiness_fd=write_end)
         status = 0
     except BaseException:  # noqa: BLE001  logged; the exit status says it failed
         traceback.print_exc()

@@ -25,6 +25,11 @@ class ProcessEvent:
     goes no further.
     """
 
+    #: Bound methods by event mask, filled on first use: the lookup below runs once per kind
+    #: of event, not once per event.
+    _dispatch = None
+    pevent = None
+
     def __init__(self, pevent=None, **kwargs):
         self.pevent = pevent
         self.my_init(**kwargs)
@@ -38,16 +43,24 @@ class ProcessEvent:
             )
 
     def __call__(self, event):
-        if self.pevent is not None and self.pevent(event):
+        pevent = self.pevent
+        if pevent is not None and pevent(event):
             return None
-        maskname = mask_name(event.mask & ~IN_ISDIR)
+        dispatch = self._dispatch
+        if dispatch is None:
+            dispatch = self._dispatch = {}
+        method = dispatch.get(event.mask)
+        if method is None:
+            method = dispatch[event.mask] = self._method_for(event.mask)
+        return method(event)
+
+    def _method_for(self, mask):
+        maskname = mask_name(mask & ~IN_ISDIR)
         method = getattr(self, f"process_{maskname}", None)
         if method is None and maskname.count("_") >= 2:
             family = "_".join(maskname.split("_")[:2])
             method = getattr(self, f"process_{family}", None)
-        if method is None:
-            method = self.process_default
-        return method(event)
+        return method if method is not None else self.process_default
 
     def process_default(self, event):
         """Called for events without a method of their own; does nothing."""

@@ -17,8 +17,9 @@
 
 ``INOTIFIER_DAEMON_STDOUT`` / ``INOTIFIER_DAEMON_STDERR`` (optional): files the daemon appends its
 output to (relative paths are taken from the project directory); /dev/null when unset.
-``INOTIFIER_LOG_LEVEL`` (default ``"info"``) and ``INOTIFIER_DRAIN_TIMEOUT`` (seconds a stopping
-daemon keeps delivering what it read, default 10).
+``INOTIFIER_LOG_LEVEL`` (default ``"info"``), ``INOTIFIER_DRAIN_TIMEOUT`` (seconds a stopping
+daemon keeps delivering what it read, default 10) and ``INOTIFIER_WORKERS`` (threads running
+processors, default two per CPU).
 
 ``PROJECT_PATH`` (optional): the project directory; the pid file is ``PROJECT_PATH/inotifier.pid``.
 Without it the pid file goes to a directory private to this user (``$XDG_RUNTIME_DIR/inotifier``,
@@ -432,7 +433,26 @@ def _daemon_problems():
         _seconds(getattr(settings, "INOTIFIER_DRAIN_TIMEOUT", 10), "INOTIFIER_DRAIN_TIMEOUT")
     except Problem as problem:
         problems.append(dataclasses.replace(problem, id="inotifier.E013"))
+    try:
+        workers()
+    except Problem as problem:
+        problems.append(problem)
     return problems
+
+
+def workers():
+    """``INOTIFIER_WORKERS``: how many threads run processors, or None for the daemon's default
+    (two per CPU)."""
+    value = getattr(settings, "INOTIFIER_WORKERS", None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+        raise Problem(
+            "inotifier.E015",
+            f"INOTIFIER_WORKERS is {value!r}.",
+            "Use a whole number from 1 to 1024, or leave it unset for two per CPU.",
+        )
+    return value
 
 
 def watches():
@@ -496,7 +516,7 @@ def daemon_config(found_watches):
             "drain_timeout": _seconds(
                 getattr(settings, "INOTIFIER_DRAIN_TIMEOUT", 10), "INOTIFIER_DRAIN_TIMEOUT"
             ),
-            "workers": None,
+            "workers": workers(),
             "queue_capacity": None,
             "base_dir": str(project_dir().resolve()),
             "watches": [watch.document() for watch in found_watches],

@@ -76,3 +76,40 @@ class Slow(ProcessEvent):
         append("events.jsonl", {"stage": "begun", **describe(event)})
         time.sleep(self.delay)
         append("events.jsonl", {"stage": "done", **describe(event)})
+
+
+class Gate(ProcessEvent):
+    """Holds its first event until the file ``release`` appears in the output directory, then
+    records every event: what arrives meanwhile queues up in the daemon."""
+
+    def my_init(self):
+        self.opened = False
+
+    def process_default(self, event):
+        if not self.opened:
+            release = os.path.join(os.environ["INOTIFIER_TEST_OUTPUT_DIR"], "release")
+            deadline = time.monotonic() + 60
+            while not os.path.exists(release) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.opened = True
+        append("events.jsonl", describe(event))
+
+
+class GilHog(ProcessEvent):
+    """On its first event, starts a thread that holds the GIL for seconds (``sum`` over a range
+    runs in C and never lets another thread take it), recording when it began and ended. The
+    worker itself returns at once, so that no event waits behind this processor."""
+
+    def my_init(self):
+        self.started = False
+
+    def process_default(self, event):
+        if not self.started:
+            self.started = True
+            threading.Thread(target=self._hog, args=(describe(event),), daemon=True).start()
+
+    @staticmethod
+    def _hog(described):
+        append("events.jsonl", {"stage": "hog begun", **described})
+        sum(range(200_000_000))
+        append("events.jsonl", {"stage": "hog done", **described})

@@ -26,5 +26,8 @@ else:
         (str(BASE_DIR), "IN_CREATE", "inotifier.event_processors.AllEventsSignaler"),
     ]
 
+if "INOTIFIER_TEST_WORKERS" in os.environ:
+    INOTIFIER_WORKERS = int(os.environ["INOTIFIER_TEST_WORKERS"])
+
 INOTIFIER_LOG_LEVEL = "debug"
 INOTIFIER_DRAIN_TIMEOUT = 5

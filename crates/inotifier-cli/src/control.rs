@@ -121,6 +121,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
                     println!("delivered:      {}", status.delivered);
                     println!("failed:         {}", status.failed);
                     println!("retries:        {}", status.retried);
+                    println!("batches:        {}", status.batches);
                 }
                 None => println!("(its status file could not be read)"),
             }

@@ -102,6 +102,7 @@ fn run_inner(
         failed: 0,
         retried: 0,
         abandoned: 0,
+        batches: 0,
     };
     write_status(&status_path, &status);
     let mut daemon = match Daemon::start(config, factory) {

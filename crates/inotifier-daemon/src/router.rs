@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use inotifier_core::{Event, Mask, WatchId};
-use inotifier_sinks::{ProcessError, Processor, RetryPolicy};
+use inotifier_sinks::{BatchOutcome, ProcessError, Processor, RetryPolicy};
 
 use crate::stats::Stats;
 
@@ -158,17 +158,21 @@ impl Router {
             let thread = std::thread::Builder::new()
                 .name(format!("inotifier-worker-{index}"))
                 .spawn(move || {
-                    for chunk in chunks {
-                        for job in &chunk {
-                            if abandon.is_set() {
-                                stats.abandoned(job.routes.len());
-                                continue;
-                            }
-                            for route in &job.routes {
-                                deliver(route, &job.event, &abandon, &stats);
+                    // Chunks that queued up while the worker was busy go into one batch (fewer,
+                    // larger processor calls), up to half the queue, so that the dispatcher
+                    // can fill the other half meanwhile.
+                    let most = (capacity / 2).max(1);
+                    while let Ok(mut batch) = chunks.recv() {
+                        while batch.len() < most {
+                            match chunks.try_recv() {
+                                Ok(more) => batch.extend(more),
+                                Err(_) => break,
                             }
                         }
-                        worker_room.give(chunk.len());
+                        for (route, events) in by_route(&batch) {
+                            deliver(route, &events, &abandon, &stats);
+                        }
+                        worker_room.give(batch.len());
                     }
                 })?;
             queues.push(Worker { queue, room });
@@ -255,27 +259,80 @@ impl Router {
     }
 }
 
-/// Runs one event through one processor, retrying per the route's policy; failures are logged
-/// with the event, inside a span naming the processor and the watch.
-fn deliver(route: &Route, event: &Event, abandon: &Abandon, stats: &Stats) {
+/// The events of a chunk grouped by route, each group in the chunk's order: a processor gets
+/// its events as one batch (one GIL acquisition for a Python processor, not one per event),
+/// and the events of one file stay in order since they share a worker.
+fn by_route(chunk: &[Job]) -> Vec<(&Route, Vec<&Event>)> {
+    let mut groups: Vec<(&Arc<Route>, Vec<&Event>)> = Vec::new();
+    for job in chunk {
+        for route in &job.routes {
+            match groups
+                .iter_mut()
+                .find(|(known, _)| Arc::ptr_eq(known, route))
+            {
+                Some((_, events)) => events.push(&job.event),
+                None => groups.push((route, vec![&job.event])),
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(route, events)| (&**route, events))
+        .collect()
+}
+
+/// Runs a batch of events through one processor. An event that fails is retried per the
+/// route's policy before the events after it are tried, so one file's events stay in order;
+/// failures are logged with the event, inside a span naming the processor and the watch.
+fn deliver(route: &Route, events: &[&Event], abandon: &Abandon, stats: &Stats) {
     let span = tracing::error_span!(
         "delivery",
         processor = %route.processor_name,
         watch = %route.path.display()
     );
     let _entered = span.enter();
-    let mut abandoned = false;
-    let outcome = route
-        .retry
-        .run(&PanicGuard(&*route.processor), event, |delay| {
-            abandoned = abandon.sleep(delay);
-            if !abandoned {
-                stats.retried();
-            }
-            !abandoned
+    let processor = PanicGuard(&*route.processor);
+    let mut rest = events;
+    while !rest.is_empty() {
+        if abandon.is_set() {
+            stats.abandoned(rest.len());
+            return;
+        }
+        stats.batch();
+        let outcome = processor.process_batch(rest);
+        let processed = outcome.processed.min(rest.len());
+        stats.delivered(processed);
+        rest = &rest[processed..];
+        let Some((event, after)) = rest.split_first() else {
+            return;
+        };
+        let error = outcome.failure.unwrap_or_else(|| {
+            ProcessError::permanent("the processor returned before handling every event")
         });
+        retry(route, &processor, event, error, abandon, stats);
+        rest = after;
+    }
+}
+
+/// Retries an event whose first attempt failed with `error`.
+fn retry(
+    route: &Route,
+    processor: &dyn Processor,
+    event: &Event,
+    error: ProcessError,
+    abandon: &Abandon,
+    stats: &Stats,
+) {
+    let mut abandoned = false;
+    let outcome = route.retry.retry_failed(processor, event, error, |delay| {
+        abandoned = abandon.sleep(delay);
+        if !abandoned {
+            stats.retried();
+        }
+        !abandoned
+    });
     match outcome {
-        Ok(_) => stats.delivered(),
+        Ok(_) => stats.delivered(1),
         Err(_) if abandoned => {
             tracing::warn!(
                 event.id = event.id,
@@ -293,17 +350,23 @@ struct PanicGuard<'a>(&'a dyn Processor);
 
 impl Processor for PanicGuard<'_> {
     fn process(&self, event: &Event) -> Result<(), ProcessError> {
-        std::panic::catch_unwind(AssertUnwindSafe(|| self.0.process(event))).unwrap_or_else(
-            |panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(ProcessError::permanent(format!(
-                    "processor panicked: {what}"
-                )))
-            },
-        )
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.0.process(event)))
+            .unwrap_or_else(|panic| Err(panicked(panic)))
     }
+
+    /// A panic leaves unknown how far the batch got: the first event fails, and the rest are
+    /// tried again (at least once, possibly twice).
+    fn process_batch(&self, events: &[&Event]) -> BatchOutcome {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.0.process_batch(events)))
+            .unwrap_or_else(|panic| BatchOutcome::failed(0, panicked(panic)))
+    }
+}
+
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> ProcessError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    ProcessError::permanent(format!("processor panicked: {what}"))
 }

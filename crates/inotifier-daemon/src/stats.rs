@@ -9,6 +9,7 @@ pub struct Stats {
     failed: AtomicU64,
     retried: AtomicU64,
     abandoned: AtomicU64,
+    batches: AtomicU64,
 }
 
 /// The counters at one moment.
@@ -24,6 +25,9 @@ pub struct Snapshot {
     pub retried: u64,
     /// Deliveries dropped because a stopping daemon ran out of drain time.
     pub abandoned: u64,
+    /// Calls of processors, each with a batch of events: `delivered / batches` is how many
+    /// events a call carried on average.
+    pub batches: u64,
 }
 
 impl Stats {
@@ -31,8 +35,8 @@ impl Stats {
         self.seen.fetch_add(count as u64, Ordering::Relaxed);
     }
 
-    pub fn delivered(&self) {
-        self.delivered.fetch_add(1, Ordering::Relaxed);
+    pub fn delivered(&self, count: usize) {
+        self.delivered.fetch_add(count as u64, Ordering::Relaxed);
     }
 
     pub fn failed(&self) {
@@ -47,6 +51,10 @@ impl Stats {
         self.abandoned.fetch_add(count as u64, Ordering::Relaxed);
     }
 
+    pub fn batch(&self) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             seen: self.seen.load(Ordering::Relaxed),
@@ -54,6 +62,7 @@ impl Stats {
             failed: self.failed.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
             abandoned: self.abandoned.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
         }
     }
 }

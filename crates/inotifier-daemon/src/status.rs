@@ -28,6 +28,9 @@ pub struct Status {
     pub failed: u64,
     pub retried: u64,
     pub abandoned: u64,
+    /// Processor calls (see [`Snapshot::batches`]); absent from an older daemon's file.
+    #[serde(default)]
+    pub batches: u64,
 }
 
 impl Status {
@@ -37,6 +40,7 @@ impl Status {
         self.failed = counters.failed;
         self.retried = counters.retried;
         self.abandoned = counters.abandoned;
+        self.batches = counters.batches;
     }
 }
 

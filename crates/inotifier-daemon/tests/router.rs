@@ -13,7 +13,7 @@ use inotifier_core::{Event, Filters, Mask};
 use inotifier_daemon::{
     Config, Daemon, DaemonSettings, ProcessorConfig, ProcessorFactory, WatchConfig,
 };
-use inotifier_sinks::{ProcessError, Processor, RetryPolicy};
+use inotifier_sinks::{BatchOutcome, ProcessError, Processor, RetryPolicy};
 use inotifier_test_support::{inotify_shared, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -24,6 +24,8 @@ struct Log {
     events: Mutex<Vec<Event>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// The size of every batch the router handed over.
+    batches: Mutex<Vec<usize>>,
 }
 
 impl Log {
@@ -79,6 +81,8 @@ impl Drop for OpenOnDrop {
 struct Behaviour {
     /// Fail this many times per event (retryable) before succeeding.
     failures_per_event: usize,
+    /// Only events whose name contains this fail as `failures_per_event` says.
+    flaky_only: Option<String>,
     /// Fail every event whose name contains this, without retry.
     permanent_for: Option<String>,
     /// Panic on events whose name contains this.
@@ -107,6 +111,16 @@ impl Processor for Recorder {
         }
         result
     }
+
+    fn process_batch(&self, events: &[&Event]) -> BatchOutcome {
+        self.log.batches.lock().unwrap().push(events.len());
+        for (done, event) in events.iter().enumerate() {
+            if let Err(error) = self.process(event) {
+                return BatchOutcome::failed(done, error);
+            }
+        }
+        BatchOutcome::all(events.len())
+    }
 }
 
 impl Recorder {
@@ -134,6 +148,11 @@ impl Recorder {
             && name.contains(word.as_str())
         {
             return Err(ProcessError::permanent(format!("refusing {name}")));
+        }
+        if let Some(word) = &self.behaviour.flaky_only
+            && !name.contains(word.as_str())
+        {
+            return Ok(());
         }
         let mut attempts = self.attempts.lock().unwrap();
         let seen = attempts.entry(event.pathname()).or_default();
@@ -401,6 +420,57 @@ fn failures_are_retried_and_never_stop_the_daemon() {
     // Still alive after the panics: a new file is processed.
     std::fs::write(watched.join("third"), b"x").unwrap();
     wait_for(|| log.names().contains(&"third".into()));
+    assert!(stop(daemon));
+}
+
+#[test]
+fn queued_events_go_in_batches_and_a_failure_inside_one_is_retried_in_place() {
+    let _lock = inotify_shared();
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("w");
+    std::fs::create_dir(&watched).unwrap();
+    let gate = Gate::closed();
+    let _open = OpenOnDrop(gate.clone());
+    let recorders = Arc::new(Recorders::default()).with(
+        "batched",
+        Behaviour {
+            failures_per_event: 2,
+            flaky_only: Some("f05".into()),
+            gate: Some(gate.clone()),
+            ..Default::default()
+        },
+    );
+    // One worker: every event queues behind the first, held at the gate.
+    let daemon = Daemon::start(
+        config(
+            settings(dir.path(), 1, 64),
+            vec![watch(&watched, Mask::IN_CREATE, "batched")],
+        ),
+        recorders.clone(),
+    )
+    .unwrap();
+    let names: Vec<String> = (0..20).map(|i| format!("f{i:02}")).collect();
+    for name in &names {
+        std::fs::File::create(watched.join(name)).unwrap();
+    }
+    wait_for(|| daemon.counters().seen == 20);
+    gate.open();
+    let log = recorders.log("batched");
+    wait_for(|| log.count() == 20);
+    // In order, f05 included at its place: its two failures were retried before f06 was tried.
+    assert_eq!(log.names(), names);
+    let counters = daemon.counters();
+    assert_eq!(
+        (counters.delivered, counters.retried),
+        (20, 2),
+        "{counters:?}"
+    );
+    let batches = log.batches.lock().unwrap().clone();
+    assert!(
+        batches.len() <= 4 && batches.iter().any(|&size| size >= 10),
+        "one call per event instead of batches: {batches:?}"
+    );
+    assert_eq!(counters.batches, batches.len() as u64);
     assert!(stop(daemon));
 }
 

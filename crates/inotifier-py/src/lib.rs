@@ -87,7 +87,7 @@ fn glob_error(pattern: &str) -> Option<String> {
 
 /// Runs the daemon in this process until SIGTERM or SIGINT, then delivers what was read (up to
 /// the drain timeout) and returns. `build(kind, options_json)` makes the processor object of a
-/// watch; `event_class(**fields)` makes the event handed to it.
+/// watch, which is called with each `inotifier.Event`.
 ///
 /// `readiness_fd`, when given, is the write end of a pipe this function takes ownership of (it
 /// is closed when the function returns, whatever happened):
@@ -98,12 +98,11 @@ fn glob_error(pattern: &str) -> Option<String> {
 /// SIGTERM is blocked and taken by the calling thread, and a thread that does not block it
 /// would be killed by it instead.
 #[pyfunction]
-#[pyo3(signature = (config_json, build, event_class, readiness_fd=None, systemd_notify=false))]
+#[pyo3(signature = (config_json, build, readiness_fd=None, systemd_notify=false))]
 fn run_daemon(
     py: Python<'_>,
     config_json: &str,
     build: Py<PyAny>,
-    event_class: Py<PyAny>,
     readiness_fd: Option<i32>,
     systemd_notify: bool,
 ) -> PyResult<()> {
@@ -126,12 +125,8 @@ fn run_daemon(
     } else {
         Notifier::disabled()
     };
-    let factory = Arc::new(PythonProcessors {
-        build,
-        event_class,
-        base_dir,
-    });
-    // The workers take the GIL for every event: it must not be held while the daemon runs.
+    let factory = Arc::new(PythonProcessors { build, base_dir });
+    // The workers take the GIL for every batch: it must not be held while the daemon runs.
     py.detach(move || {
         let options = RunOptions {
             notifier,
@@ -191,6 +186,7 @@ fn status<'py>(py: Python<'py>, pid_file: PathBuf) -> PyResult<Bound<'py, PyDict
                 result.set_item("delivered", status.delivered)?;
                 result.set_item("failed", status.failed)?;
                 result.set_item("retried", status.retried)?;
+                result.set_item("batches", status.batches)?;
             }
         }
     }
@@ -251,5 +247,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(stop, module)?)?;
     module.add_function(wrap_pyfunction!(status, module)?)?;
     module.add_class::<watcher::Watcher>()?;
+    module.add_class::<event::PyEvent>()?;
     Ok(())
 }

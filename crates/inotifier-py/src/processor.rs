@@ -1,13 +1,14 @@
 //! Python processors run by the Rust daemon: each event becomes an `inotifier.Event` and is
 //! handed to the processor object (pyinotify style: the object is called with the event) on the
-//! router's worker thread, holding the GIL only for that call.
+//! router's worker thread. The GIL is taken once per batch of events, not per event, and
+//! released while the worker waits for more.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use inotifier_core::Event;
 use inotifier_daemon::{NativeProcessors, ProcessorFactory, WatchConfig};
-use inotifier_sinks::{ProcessError, Processor};
+use inotifier_sinks::{BatchOutcome, ProcessError, Processor};
 use pyo3::prelude::*;
 
 use crate::event;
@@ -18,8 +19,6 @@ use crate::event;
 /// instantiates it with the options.
 pub struct PythonProcessors {
     pub build: Py<PyAny>,
-    /// `inotifier.Event`.
-    pub event_class: Py<PyAny>,
     /// The Django project's directory: relative paths in native processors' options start
     /// there (the daemon's own base directory is `/`, as it has no config file).
     pub base_dir: PathBuf,
@@ -39,7 +38,6 @@ impl ProcessorFactory for PythonProcessors {
                 .map_err(|error| describe(py, &error))?;
             Ok(Arc::new(PythonProcessor {
                 target: target.unbind(),
-                event_class: self.event_class.clone_ref(py),
             }) as Arc<dyn Processor>)
         })
     }
@@ -47,19 +45,31 @@ impl ProcessorFactory for PythonProcessors {
 
 struct PythonProcessor {
     target: Py<PyAny>,
-    event_class: Py<PyAny>,
 }
 
 impl Processor for PythonProcessor {
     fn process(&self, event: &Event) -> Result<(), ProcessError> {
+        self.process_batch(&[event]).failure.map_or(Ok(()), Err)
+    }
+
+    fn process_batch(&self, events: &[&Event]) -> BatchOutcome {
         Python::attach(|py| {
-            let result = event::to_python(self.event_class.bind(py), event)
-                .and_then(|python_event| self.target.bind(py).call1((python_event,)));
-            // Any exception may be transient (a database away, a full disk): the watch's retry
-            // policy decides how often it is tried again.
-            result
-                .map(drop)
-                .map_err(|error| ProcessError::retryable(describe(py, &error)))
+            let target = self.target.bind(py);
+            let mut converter = event::Converter::new(py);
+            for (done, event) in events.iter().enumerate() {
+                let result = converter
+                    .convert(event)
+                    .and_then(|python_event| target.call1((python_event,)));
+                if let Err(error) = result {
+                    // Any exception may be transient (a database away, a full disk): the
+                    // watch's retry policy decides how often it is tried again.
+                    return BatchOutcome::failed(
+                        done,
+                        ProcessError::retryable(describe(py, &error)),
+                    );
+                }
+            }
+            BatchOutcome::all(events.len())
         })
     }
 

@@ -31,8 +31,6 @@ pub struct Watcher {
     state: Mutex<Option<Running>>,
     /// Outside the lock: `close` must stop the engine while `next_batch` holds the lock.
     stopper: Stopper,
-    /// `inotifier.Event`.
-    event_class: Py<PyAny>,
 }
 
 struct Running {
@@ -84,14 +82,12 @@ impl Watcher {
                 spec
             })
             .collect();
-        let event_class = py.import("inotifier.event")?.getattr("Event")?.unbind();
         let running = py
             .detach(|| start(specs, mask, ready_options))
             .map_err(engine_error)?;
         Ok(Watcher {
             stopper: running.engine.stopper(),
             state: Mutex::new(Some(running)),
-            event_class,
         })
     }
 
@@ -123,10 +119,10 @@ impl Watcher {
         let Some(batch) = received.map_err(engine_error)? else {
             return Ok(None);
         };
-        let event_class = self.event_class.bind(py);
+        let mut converter = event::Converter::new(py);
         let events = batch
             .iter()
-            .map(|event| event::to_python(event_class, event))
+            .map(|event| converter.convert(event))
             .collect::<PyResult<Vec<_>>>()?;
         Ok(Some(PyList::new(py, events)?))
     }

@@ -71,9 +71,45 @@ pub trait Processor: Send + Sync {
     /// Handles one event. Called concurrently for different files, in order for one file.
     fn process(&self, event: &Event) -> Result<(), ProcessError>;
 
+    /// Handles `events` in order, all for the same watch, and stops at the first failure.
+    /// Processors whose cost is per call rather than per event (one Python GIL acquisition,
+    /// one broker round trip) override it; the default calls [`Processor::process`] for each.
+    fn process_batch(&self, events: &[&Event]) -> BatchOutcome {
+        for (done, event) in events.iter().enumerate() {
+            if let Err(error) = self.process(event) {
+                return BatchOutcome::failed(done, error);
+            }
+        }
+        BatchOutcome::all(events.len())
+    }
+
     /// Flushes whatever the processor buffers; called once when the daemon stops or the watch is
     /// removed, after the last `process`.
     fn close(&self) {}
+}
+
+/// What [`Processor::process_batch`] did: the first `processed` events succeeded; the next one,
+/// if any, failed with `failure` and none after it was tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub processed: usize,
+    pub failure: Option<ProcessError>,
+}
+
+impl BatchOutcome {
+    pub fn all(count: usize) -> BatchOutcome {
+        BatchOutcome {
+            processed: count,
+            failure: None,
+        }
+    }
+
+    pub fn failed(processed: usize, failure: ProcessError) -> BatchOutcome {
+        BatchOutcome {
+            processed,
+            failure: Some(failure),
+        }
+    }
 }
 
 /// Why a processor failed on an event.

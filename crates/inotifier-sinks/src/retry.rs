@@ -93,14 +93,25 @@ impl RetryPolicy {
         &self,
         processor: &dyn Processor,
         event: &Event,
+        sleep: impl FnMut(Duration) -> bool,
+    ) -> Result<u32, RetryFailure> {
+        match processor.process(event) {
+            Ok(()) => Ok(1),
+            Err(error) => self.retry_failed(processor, event, error, sleep),
+        }
+    }
+
+    /// Goes on where a first attempt that failed with `error` left off (as in a batch): the
+    /// same logging, delays and limits as [`RetryPolicy::run`].
+    pub fn retry_failed(
+        &self,
+        processor: &dyn Processor,
+        event: &Event,
+        mut error: ProcessError,
         mut sleep: impl FnMut(Duration) -> bool,
     ) -> Result<u32, RetryFailure> {
         let mut attempt = 1;
         loop {
-            let error = match processor.process(event) {
-                Ok(()) => return Ok(attempt),
-                Err(error) => error,
-            };
             let pathname = event.pathname();
             let pathname = String::from_utf8_lossy(pathname.as_os_str().as_bytes());
             if self.should_retry(attempt, &error) {
@@ -115,6 +126,10 @@ impl RetryPolicy {
                 );
                 if sleep(delay) {
                     attempt += 1;
+                    match processor.process(event) {
+                        Ok(()) => return Ok(attempt),
+                        Err(next) => error = next,
+                    }
                     continue;
                 }
             } else {

@@ -30,5 +30,5 @@ class Command(BaseCommand):
                 f"watches:        {report['watches']} "
                 f"({report['kernel_watches']} directories and files)"
             )
-            for key in ("events_seen", "delivered", "failed", "retried"):
+            for key in ("events_seen", "delivered", "failed", "retried", "batches"):
                 self.stdout.write(f"{key.replace('_', ' ') + ':':16}{report[key]}")
