@@ -80,8 +80,8 @@ def test_jsonl_writes_every_event_and_takes_relative_paths_from_the_project(proj
 
 
 def test_native_processors_deliver_while_python_holds_the_gil(project):
-    # A Python processor on another watch takes the GIL and keeps it for seconds; the jsonl
-    # processor must deliver meanwhile, which it could not if it called Python per event.
+    # A thread of a Python processor on another watch takes the GIL and keeps it for seconds;
+    # the jsonl processor must deliver meanwhile, which it could not if it called Python.
     hogged = project.path / "hogged"
     hogged.mkdir()
     project.watches = [
@@ -90,7 +90,7 @@ def test_native_processors_deliver_while_python_holds_the_gil(project):
     ]
     process = project.popen("inotifier_start", "--foreground")
     wait_for(lambda: running_pid(project), what="the daemon to start")
-    (hogged / "trigger").touch()
+    (project.output / "hog-trigger").touch()
     wait_for(
         lambda: any(e.get("stage") == "hog begun" for e in project.events()),
         what="the Python processor to take the GIL",

@@ -6,8 +6,10 @@ A processor named in ``INOTIFIER_WATCH_PATHS`` is instantiated once per watch as
 ``my_init``; then it is called with every :class:`inotifier.Event`. Any callable class works,
 so classes written for pyinotify (subclasses of ``pyinotify.ProcessEvent``) work unchanged.
 
-Calls happen on the daemon's worker threads: events of one file in order, different files
-concurrently. An exception is logged with its traceback and the event is retried according to
+Calls happen on the daemon's worker thread, one event at a time as in pyinotify, a batch of
+events per GIL acquisition. With ``INOTIFIER_WORKERS`` above 1, different files are processed
+concurrently (the events of one file stay in order), so processors must be thread-safe. An
+exception is logged with its traceback and the event is retried according to
 the watch's retry policy.
 """
 
@@ -69,9 +71,17 @@ class ProcessEvent:
         """Called once when the daemon stops or the watch goes, after the last event."""
 
 
+_signal_by_mask = {}
+
+
 def signal_for(event):
     """The signal of ``event`` (``in_create`` for ``IN_CREATE|IN_ISDIR``), or None."""
-    return signals.BY_EVENT_NAME.get(mask_name(event.mask & ~IN_ISDIR))
+    mask = event.mask
+    try:
+        return _signal_by_mask[mask]
+    except KeyError:
+        signal = _signal_by_mask[mask] = signals.BY_EVENT_NAME.get(mask_name(mask & ~IN_ISDIR))
+        return signal
 
 
 class AllEventsPrinter(ProcessEvent):

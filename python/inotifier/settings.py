@@ -19,7 +19,7 @@
 output to (relative paths are taken from the project directory); /dev/null when unset.
 ``INOTIFIER_LOG_LEVEL`` (default ``"info"``), ``INOTIFIER_DRAIN_TIMEOUT`` (seconds a stopping
 daemon keeps delivering what it read, default 10) and ``INOTIFIER_WORKERS`` (threads running
-processors, default two per CPU).
+processors, default 1: one event at a time, as pyinotify did).
 
 ``PROJECT_PATH`` (optional): the project directory; the pid file is ``PROJECT_PATH/inotifier.pid``.
 Without it the pid file goes to a directory private to this user (``$XDG_RUNTIME_DIR/inotifier``,
@@ -441,16 +441,17 @@ def _daemon_problems():
 
 
 def workers():
-    """``INOTIFIER_WORKERS``: how many threads run processors, or None for the daemon's default
-    (two per CPU)."""
+    """``INOTIFIER_WORKERS``: how many threads run processors. One by default, as pyinotify ran
+    them: processors written for it need not be thread-safe, and Python code runs one thread at
+    a time anyway (more threads only help processors that wait on I/O, and cost GIL handoffs)."""
     value = getattr(settings, "INOTIFIER_WORKERS", None)
     if value is None:
-        return None
+        return 1
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
         raise Problem(
             "inotifier.E015",
             f"INOTIFIER_WORKERS is {value!r}.",
-            "Use a whole number from 1 to 1024, or leave it unset for two per CPU.",
+            "Use a whole number from 1 to 1024 (1 when unset).",
         )
     return value
 

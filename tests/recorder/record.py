@@ -96,20 +96,21 @@ class Gate(ProcessEvent):
 
 
 class GilHog(ProcessEvent):
-    """On its first event, starts a thread that holds the GIL for seconds (``sum`` over a range
-    runs in C and never lets another thread take it), recording when it began and ended. The
-    worker itself returns at once, so that no event waits behind this processor."""
+    """Starts a thread that, once ``hog-trigger`` appears in the output directory, holds the GIL
+    for seconds (``sum`` over a range runs in C and never lets another thread take it),
+    recording when it began and ended. Its own events are ignored: no worker ever waits on it."""
 
     def my_init(self):
-        self.started = False
-
-    def process_default(self, event):
-        if not self.started:
-            self.started = True
-            threading.Thread(target=self._hog, args=(describe(event),), daemon=True).start()
+        threading.Thread(target=self._hog, daemon=True).start()
 
     @staticmethod
-    def _hog(described):
-        append("events.jsonl", {"stage": "hog begun", **described})
+    def _hog():
+        output = os.environ["INOTIFIER_TEST_OUTPUT_DIR"]
+        deadline = time.monotonic() + 60
+        while not os.path.exists(os.path.join(output, "hog-trigger")):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+        append("events.jsonl", {"stage": "hog begun"})
         sum(range(200_000_000))
-        append("events.jsonl", {"stage": "hog done", **described})
+        append("events.jsonl", {"stage": "hog done"})

@@ -21,6 +21,9 @@ PROCESSORS = {
 PROJECT_PATH = os.environ.get("BENCH_PROJECT_PATH", "/nonexistent")
 INOTIFIER_DAEMON_STDERR = "daemon.err"
 INOTIFIER_LOG_LEVEL = "warn"
+# BENCH_WORKERS: threads running the processor (the daemon's default: two per CPU).
+if os.environ.get("BENCH_WORKERS"):
+    INOTIFIER_WORKERS = int(os.environ["BENCH_WORKERS"])
 INOTIFIER_WATCH_PATHS = [
     (
         os.environ.get("BENCH_WATCH_DIR", "/nonexistent"),
