@@ -1,0 +1,94 @@
+//! Events/s appended (and acknowledged) by the journal, on tmpfs and on disk.
+//!
+//! `cargo run --release -p inotifier-journal --example journal_bench [EVENTS] [DIR...]`
+//! (defaults: 400000 events; /dev/shm and /var/tmp).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inotifier_core::{Event, Mask, Origin};
+use inotifier_journal::{Journal, JournalOptions};
+
+fn events(n: usize) -> Vec<Event> {
+    let dir: Arc<Path> = Arc::from(Path::new("/srv/inbox/incoming/2026"));
+    (0..n)
+        .map(|i| Event {
+            id: i as u64 + 1,
+            mask: Mask(0x8),
+            cookie: 0,
+            wd: 1,
+            path: Arc::clone(&dir),
+            name: OsString::from(format!("file-{i:08}.csv")),
+            src_pathname: None,
+            origin: Origin::Kernel,
+            time_ns: 1_764_000_000_000_000_000 + i as i64,
+            watches: Arc::from([]),
+        })
+        .collect()
+}
+
+fn run(dir: &Path, events: &[Event], batch: usize, ack: bool) -> f64 {
+    let path = dir.join(format!("journal-bench-{}.db", std::process::id()));
+    let journal = Journal::open(&JournalOptions {
+        path: path.clone(),
+        retain: 100_000,
+        commit_interval: Duration::from_millis(10),
+    })
+    .expect("open");
+    let processor = journal.processor("bench@/srv/inbox").expect("processor");
+    let routes = [processor];
+    let start = Instant::now();
+    let mut rows: Vec<(&Event, &[_])> = Vec::with_capacity(batch);
+    for chunk in events.chunks(batch) {
+        rows.clear();
+        rows.extend(chunk.iter().map(|e| (e, &routes[..])));
+        journal.append(&rows).expect("append");
+        if ack {
+            for e in chunk {
+                journal.ack(processor, e.id);
+            }
+        }
+    }
+    journal.flush().expect("flush");
+    let rate = events.len() as f64 / start.elapsed().as_secs_f64();
+    if ack {
+        assert!(journal.pending(processor).expect("pending").is_empty());
+    }
+    drop(journal);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+    rate
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args
+        .next()
+        .map(|a| a.parse().expect("EVENTS: a number"))
+        .unwrap_or(400_000);
+    let mut dirs: Vec<PathBuf> = args.map(PathBuf::from).collect();
+    if dirs.is_empty() {
+        dirs = vec![PathBuf::from("/dev/shm"), PathBuf::from("/var/tmp")];
+    }
+    let events = events(n);
+    println!("{n} events, one processor");
+    for dir in &dirs {
+        for batch in [256, 4096] {
+            for ack in [false, true] {
+                let rate = run(dir, &events, batch, ack);
+                println!(
+                    "{:<10} batch {:>5}  {:<12} {:>10.0} events/s",
+                    dir.display(),
+                    batch,
+                    if ack { "append+ack" } else { "append" },
+                    rate
+                );
+            }
+        }
+    }
+}
