@@ -388,8 +388,14 @@ impl Shared {
                 }
                 // Then let the group gather until the interval since the last commit is over;
                 // a failing disk stretches it (up to a second) so as not to spin.
-                let backoff = self.commit_interval * 2u32.saturating_pow(failures.min(7));
-                let deadline = last_commit + backoff.min(Duration::from_secs(1));
+                let wait = if failures == 0 {
+                    self.commit_interval
+                } else {
+                    (self.commit_interval * 2u32.saturating_pow(failures.min(10)))
+                        .min(Duration::from_secs(1))
+                        .max(self.commit_interval)
+                };
+                let deadline = last_commit + wait;
                 while !queue.stop {
                     let now = Instant::now();
                     if now >= deadline {

@@ -227,12 +227,13 @@ impl Journal {
                 .collect::<HashSet<_>>()
                 .into_iter()
                 .collect();
-            if !wanted.is_empty() {
-                if let Ok(mut stmt) = old.prepare(&format!("{EVENT_SELECT} WHERE id = ?1")) {
-                    for id in wanted {
-                        if let Ok(row) = stmt.query_row([id], event_row) {
-                            events.push(row);
-                        }
+            if let (false, Ok(mut stmt)) = (
+                wanted.is_empty(),
+                old.prepare(&format!("{EVENT_SELECT} WHERE id = ?1")),
+            ) {
+                for id in wanted {
+                    if let Ok(row) = stmt.query_row([id], event_row) {
+                        events.push(row);
                     }
                 }
             }

@@ -31,7 +31,11 @@ fn round_trip_keeps_every_field_including_non_utf8_names() {
     let mut scanned = event(8, b"");
     scanned.origin = Origin::Scan;
     let plain = event(9, b"plain");
-    append_to(&journal, &[moved.clone(), scanned.clone(), plain.clone()], &[p]);
+    append_to(
+        &journal,
+        &[moved.clone(), scanned.clone(), plain.clone()],
+        &[p],
+    );
 
     assert_eq!(
         journal.pending(p).unwrap(),
@@ -67,7 +71,10 @@ fn ids_continue_after_reopen_even_once_purged_or_unrouted() {
     let err = journal.append(&[(&event(12, b"x"), &[p][..])]);
     assert!(err.is_ok(), "12 was never stored: {err:?}");
     let err = journal.append(&[(&event(12, b"x"), &[p][..])]).unwrap_err();
-    assert!(matches!(err, JournalError::DuplicateId { id: 12, .. }), "{err}");
+    assert!(
+        matches!(err, JournalError::DuplicateId { id: 12, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -136,7 +143,9 @@ fn dead_letters_leave_pending_and_keep_their_error() {
     assert_eq!(dead[0].attempts, 5);
     assert_eq!(dead[0].error.as_deref(), Some("HTTP 500 from https://x"));
     assert_eq!(dead[0].state, State::Dead);
-    let pending = journal.list(Some("webhook@https://x"), State::Pending, 1).unwrap();
+    let pending = journal
+        .list(Some("webhook@https://x"), State::Pending, 1)
+        .unwrap();
     assert_eq!(pending.len(), 1, "the limit applies");
     assert_eq!(pending[0].event.id, 1);
     drop(journal);
@@ -173,7 +182,11 @@ fn retry_purge_replay_and_take_requeued() {
     );
     assert!(err.to_string().contains("known: a, b"), "{err}");
     assert_eq!(admin.retry_dead(Some("b"), Some(3..=4)).unwrap(), 2);
-    assert_eq!(admin.retry_dead(Some("b"), Some(3..=4)).unwrap(), 0, "not dead any more");
+    assert_eq!(
+        admin.retry_dead(Some("b"), Some(3..=4)).unwrap(),
+        0,
+        "not dead any more"
+    );
     assert_eq!(admin.replay("a", 8..=20).unwrap(), 3);
     assert_eq!(admin.replay("a", 8..=20).unwrap(), 0, "pending already");
 
@@ -181,14 +194,23 @@ fn retry_purge_replay_and_take_requeued() {
     let got: Vec<(u32, u64)> = requeued.iter().map(|(p, e)| (p.get(), e.id)).collect();
     assert_eq!(
         got,
-        vec![(b.get(), 3), (b.get(), 4), (a.get(), 8), (a.get(), 9), (a.get(), 10)]
+        vec![
+            (b.get(), 3),
+            (b.get(), 4),
+            (a.get(), 8),
+            (a.get(), 9),
+            (a.get(), 10)
+        ]
     );
     assert_eq!(requeued[0].1, event(3, b"f3"));
     assert!(daemon.take_requeued().unwrap().is_empty(), "each once");
     assert_eq!(ids(&daemon.pending(a).unwrap()), vec![8, 9, 10]);
 
     // Purge: only the state and range asked for.
-    assert_eq!(admin.purge(Some("b"), State::Pending, Some(5..=6)).unwrap(), 2);
+    assert_eq!(
+        admin.purge(Some("b"), State::Pending, Some(5..=6)).unwrap(),
+        2
+    );
     assert_eq!(admin.purge(Some("b"), State::Dead, None).unwrap(), 1);
     assert_eq!(ids(&daemon.pending(b).unwrap()), vec![1, 3, 4, 7, 8, 9, 10]);
     assert!(admin.list(Some("b"), State::Dead, 100).unwrap().is_empty());
