@@ -135,6 +135,12 @@ impl Journal {
     /// when this returns, the events are on disk. Events routed to no processor are not
     /// stored (their ids still count for [`Journal::next_event_id`]). Acknowledgements queued
     /// meanwhile are committed in the same transaction.
+    ///
+    /// Ids must be unique (number the engine from [`Journal::next_event_id`], and give
+    /// derived events such as `IN_READY`, which the engine leaves at 0, ids of their own): an
+    /// id appended before is [`JournalError::DuplicateId`]. On any error nothing of the batch
+    /// is stored; a transient one ([`JournalError::is_transient`]) can be retried with the
+    /// same batch.
     pub fn append(&self, batch: &[(&Event, &[ProcessorId])]) -> Result<()> {
         let shared = &*self.shared;
         let mut conn = lock(&shared.conn);
@@ -148,8 +154,10 @@ impl Journal {
                     "INSERT INTO events (id, mask, cookie, wd, path, name, src, origin, time_ns)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?;
-                let mut insert_delivery =
-                    tx.prepare_cached("INSERT INTO deliveries (event, processor) VALUES (?1, ?2)")?;
+                // OR IGNORE: a processor listed twice for one event is one delivery.
+                let mut insert_delivery = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO deliveries (event, processor) VALUES (?1, ?2)",
+                )?;
                 for (event, processors) in batch {
                     max = max.max(event.id);
                     if processors.is_empty() {
@@ -255,6 +263,15 @@ impl Journal {
     /// The events `inotifier journal retry` or `replay` made pending again since the last
     /// call, each returned once, in id order. The daemon polls this while it runs.
     pub fn take_requeued(&self) -> Result<Vec<(ProcessorId, Event)>> {
+        // Polled every second: a read (on an empty partial index) most of the time, not a
+        // write transaction that would contend with the admin commands.
+        let any = self.shared.with_conn(|conn| {
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM deliveries WHERE requeued <> 0)")?
+                .query_row([], |row| row.get::<_, bool>(0))
+        })?;
+        if !any {
+            return Ok(Vec::new());
+        }
         self.shared.with_tx(|tx| {
             let events = {
                 let mut stmt = tx.prepare_cached(&format!(

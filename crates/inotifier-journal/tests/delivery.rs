@@ -336,3 +336,31 @@ fn snapshot_saves_loads_and_removes_trees() {
     assert_eq!(journal.load_snapshot("/srv/empty").unwrap(), Some(vec![]));
     assert_eq!(journal.load_snapshot("/srv/other").unwrap(), None);
 }
+
+#[test]
+fn dropping_the_journal_commits_its_queued_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    {
+        // The writer would wait an hour: only the drop can commit them.
+        let journal = Journal::open(&JournalOptions {
+            commit_interval: Duration::from_secs(3600),
+            ..options(&path)
+        })
+        .unwrap();
+        let p = journal.processor("p").unwrap();
+        append_to(&journal, &events(1..=3), &[p, p]);
+        journal.ack(p, 1);
+        journal.dead_letter(p, 2, 1, "e");
+    }
+    let journal = open(&path);
+    let p = journal.processor("p").unwrap();
+    assert_eq!(ids(&journal.pending(p).unwrap()), vec![3]);
+}
+
+#[test]
+fn the_journal_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Journal>();
+    shareable::<JournalError>();
+}
