@@ -29,31 +29,71 @@ fn events(n: usize) -> Vec<Event> {
         .collect()
 }
 
-fn run(dir: &Path, events: &[Event], batch: usize, ack: bool) -> f64 {
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Appends only.
+    Append,
+    /// Appends a batch, then acknowledges its events, on the same thread.
+    AckInline,
+    /// A processor thread acknowledges each batch as the appender hands it over, as the
+    /// daemon's processors do.
+    AckThread,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Append => "append",
+            Mode::AckInline => "append+ack",
+            Mode::AckThread => "append+ack (thread)",
+        }
+    }
+}
+
+fn run(dir: &Path, events: &[Event], batch: usize, mode: Mode) -> f64 {
     let path = dir.join(format!("journal-bench-{}.db", std::process::id()));
-    let journal = Journal::open(&JournalOptions {
-        path: path.clone(),
-        retain: 100_000,
-        commit_interval: Duration::from_millis(10),
-    })
-    .expect("open");
+    let journal = Arc::new(
+        Journal::open(&JournalOptions {
+            path: path.clone(),
+            retain: 100_000,
+            commit_interval: Duration::from_millis(10),
+        })
+        .expect("open"),
+    );
     let processor = journal.processor("bench@/srv/inbox").expect("processor");
     let routes = [processor];
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u64>>(4);
+    let acker = {
+        let journal = Arc::clone(&journal);
+        std::thread::spawn(move || {
+            for ids in rx {
+                for id in ids {
+                    journal.ack(processor, id);
+                }
+            }
+        })
+    };
     let start = Instant::now();
     let mut rows: Vec<(&Event, &[_])> = Vec::with_capacity(batch);
     for chunk in events.chunks(batch) {
         rows.clear();
         rows.extend(chunk.iter().map(|e| (e, &routes[..])));
         journal.append(&rows).expect("append");
-        if ack {
-            for e in chunk {
-                journal.ack(processor, e.id);
+        match mode {
+            Mode::Append => {}
+            Mode::AckInline => {
+                for e in chunk {
+                    journal.ack(processor, e.id);
+                }
             }
+            Mode::AckThread => tx.send(chunk.iter().map(|e| e.id).collect()).expect("send"),
         }
     }
+    drop(tx);
+    acker.join().expect("acker");
     journal.flush().expect("flush");
     let rate = events.len() as f64 / start.elapsed().as_secs_f64();
-    if ack {
+    if mode != Mode::Append {
         assert!(journal.pending(processor).expect("pending").is_empty());
     }
     drop(journal);
@@ -79,13 +119,13 @@ fn main() {
     println!("{n} events, one processor");
     for dir in &dirs {
         for batch in [256, 4096] {
-            for ack in [false, true] {
-                let rate = run(dir, &events, batch, ack);
+            for mode in [Mode::Append, Mode::AckInline, Mode::AckThread] {
+                let rate = run(dir, &events, batch, mode);
                 println!(
-                    "{:<10} batch {:>5}  {:<12} {:>10.0} events/s",
+                    "{:<10} batch {:>5}  {:<20} {:>10.0} events/s",
                     dir.display(),
                     batch,
-                    if ack { "append+ack" } else { "append" },
+                    mode.name(),
                     rate
                 );
             }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::schema::{ACKED, DEAD};
+use crate::schema::ACKED;
 
 /// One outcome reported by the daemon, waiting for the next group commit.
 #[derive(Debug)]
@@ -75,9 +75,10 @@ pub(crate) fn apply(tx: &Transaction<'_>, ops: &[Op], pruning: &Pruning) -> rusq
         }
     }
     if !stragglers.is_empty() {
-        let mut drop_delivery = tx.prepare_cached(&format!(
-            "DELETE FROM deliveries WHERE event = ?1 AND processor = ?2 AND state <> {DEAD}"
-        ))?;
+        // Whatever its state: a processor that succeeded after all wins over a dead letter,
+        // as in the update above.
+        let mut drop_delivery =
+            tx.prepare_cached("DELETE FROM deliveries WHERE event = ?1 AND processor = ?2")?;
         let mut drop_event = tx.prepare_cached(
             "DELETE FROM events WHERE id = ?1
              AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event = ?1)",
