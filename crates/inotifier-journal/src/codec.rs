@@ -74,3 +74,16 @@ impl Decoder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_read_back_and_unknown_ones_count_as_synthesized() {
+        for origin in [Origin::Kernel, Origin::Scan, Origin::Rescan] {
+            assert_eq!(origin_from_str(origin.as_str()), origin);
+        }
+        assert_eq!(origin_from_str("catch-up"), Origin::Rescan);
+    }
+}

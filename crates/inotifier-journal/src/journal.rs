@@ -14,6 +14,9 @@ use crate::codec::{self, Decoder, EVENT_COLUMNS};
 use crate::error::{JournalError, Result};
 use crate::{file, schema};
 
+/// Bytes of a dead letter's error kept.
+const MAX_ERROR_LEN: usize = 4096;
+
 /// Where the journal lives and how it behaves.
 #[derive(Clone, Debug)]
 pub struct JournalOptions {
@@ -222,12 +225,34 @@ impl Journal {
     /// Records that `processor` gave up on `event_id` after `attempts` attempts: it is no
     /// longer pending, and waits in the dead-letter list for `retry_dead` or `purge`.
     pub fn dead_letter(&self, processor: ProcessorId, event_id: u64, attempts: u32, error: &str) {
+        // An error can quote a whole response body; the list shows what matters.
+        let mut end = error.len().min(MAX_ERROR_LEN);
+        while !error.is_char_boundary(end) {
+            end -= 1;
+        }
         self.shared.push(Op::Dead {
             processor: processor.0,
             event: event_id,
             attempts,
-            error: error.to_owned(),
+            error: error[..end].to_owned(),
         });
+    }
+
+    /// Reads the whole file (`PRAGMA quick_check`): slow on a large journal, so not done on
+    /// open; for `inotifier journal check`. A damaged file is [`JournalError::Corrupt`].
+    pub fn check(&self) -> Result<()> {
+        let problems: Vec<String> = self.shared.with_conn(|conn| {
+            conn.prepare("PRAGMA quick_check(20)")?
+                .query_map([], |row| row.get(0))?
+                .collect()
+        })?;
+        if problems.len() == 1 && problems[0] == "ok" {
+            return Ok(());
+        }
+        Err(JournalError::Corrupt {
+            path: self.shared.path.clone(),
+            detail: problems.join("; "),
+        })
     }
 
     /// Returns once every `ack` and `dead_letter` made before the call is committed.

@@ -49,7 +49,8 @@
 //!
 //! A corrupt journal is [`JournalError::Corrupt`], never reset silently. Opening checks
 //! SQLite's header, the schema and the last page of the events, which stays fast however
-//! large the journal; damage elsewhere shows as `Corrupt` on the first read that meets it.
+//! large the journal; damage elsewhere shows as `Corrupt` on the first read that meets it,
+//! or on [`Journal::check`], which reads the whole file.
 //! The recovery is
 //!
 //! ```text

@@ -134,10 +134,13 @@ fn dead_letters_leave_pending_and_keep_their_error() {
     let p = journal.processor("webhook@https://x").unwrap();
     append_to(&journal, &events(1..=3), &[p]);
     journal.dead_letter(p, 2, 5, "HTTP 500 from https://x");
+    journal.dead_letter(p, 3, 1, &"é".repeat(5000));
     journal.flush().unwrap();
-    assert_eq!(ids(&journal.pending(p).unwrap()), vec![1, 3]);
+    assert_eq!(ids(&journal.pending(p).unwrap()), vec![1]);
     let dead = journal.list(None, State::Dead, 10).unwrap();
-    assert_eq!(dead.len(), 1);
+    assert_eq!(dead.len(), 2);
+    // A huge error is cut, on a character boundary.
+    assert_eq!(dead[1].error.as_deref(), Some("é".repeat(2048).as_str()));
     assert_eq!(dead[0].processor, "webhook@https://x");
     assert_eq!(dead[0].event, event(2, b"f2"));
     assert_eq!(dead[0].attempts, 5);
@@ -151,7 +154,7 @@ fn dead_letters_leave_pending_and_keep_their_error() {
     drop(journal);
     // Dead letters are durable too.
     let journal = open(&path);
-    assert_eq!(journal.list(None, State::Dead, 10).unwrap().len(), 1);
+    assert_eq!(journal.list(None, State::Dead, 10).unwrap().len(), 2);
 }
 
 #[test]

@@ -91,6 +91,8 @@ fn a_damaged_page_is_corrupt_and_recovery_salvages_the_pending_events() {
 
     let journal = open(&path);
     let p = journal.processor("jsonl@/srv/in").unwrap();
+    let err = journal.check().unwrap_err();
+    assert!(matches!(err, JournalError::Corrupt { .. }), "{err}");
     let err = journal.pending(p).unwrap_err();
     assert!(matches!(err, JournalError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains(&recovery_command(&path)), "{err}");
@@ -105,6 +107,7 @@ fn a_damaged_page_is_corrupt_and_recovery_salvages_the_pending_events() {
     );
     assert_eq!(report.snapshot_entries, 1);
     let journal = open(&path);
+    journal.check().unwrap();
     let p2 = journal.processor("jsonl@/srv/in").unwrap();
     assert_eq!(p2, p);
     let expected: Vec<Event> = sent[100..]
