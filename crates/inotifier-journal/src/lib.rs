@@ -22,7 +22,7 @@
 //!   [`Journal::replay`]: the newest `retain` events are kept, older ones go once every
 //!   processor has acknowledged them.
 //!
-//! # Schema (version [`schema::VERSION`], in `PRAGMA user_version`)
+//! # Schema (version [`SCHEMA_VERSION`], in `PRAGMA user_version`)
 //!
 //! - `meta(key, value)`: `next_event_id`, the high-water mark of ids.
 //! - `processors(id, key, last_acked)`: one row per processor key (`jsonl@/srv/in`), with
@@ -69,11 +69,12 @@ mod error;
 mod file;
 mod journal;
 mod recover;
-pub mod schema;
+mod schema;
 mod snapshot;
 
 pub use admin::{Entry, ProcessorSummary, State};
 pub use error::{JournalError, Result};
 pub use journal::{Journal, JournalOptions, ProcessorId};
 pub use recover::RecoverReport;
+pub use schema::VERSION as SCHEMA_VERSION;
 pub use snapshot::{EntryKind, SnapshotChange, SnapshotEntry};

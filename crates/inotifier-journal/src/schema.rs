@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{JournalError, Result};
 
-/// `PRAGMA user_version` of the schema below. Bump it, and migrate in [`ensure`], whenever a
+/// `PRAGMA user_version` of the schema below. Bump it, and migrate in `ensure`, whenever a
 /// table changes; a journal with a larger number was written by a newer inotifier.
 pub const VERSION: i64 = 1;
 
