@@ -97,6 +97,20 @@ fn run(dir: &Path, events: &[Event], batch: usize, mode: Mode) -> f64 {
         assert!(journal.pending(processor).expect("pending").is_empty());
     }
     drop(journal);
+    if mode == Mode::Append {
+        // What a restart costs with every event still pending.
+        let start = Instant::now();
+        let journal = Journal::open(&JournalOptions::new(&path)).expect("reopen");
+        let opened = start.elapsed();
+        let start = Instant::now();
+        let pending = journal.pending(processor).expect("pending").len();
+        println!(
+            "{:<10} reopen with {pending} pending: open {:.1} ms, pending() {:.0} ms",
+            dir.display(),
+            opened.as_secs_f64() * 1e3,
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
     for suffix in ["", "-wal", "-shm"] {
         let mut name = path.as_os_str().to_os_string();
         name.push(suffix);

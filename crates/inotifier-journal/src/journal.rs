@@ -263,24 +263,43 @@ impl Journal {
 
     /// The events `processor` has not acknowledged and that are not dead, in id order: what a
     /// restart redelivers. They count as handed over: [`Journal::take_requeued`] does not
-    /// return them again.
+    /// return them again. Their `watches` are empty: the journal routes by processor.
     pub fn pending(&self, processor: ProcessorId) -> Result<Vec<Event>> {
+        self.pending_from(processor, 0, usize::MAX)
+    }
+
+    /// [`Journal::pending`] a page at a time: at most `limit` events with ids from `from` on.
+    /// After a long outage a processor can have millions pending; the daemon need not hold
+    /// them all in memory.
+    pub fn pending_from(
+        &self,
+        processor: ProcessorId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let from = from.min(i64::MAX as u64) as i64;
+        let limit = limit.min(i64::MAX as usize) as i64;
         self.shared.with_tx(|tx| {
             let events = {
                 let mut stmt = tx.prepare_cached(&format!(
                     "SELECT {EVENT_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event
                      WHERE d.processor = ?1 AND d.state < 2 AND d.state = {}
-                     ORDER BY d.event",
+                     AND d.event >= ?2 ORDER BY d.event LIMIT ?3",
                     schema::PENDING
                 ))?;
                 let mut decoder = Decoder::default();
-                stmt.query_map([processor.0], |row| decoder.event(row, 0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
+                stmt.query_map(params![processor.0, from, limit], |row| {
+                    decoder.event(row, 0)
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
             };
-            tx.prepare_cached(
-                "UPDATE deliveries SET requeued = 0 WHERE processor = ?1 AND requeued <> 0",
-            )?
-            .execute([processor.0])?;
+            if let Some(last) = events.last() {
+                tx.prepare_cached(
+                    "UPDATE deliveries SET requeued = 0
+                     WHERE processor = ?1 AND requeued <> 0 AND event BETWEEN ?2 AND ?3",
+                )?
+                .execute(params![processor.0, from, last.id as i64])?;
+            }
             Ok(events)
         })
     }

@@ -367,3 +367,23 @@ fn the_journal_can_be_shared_between_threads() {
     shareable::<Journal>();
     shareable::<JournalError>();
 }
+
+#[test]
+fn pending_can_be_read_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let journal = open(&path);
+    let p = journal.processor("p").unwrap();
+    append_to(&journal, &events(1..=10), &[p]);
+    journal.ack(p, 4);
+    journal.flush().unwrap();
+    let mut seen = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = journal.pending_from(p, from, 3).unwrap();
+        let Some(last) = page.last() else { break };
+        from = last.id + 1;
+        seen.extend(ids(&page));
+    }
+    assert_eq!(seen, vec![1, 2, 3, 5, 6, 7, 8, 9, 10]);
+}
