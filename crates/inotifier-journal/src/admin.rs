@@ -203,7 +203,9 @@ impl Journal {
         })
     }
 
-    /// Deletes entries in `state` for good. Returns how many.
+    /// Deletes entries in `state` for good. Returns how many. A running daemon may still
+    /// deliver pending events it already holds in memory; their acknowledgement then finds
+    /// nothing to update, which is harmless.
     pub fn purge(
         &self,
         processor: Option<&str>,

@@ -16,6 +16,10 @@
 //!   events are delivered again after the restart (at least once, never lost). Each keeps its
 //!   id, so a consumer can deduplicate. [`Journal::flush`] waits for the queue to be
 //!   committed (at stop).
+//! - After a restart, [`Journal::pending`] (or [`Journal::pending_from`], a page at a time)
+//!   gives each processor what it had not acknowledged; while the daemon runs,
+//!   [`Journal::take_requeued`] gives it what `inotifier journal retry` and `replay` made
+//!   pending again.
 //! - Ids are never reused: [`Journal::next_event_id`] is above every id ever appended, even
 //!   once those events are pruned or purged.
 //! - Pending and dead-lettered deliveries are never pruned. Acknowledged events stay for
