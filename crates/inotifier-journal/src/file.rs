@@ -1,0 +1,131 @@
+//! The journal's files on disk: created 0600 before SQLite sees them, never through a symlink.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{JournalError, Result};
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// The journal holds file names, which can be private: nobody but its owner reads it.
+const MODE: u32 = 0o600;
+
+/// SQLite's companion files of `path`.
+pub(crate) fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Makes sure `path` is a regular file with mode 0600 (creating it empty if need be), that
+/// it is writable, and that a non-empty one starts like a SQLite database.
+///
+/// SQLite creates `-wal` and `-shm` with the mode of the database file (and fchmods them past
+/// the umask), so a 0600 database gives 0600 companions; stale companions are tightened here.
+pub(crate) fn prepare(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(JournalError::Symlink {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(meta) if !meta.is_file() => {
+            return Err(JournalError::NotAJournal {
+                path: path.to_path_buf(),
+                detail: "not a regular file".into(),
+            });
+        }
+        Ok(_) => {
+            let file = open_existing(path)?;
+            check_header(path, &file)?;
+            tighten(path, &file)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // O_EXCL: if someone races us to the name (a symlink planted meanwhile), we fail
+            // rather than open what they made.
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(MODE)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)
+                .map_err(|e| JournalError::io(path, e))?;
+            // The umask could only have narrowed it; this states the mode exactly.
+            file.set_permissions(fs::Permissions::from_mode(MODE))
+                .map_err(|e| JournalError::io(path, e))?;
+        }
+        Err(e) => return Err(JournalError::io(path, e)),
+    }
+    for suffix in ["-wal", "-shm"] {
+        let companion = companion(path, suffix);
+        match fs::symlink_metadata(&companion) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(JournalError::Symlink { path: companion });
+            }
+            Ok(meta) if meta.permissions().mode() & 0o777 != MODE => {
+                let file = open_existing(&companion)?;
+                tighten(&companion, &file)?;
+            }
+            _ => {}
+        }
+    }
+    // SQLite creates the companions in the directory: on a read-only filesystem the database
+    // could be opened read-only and fail later, on the first write; say it now.
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str()))
+            .map_err(|e| JournalError::io(path, io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        // SAFETY: a valid NUL-terminated string; access() only reads it.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+            return Err(JournalError::io(dir, io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+fn open_existing(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| JournalError::io(path, e))
+}
+
+fn check_header(path: &Path, mut file: &File) -> Result<()> {
+    let mut head = [0u8; 16];
+    let mut read = 0;
+    while read < head.len() {
+        match file.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(JournalError::io(path, e)),
+        }
+    }
+    // Empty: a journal we (or a crash right after creation) left before SQLite wrote to it.
+    if read == 0 || head == *SQLITE_MAGIC {
+        return Ok(());
+    }
+    Err(JournalError::Corrupt {
+        path: path.to_path_buf(),
+        detail: "it does not start with SQLite's header, so it is not a database".into(),
+    })
+}
+
+fn tighten(path: &Path, file: &File) -> Result<()> {
+    let meta = file.metadata().map_err(|e| JournalError::io(path, e))?;
+    if meta.permissions().mode() & 0o777 != MODE {
+        tracing::info!(path = %path.display(), "journal: setting mode 0600");
+        file.set_permissions(fs::Permissions::from_mode(MODE))
+            .map_err(|e| JournalError::io(path, e))?;
+    }
+    Ok(())
+}
