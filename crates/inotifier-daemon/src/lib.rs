@@ -21,5 +21,7 @@ mod router;
 pub mod stats;
 pub mod status;
 
-pub use config::{Config, DaemonSettings, ProcessorConfig, WatchConfig};
+pub use config::{
+    Config, DaemonSettings, FirstStart, JournalSettings, ProcessorConfig, WatchConfig,
+};
 pub use daemon::{Daemon, DaemonError, NativeProcessors, ProcessorFactory, ReloadSummary};

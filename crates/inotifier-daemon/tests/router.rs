@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use inotifier_core::ready::ReadyOptions;
 use inotifier_core::{Event, Filters, Mask};
 use inotifier_daemon::{
-    Config, Daemon, DaemonSettings, ProcessorConfig, ProcessorFactory, WatchConfig,
+    Config, Daemon, DaemonSettings, JournalSettings, ProcessorConfig, ProcessorFactory, WatchConfig,
 };
 use inotifier_sinks::{BatchOutcome, ProcessError, Processor, RetryPolicy};
 use inotifier_test_support::{inotify_shared, wait_until};
@@ -226,6 +226,7 @@ fn settings(dir: &Path, workers: usize, queue_capacity: usize) -> DaemonSettings
 
 fn watch(path: &Path, events: Mask, label: &str) -> WatchConfig {
     WatchConfig {
+        name: None,
         path: path.to_path_buf(),
         events,
         processor: ProcessorConfig {
@@ -248,6 +249,7 @@ fn watch(path: &Path, events: Mask, label: &str) -> WatchConfig {
 fn config(daemon: DaemonSettings, watches: Vec<WatchConfig>) -> Config {
     Config {
         source: None,
+        journal: JournalSettings::disabled(),
         daemon,
         watches,
     }

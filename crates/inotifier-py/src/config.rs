@@ -116,6 +116,7 @@ pub fn from_json(text: &str) -> Result<(Config, PathBuf), SettingsError> {
     Ok((
         Config {
             source: None,
+            journal: inotifier_daemon::config::JournalSettings::defaults(&daemon.pid_file),
             daemon,
             watches,
         },
@@ -139,6 +140,7 @@ fn watch_config(watch: WatchDocument) -> Result<WatchConfig, String> {
         multiplier: watch.retry.multiplier.unwrap_or(defaults.multiplier),
     };
     Ok(WatchConfig {
+        name: None,
         path: watch.path,
         events: Mask(watch.mask),
         processor: ProcessorConfig {

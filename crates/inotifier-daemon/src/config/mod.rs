@@ -19,7 +19,51 @@ pub struct Config {
     /// The file the configuration was read from, when there is one.
     pub source: Option<PathBuf>,
     pub daemon: DaemonSettings,
+    pub journal: JournalSettings,
     pub watches: Vec<WatchConfig>,
+}
+
+/// The durable journal: at-least-once delivery across restarts and catch-up after downtime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalSettings {
+    /// The SQLite file; `None` runs without a journal (events of a run that ends before they
+    /// are delivered are lost, and changes made while the daemon is down are not reported).
+    pub path: Option<PathBuf>,
+    /// Acknowledged events kept for `inotifier journal replay`.
+    pub retain: usize,
+    /// On start, report what changed on disk while the daemon was down.
+    pub catch_up: bool,
+    /// What the first start of a watch (no snapshot of it yet) reports.
+    pub first_start: FirstStart,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstStart {
+    /// Records the snapshot, reports nothing: what exists was there before the watch.
+    Silent,
+    /// Reports every existing entry as created.
+    Report,
+}
+
+impl JournalSettings {
+    /// The journal next to the pid file (`inotifier.journal` beside `inotifier.pid`), catch-up
+    /// on, the first start silent, the newest 100,000 acknowledged events kept.
+    pub fn defaults(pid_file: &Path) -> JournalSettings {
+        JournalSettings {
+            path: Some(pid_file.with_extension("journal")),
+            retain: 100_000,
+            catch_up: true,
+            first_start: FirstStart::Silent,
+        }
+    }
+
+    /// No journal at all.
+    pub fn disabled() -> JournalSettings {
+        JournalSettings {
+            path: None,
+            ..JournalSettings::defaults(Path::new("/"))
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +102,8 @@ impl DaemonSettings {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchConfig {
+    /// Names the watch's delivery cursor and snapshot in the journal; see [`WatchConfig::key`].
+    pub name: Option<String>,
     pub path: PathBuf,
     /// What the processor is sent; may include [`Mask::IN_READY`].
     pub events: Mask,
@@ -67,6 +113,18 @@ pub struct WatchConfig {
     pub filters: Filters,
     pub ready: ReadyOptions,
     pub retry: RetryPolicy,
+}
+
+impl WatchConfig {
+    /// What the journal knows this watch by: its `name`, else `PROCESSOR@PATH`. Stable across
+    /// restarts, so that what was pending before is redelivered to the same processor; a
+    /// config with two watches of one path and processor must name them.
+    pub fn key(&self) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => format!("{}@{}", self.processor.kind, self.path.display()),
+        }
+    }
 }
 
 /// Which processor handles a watch's events, and its options.

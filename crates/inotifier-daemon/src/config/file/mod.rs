@@ -226,6 +226,7 @@ fn read(
     }
     Ok(Config {
         source: Some(absolute(file)),
+        journal: super::JournalSettings::defaults(&daemon.pid_file),
         daemon,
         watches: watches
             .into_iter()

@@ -169,6 +169,7 @@ pub(super) fn read(
         });
     let config = match (&path, events, processor) {
         (Some((path, _)), Some(events), Some(processor)) => Some(WatchConfig {
+            name: None,
             path: path.clone(),
             events,
             processor,
