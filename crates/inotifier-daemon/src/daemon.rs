@@ -7,12 +7,17 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use inotifier_core::{Engine, EngineOptions, WatchId, WatchSpec};
+use inotifier_journal::{Journal, JournalError, JournalOptions};
 use inotifier_sinks::Processor;
 
 use crate::config::{Config, WatchConfig};
+use crate::keeper::Keeper;
 use crate::pipeline::{self, Pipeline, SharedPipeline};
-use crate::router::{Abandoner, Route, Router};
+use crate::router::{Abandoner, Cursor, Route, Router};
 use crate::stats::{Snapshot, Stats};
+
+/// Events read from the journal at a time when a restart redelivers what was pending.
+const BACKLOG_PAGE: usize = 4096;
 
 /// Builds the processor of a watch. The binary builds native processors; the Django app also
 /// builds Python ones.
@@ -48,6 +53,8 @@ pub enum DaemonError {
     },
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("{0}")]
+    Journal(#[from] JournalError),
 }
 
 struct ActiveWatch {
@@ -73,6 +80,8 @@ pub struct Daemon {
     active: Vec<ActiveWatch>,
     factory: Arc<dyn ProcessorFactory>,
     config: Config,
+    journal: Option<Arc<Journal>>,
+    keeper: Option<Keeper>,
 }
 
 impl Daemon {
@@ -89,7 +98,26 @@ impl Daemon {
         )
         .map_err(DaemonError::Thread)?;
         let abandoner = router.abandoner();
-        let pipeline = Pipeline::shared(router, 1);
+        let journal = match &config.journal.path {
+            Some(path) => {
+                let options = JournalOptions {
+                    retain: config.journal.retain,
+                    ..JournalOptions::new(path)
+                };
+                let journal = Arc::new(Journal::open(&options)?);
+                tracing::info!(
+                    "journal {}: events from id {} on",
+                    path.display(),
+                    journal.next_event_id()
+                );
+                Some(journal)
+            }
+            None => None,
+        };
+        let first_id = journal
+            .as_ref()
+            .map_or(1, |journal| journal.next_event_id());
+        let pipeline = Pipeline::shared(router, first_id);
         let engine =
             Engine::start_with_sink(EngineOptions::default(), pipeline::sink(pipeline.clone()))
                 .map_err(DaemonError::Engine)?;
@@ -106,6 +134,8 @@ impl Daemon {
                 watches: Vec::new(),
                 ..config.clone()
             },
+            journal,
+            keeper: None,
         };
         for watch in &config.watches {
             match daemon.add(watch) {
@@ -118,6 +148,12 @@ impl Daemon {
             }
         }
         daemon.config = config;
+        if let Some(journal) = &daemon.journal {
+            daemon.keeper = Some(
+                Keeper::start(journal.clone(), daemon.pipeline.clone())
+                    .map_err(DaemonError::Thread)?,
+            );
+        }
         Ok(daemon)
     }
 
@@ -165,6 +201,13 @@ impl Daemon {
                 path: watch.path.clone(),
                 source,
             })?;
+        let cursor = match &self.journal {
+            Some(journal) => Some(Cursor {
+                journal: journal.clone(),
+                processor: journal.processor(&watch.key())?,
+            }),
+            None => None,
+        };
         let route = Route {
             watch: id,
             path: watch.path.clone(),
@@ -172,12 +215,40 @@ impl Daemon {
             processor,
             events: watch.events,
             retry: watch.retry.clone(),
+            cursor: cursor.clone(),
         };
         let ready = watch
             .events
             .contains(inotifier_core::Mask::IN_READY)
             .then(|| watch.ready.clone());
-        pipeline::lock(&self.pipeline).register(route, ready);
+        let mut redelivered = 0;
+        let mut from = 0;
+        let mut next_page = || {
+            let Some(cursor) = &cursor else {
+                return Vec::new();
+            };
+            match cursor
+                .journal
+                .pending_from(cursor.processor, from, BACKLOG_PAGE)
+            {
+                Ok(page) => {
+                    redelivered += page.len();
+                    from = page.last().map_or(from, |event| event.id + 1);
+                    page
+                }
+                Err(error) => {
+                    tracing::error!("cannot read what the journal owes {}: {error}", watch.key());
+                    Vec::new()
+                }
+            }
+        };
+        pipeline::lock(&self.pipeline).register(route, ready, &mut next_page);
+        if redelivered > 0 {
+            tracing::info!(
+                "{redelivered} event(s) pending since the last run redelivered to {}",
+                watch.key()
+            );
+        }
         tracing::info!(
             "watching {} for {} with processor {}",
             watch.path.display(),
@@ -262,8 +333,13 @@ impl Daemon {
             pipeline,
             timer_thread,
             abandoner,
+            journal,
+            keeper,
             ..
         } = self;
+        if let Some(keeper) = keeper {
+            keeper.stop();
+        }
         // The reader may be blocked feeding a full worker queue: past the deadline, make the
         // workers give up so that it can finish.
         engine.stopper().stop();
@@ -287,9 +363,18 @@ impl Daemon {
             pipeline::stop_timers(&pipeline, thread);
         }
         let router = pipeline::lock(&pipeline).take_router();
-        match router {
+        let complete = match router {
             Some(router) => router.drain(deadline),
             None => true,
+        };
+        if let Some(journal) = journal
+            && let Err(error) = journal.flush()
+        {
+            tracing::error!(
+                "the last acknowledgements could not be written to the journal ({error}): \
+                 the next start delivers those events again"
+            );
         }
+        complete
     }
 }

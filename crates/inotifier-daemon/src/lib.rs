@@ -13,6 +13,8 @@ pub mod config;
 pub mod control;
 mod daemon;
 pub mod daemonize;
+mod journal;
+mod keeper;
 pub mod lifecycle;
 pub mod notify;
 pub mod pidfile;

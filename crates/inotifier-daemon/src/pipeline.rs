@@ -14,6 +14,7 @@ use std::time::Instant;
 use inotifier_core::ready::{ReadyOptions, ReadyStage};
 use inotifier_core::{Batch, Event, Flow, Mask, Sink, WatchId};
 
+use crate::journal;
 use crate::router::{Route, Router};
 
 /// What the pipeline thread and the daemon's control side share.
@@ -55,11 +56,25 @@ impl Pipeline {
     }
 
     /// Starts sending the events of `route.watch` to its processor, including any that
-    /// arrived before this call.
-    pub fn register(&mut self, route: Route, ready: Option<ReadyOptions>) {
+    /// arrived before this call; `backlog` pages first, from the oldest (what the journal
+    /// still owes this processor), so that each file's events stay in order.
+    pub fn register(
+        &mut self,
+        route: Route,
+        ready: Option<ReadyOptions>,
+        backlog: &mut dyn FnMut() -> Vec<Event>,
+    ) {
         let id = route.watch;
+        let route = Arc::new(route);
+        loop {
+            let page = backlog();
+            if page.is_empty() {
+                break;
+            }
+            self.redeliver(&route, page);
+        }
         self.ready.set_watch(id, route.events, ready);
-        self.routes.insert(id, Arc::new(route));
+        self.routes.insert(id, route);
         self.highest_registered = self.highest_registered.max(Some(id));
         let (held, still_waiting): (Vec<Event>, Vec<Event>) = std::mem::take(&mut self.waiting)
             .into_iter()
@@ -101,7 +116,7 @@ impl Pipeline {
 
     fn dispatch(&mut self, batch: Batch) {
         let Some(router) = &self.router else { return };
-        let mut routed = Vec::with_capacity(batch.len());
+        let mut routed: Vec<(Event, Vec<Arc<Route>>)> = Vec::with_capacity(batch.len());
         for mut event in batch {
             let routes: Vec<Arc<Route>> = event
                 .watches
@@ -117,7 +132,36 @@ impl Pipeline {
             self.next_id += 1;
             routed.push((event, routes));
         }
+        if !routed.is_empty() && !journal::append(&routed, router) {
+            return;
+        }
         router.dispatch(routed);
+    }
+
+    /// Hands the router events read from the journal (pending at the last stop, or put back
+    /// by `inotifier journal retry`/`replay`) for one route: already journaled, they are not
+    /// appended again.
+    pub fn redeliver(&self, route: &Arc<Route>, events: Vec<Event>) {
+        let Some(router) = &self.router else { return };
+        router.dispatch(
+            events
+                .into_iter()
+                .map(|event| (event, vec![route.clone()]))
+                .collect(),
+        );
+    }
+
+    /// The route whose journal cursor is `processor`, if it is still registered.
+    pub fn route_of(&self, processor: inotifier_journal::ProcessorId) -> Option<Arc<Route>> {
+        self.routes
+            .values()
+            .find(|route| {
+                route
+                    .cursor
+                    .as_ref()
+                    .is_some_and(|cursor| cursor.processor == processor)
+            })
+            .cloned()
     }
 
     fn next_deadline(&self) -> Option<Instant> {

@@ -17,7 +17,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use inotifier_core::{Event, Mask, WatchId};
-use inotifier_sinks::{BatchOutcome, ProcessError, Processor, RetryPolicy};
+use inotifier_journal::{Journal, ProcessorId};
+use inotifier_sinks::{BatchOutcome, ProcessError, Processor, RetryFailure, RetryPolicy};
 
 use crate::stats::Stats;
 
@@ -31,6 +32,37 @@ pub struct Route {
     pub processor: Arc<dyn Processor>,
     pub events: Mask,
     pub retry: RetryPolicy,
+    /// Where this route's deliveries are acknowledged; `None` without a journal.
+    pub cursor: Option<Cursor>,
+}
+
+/// A processor's place in the journal: its events are acknowledged there once processed, and
+/// dead-lettered once given up on.
+#[derive(Clone)]
+pub struct Cursor {
+    pub journal: Arc<Journal>,
+    pub processor: ProcessorId,
+}
+
+impl Route {
+    fn acknowledge(&self, events: &[&Event]) {
+        if let Some(cursor) = &self.cursor {
+            for event in events {
+                cursor.journal.ack(cursor.processor, event.id);
+            }
+        }
+    }
+
+    fn dead_letter(&self, event: &Event, failure: &RetryFailure) {
+        if let Some(cursor) = &self.cursor {
+            cursor.journal.dead_letter(
+                cursor.processor,
+                event.id,
+                failure.attempts,
+                &failure.error.message,
+            );
+        }
+    }
 }
 
 impl Drop for Route {
@@ -188,6 +220,12 @@ impl Router {
         })
     }
 
+    /// Waits for `duration` unless a stopping daemon's drain deadline passes first; returns
+    /// whether it passed.
+    pub fn pause(&self, duration: Duration) -> bool {
+        self.abandon.sleep(duration)
+    }
+
     /// A handle that makes the workers give up, for a stop whose deadline passed while the
     /// router was still being fed.
     pub fn abandoner(&self) -> Abandoner {
@@ -299,16 +337,21 @@ fn deliver(route: &Route, events: &[&Event], abandon: &Abandon, stats: &Stats) {
             return;
         }
         stats.batch();
-        let outcome = processor.process_batch(rest);
+        let outcome = processor.process_batch(rest, &|| !abandon.is_set());
         let processed = outcome.processed.min(rest.len());
         stats.delivered(processed);
+        route.acknowledge(&rest[..processed]);
         rest = &rest[processed..];
         let Some((event, after)) = rest.split_first() else {
             return;
         };
-        let error = outcome.failure.unwrap_or_else(|| {
-            ProcessError::permanent("the processor returned before handling every event")
-        });
+        let error = match outcome.failure {
+            Some(error) => error,
+            // Stopped because the daemon is out of time: the loop gives up on the rest.
+            None if abandon.is_set() => continue,
+            None if processed > 0 => continue,
+            None => ProcessError::permanent("the processor returned without handling the event"),
+        };
         retry(route, &processor, event, error, abandon, stats);
         rest = after;
     }
@@ -332,15 +375,22 @@ fn retry(
         !abandoned
     });
     match outcome {
-        Ok(_) => stats.delivered(1),
+        Ok(_) => {
+            stats.delivered(1);
+            route.acknowledge(&[event]);
+        }
         Err(_) if abandoned => {
+            // Not acknowledged: with a journal, the next start delivers it again.
             tracing::warn!(
                 event.id = event.id,
                 "the daemon is stopping and its drain deadline passed: retries given up"
             );
             stats.abandoned(1);
         }
-        Err(_) => stats.failed(),
+        Err(failure) => {
+            stats.failed();
+            route.dead_letter(event, &failure);
+        }
     }
 }
 
@@ -356,8 +406,8 @@ impl Processor for PanicGuard<'_> {
 
     /// A panic leaves unknown how far the batch got: the first event fails, and the rest are
     /// tried again (at least once, possibly twice).
-    fn process_batch(&self, events: &[&Event]) -> BatchOutcome {
-        std::panic::catch_unwind(AssertUnwindSafe(|| self.0.process_batch(events)))
+    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn() -> bool) -> BatchOutcome {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.0.process_batch(events, go_on)))
             .unwrap_or_else(|panic| BatchOutcome::failed(0, panicked(panic)))
     }
 }

@@ -112,9 +112,12 @@ impl Processor for Recorder {
         result
     }
 
-    fn process_batch(&self, events: &[&Event]) -> BatchOutcome {
+    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn() -> bool) -> BatchOutcome {
         self.log.batches.lock().unwrap().push(events.len());
         for (done, event) in events.iter().enumerate() {
+            if !go_on() {
+                return BatchOutcome::stopped(done);
+            }
             if let Err(error) = self.process(event) {
                 return BatchOutcome::failed(done, error);
             }

@@ -49,14 +49,19 @@ struct PythonProcessor {
 
 impl Processor for PythonProcessor {
     fn process(&self, event: &Event) -> Result<(), ProcessError> {
-        self.process_batch(&[event]).failure.map_or(Ok(()), Err)
+        self.process_batch(&[event], &|| true)
+            .failure
+            .map_or(Ok(()), Err)
     }
 
-    fn process_batch(&self, events: &[&Event]) -> BatchOutcome {
+    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn() -> bool) -> BatchOutcome {
         Python::attach(|py| {
             let target = self.target.bind(py);
             let mut converter = event::Converter::new(py);
             for (done, event) in events.iter().enumerate() {
+                if !go_on() {
+                    return BatchOutcome::stopped(done);
+                }
                 let result = converter
                     .convert(event)
                     .and_then(|python_event| target.call1((python_event,)));

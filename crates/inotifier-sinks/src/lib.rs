@@ -71,11 +71,15 @@ pub trait Processor: Send + Sync {
     /// Handles one event. Called concurrently for different files, in order for one file.
     fn process(&self, event: &Event) -> Result<(), ProcessError>;
 
-    /// Handles `events` in order, all for the same watch, and stops at the first failure.
-    /// Processors whose cost is per call rather than per event (one Python GIL acquisition,
-    /// one broker round trip) override it; the default calls [`Processor::process`] for each.
-    fn process_batch(&self, events: &[&Event]) -> BatchOutcome {
+    /// Handles `events` in order, all for the same watch, and stops at the first failure, or
+    /// before any event when `go_on()` says false (a stopping daemon out of time). Processors
+    /// whose cost is per call rather than per event (one Python GIL acquisition, one broker
+    /// round trip) override it; the default calls [`Processor::process`] for each.
+    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn() -> bool) -> BatchOutcome {
         for (done, event) in events.iter().enumerate() {
+            if !go_on() {
+                return BatchOutcome::stopped(done);
+            }
             if let Err(error) = self.process(event) {
                 return BatchOutcome::failed(done, error);
             }
@@ -89,7 +93,8 @@ pub trait Processor: Send + Sync {
 }
 
 /// What [`Processor::process_batch`] did: the first `processed` events succeeded; the next one,
-/// if any, failed with `failure` and none after it was tried.
+/// if any, failed with `failure` and none after it was tried (without a failure, the batch was
+/// stopped there).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchOutcome {
     pub processed: usize,
@@ -100,6 +105,13 @@ impl BatchOutcome {
     pub fn all(count: usize) -> BatchOutcome {
         BatchOutcome {
             processed: count,
+            failure: None,
+        }
+    }
+
+    pub fn stopped(processed: usize) -> BatchOutcome {
+        BatchOutcome {
+            processed,
             failure: None,
         }
     }
