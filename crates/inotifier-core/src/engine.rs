@@ -368,6 +368,9 @@ impl Reader {
             match self.commands.try_recv() {
                 Ok(Command::Add(spec, baseline, reply)) => {
                     let result = self.tree.add_watch(spec, baseline);
+                    // Catch-up events go out now: with in-band wake-ups the reader may next
+                    // block in read() until the kernel has something.
+                    self.send_batch();
                     let _ = reply.send(result);
                 }
                 Ok(Command::Snapshot(id, reply)) => {
