@@ -17,10 +17,7 @@ fn drain(batches: Receiver<Batch>) -> std::thread::JoinHandle<(usize, usize)> {
         let (mut all, mut catch_up) = (0, 0);
         while let Ok(batch) = batches.recv() {
             all += batch.len();
-            catch_up += batch
-                .iter()
-                .filter(|e| e.origin == Origin::CatchUp)
-                .count();
+            catch_up += batch.iter().filter(|e| e.origin == Origin::CatchUp).count();
         }
         (all, catch_up)
     })
@@ -103,7 +100,10 @@ fn main() {
     engine
         .add_watch_with_baseline(spec(root), baseline.clone())
         .unwrap();
-    println!("add_watch_with_baseline, unchanged:  {:8.1} ms", ms(started));
+    println!(
+        "add_watch_with_baseline, unchanged:  {:8.1} ms",
+        ms(started)
+    );
     drop(engine);
     let (_, caught_up) = consumer.join().unwrap();
     assert_eq!(caught_up, 0);
@@ -115,7 +115,11 @@ fn main() {
         std::fs::write(sub.join(format!("new{n:06}")), b"new").unwrap();
     }
     let mut touched = 0;
-    for (index, entry) in baseline.iter().filter(|e| e.path.contains(&b'f')).enumerate() {
+    for (index, entry) in baseline
+        .iter()
+        .filter(|e| e.path.contains(&b'f'))
+        .enumerate()
+    {
         if !std::str::from_utf8(&entry.path).unwrap().contains("/f") {
             continue;
         }
@@ -131,7 +135,9 @@ fn main() {
     let (engine, batches) = Engine::start(EngineOptions::default()).unwrap();
     let consumer = drain(batches);
     let started = Instant::now();
-    engine.add_watch_with_baseline(spec(root), baseline).unwrap();
+    engine
+        .add_watch_with_baseline(spec(root), baseline)
+        .unwrap();
     println!(
         "add_watch_with_baseline, 4% changed: {:8.1} ms  ({} created, {touched} deleted/modified/renamed)",
         ms(started),

@@ -71,12 +71,16 @@ impl Tree {
 
         // What is on disk now: one lstat per entry, kept in the index for the next export.
         let viewed = self.view(id);
+        let items: Vec<(usize, &[u8])> =
+            viewed.iter().map(|v| (v.key, v.name.as_slice())).collect();
+        let stats = self.stat_entries(&items);
+        drop(items);
         let mut cur = Vec::with_capacity(viewed.len());
-        for Viewed { key, name, rel } in viewed {
+        for (Viewed { key, name, rel }, stat) in viewed.into_iter().zip(stats) {
             let entry = &self.node(key).entries[&name];
             let (kind, ino) = (entry.kind, entry.ino);
-            let current = match sys::lstat(&self.node(key).path.join(OsStr::from_bytes(&name))) {
-                Ok(stat) => {
+            let current = match stat {
+                Some(stat) => {
                     self.keep_stat(key, &name, &stat);
                     Current {
                         rel,
@@ -89,7 +93,7 @@ impl Tree {
                         known: true,
                     }
                 }
-                Err(_) => Current {
+                None => Current {
                     rel,
                     key,
                     name,

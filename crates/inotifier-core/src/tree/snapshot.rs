@@ -14,6 +14,12 @@ use std::collections::VecDeque;
 use super::*;
 use crate::snapshot::{SnapshotChange, SnapshotEntry};
 
+/// Below this many entries to `lstat`, a second thread costs more than it saves.
+const PARALLEL_STAT_MIN: usize = 4096;
+/// Entries of one directory `lstat`ed through one handle, at most; a directory of 100,000
+/// files is split, so that both threads share it.
+const STAT_CHUNK: usize = 1024;
+
 /// One entry of a watch's view of the index.
 pub(super) struct Viewed {
     /// The node of the directory holding it.
@@ -228,14 +234,92 @@ impl Tree {
         }));
     }
 
+    /// `lstat` of each `(node, name)`, `None` for those that vanished. Most of an `lstat` by
+    /// full path is the lookup of the path: entries of one directory are `lstat`ed relative to
+    /// one handle on it, and a large batch is split between two threads (the kernel's part
+    /// runs in parallel).
+    pub(super) fn stat_entries(&self, items: &[(usize, &[u8])]) -> Vec<Option<sys::Stat>> {
+        // Runs of one directory: (its path, first item, end).
+        let mut groups: Vec<(Arc<Path>, usize, usize)> = Vec::new();
+        for (index, (key, _)) in items.iter().enumerate() {
+            match groups.last_mut() {
+                Some(group) if items[group.1].0 == *key && group.2 - group.1 < STAT_CHUNK => {
+                    group.2 = index + 1;
+                }
+                _ => groups.push((self.node(*key).path.clone(), index, index + 1)),
+            }
+        }
+        let run = |groups: &[(Arc<Path>, usize, usize)], out: &mut [Option<sys::Stat>]| {
+            let offset = groups.first().map_or(0, |group| group.1);
+            for (dir, start, end) in groups {
+                let handle = sys::DirHandle::open(dir).ok();
+                for (index, (_, name)) in items.iter().enumerate().take(*end).skip(*start) {
+                    out[index - offset] = match &handle {
+                        Some(handle) => handle.lstat(name).ok(),
+                        None => sys::lstat(&dir.join(OsStr::from_bytes(name))).ok(),
+                    };
+                }
+            }
+        };
+        let mut out = vec![None; items.len()];
+        if items.len() >= PARALLEL_STAT_MIN && groups.len() >= 2 {
+            let half = groups.partition_point(|group| group.1 < items.len() / 2);
+            let half = half.clamp(1, groups.len() - 1);
+            let (first, second) = groups.split_at(half);
+            let (first_out, second_out) = out.split_at_mut(second[0].1);
+            std::thread::scope(|scope| {
+                scope.spawn(|| run(second, second_out));
+                run(first, first_out);
+            });
+        } else {
+            run(&groups, &mut out);
+        }
+        out
+    }
+
     /// Every entry of the watch, sorted by path; what follows is reported by
     /// [`Tree::snapshot_changes`] relative to it.
     pub(crate) fn snapshot(&mut self, id: WatchId) -> Result<Vec<SnapshotEntry>> {
         self.start_tracking(id)?;
         let viewed = self.view(id);
+        // The entries whose stat the index does not hold, all `lstat`ed at once.
+        let needed: Vec<(usize, &[u8])> = viewed
+            .iter()
+            .filter(|v| {
+                let entry = &self.node(v.key).entries[&v.name];
+                entry.kind == Kind::Dir || entry.stat.is_none()
+            })
+            .map(|v| (v.key, v.name.as_slice()))
+            .collect();
+        let stats = self.stat_entries(&needed);
+        drop(needed);
+        let mut stats = stats.into_iter();
         let mut out = Vec::with_capacity(viewed.len());
         for Viewed { key, name, rel } in viewed {
-            out.extend(self.export_entry(key, &name, rel));
+            let entry = &self.node(key).entries[&name];
+            if entry.kind != Kind::Dir
+                && let Some(seen) = entry.stat.as_deref()
+            {
+                out.push(SnapshotEntry {
+                    path: rel,
+                    inode: seen.ino,
+                    size: seen.size,
+                    mtime_ns: seen.mtime_ns,
+                    kind: entry.kind.into(),
+                });
+                continue;
+            }
+            let Some(stat) = stats.next().flatten() else {
+                continue;
+            };
+            self.keep_stat(key, &name, &stat);
+            out.push(SnapshotEntry {
+                path: rel,
+                inode: stat.ino,
+                size: stat.size,
+                mtime_ns: stat.mtime_ns,
+                kind: stat.kind.into(),
+            });
         }
         out.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
