@@ -177,6 +177,10 @@ impl Engine {
     /// (a file deleted in a renamed directory is deleted at the new place). Only a cycle of
     /// renames (two names swapped) cannot be replayed by path.
     ///
+    /// The catch-up events are handed over right after the id is returned, before any kernel
+    /// event of the watch; a [`Sink`] may see them before the caller has registered the id
+    /// anywhere, so it must hold or wait for events of a watch it does not know yet.
+    ///
     /// Guarantees against the kernel's own events, at least once as ever: an entry created
     /// while the catch-up lists the tree is reported created once (the kernel's duplicate
     /// `IN_CREATE` is dropped, as for a scanned directory), though its writes may be reported
@@ -368,10 +372,12 @@ impl Reader {
             match self.commands.try_recv() {
                 Ok(Command::Add(spec, baseline, reply)) => {
                     let result = self.tree.add_watch(spec, baseline);
+                    // The id first: a sink may wait for its caller to register the watch
+                    // before it takes the watch's events.
+                    let _ = reply.send(result);
                     // Catch-up events go out now: with in-band wake-ups the reader may next
                     // block in read() until the kernel has something.
                     self.send_batch();
-                    let _ = reply.send(result);
                 }
                 Ok(Command::Snapshot(id, reply)) => {
                     let _ = reply.send(self.tree.snapshot(id));

@@ -671,3 +671,81 @@ fn after_a_catch_up_the_changes_turn_the_baseline_into_the_tree() {
     assert!(persisted.contains_key(b"z/f9".as_slice()));
     assert!(!persisted.contains_key(b"x/y/f9".as_slice()));
 }
+
+// ----- the ready event -----------------------------------------------------------------------
+
+/// Files created or modified while down become ready once settled, like scanned ones; one
+/// renamed from a temporary name is ready at once; one merely renamed is not ready again.
+#[test]
+fn caught_up_files_become_ready() {
+    use inotifier_core::ready::{ReadyOptions, ReadyStage};
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::{Duration, Instant};
+
+    let dir = temp_dir();
+    let root = dir.path();
+    write(&root.join("modified.txt"), b"before");
+    write(&root.join("download.part"), b"partial");
+    write(&root.join("plain"), b"plain");
+    let baseline = baseline_of(spec(root, Mask::ALL_EVENTS));
+    write(&root.join("created.txt"), b"new");
+    write(&root.join("modified.txt"), b"after the restart");
+    std::fs::rename(root.join("download.part"), root.join("download.bin")).unwrap();
+    std::fs::rename(root.join("plain"), root.join("plain-renamed")).unwrap();
+
+    let watcher = Watcher::start();
+    let id = watcher
+        .engine()
+        .add_watch_with_baseline(spec(root, Mask::IN_READY), baseline)
+        .unwrap();
+    let mut stage = ReadyStage::new();
+    stage.set_watch(id, Mask::IN_READY, Some(ReadyOptions::default()));
+    let mut delivered: Vec<Event> = Vec::new();
+    let ready = |delivered: &[Event], name: &str| {
+        delivered
+            .iter()
+            .filter(|e| e.mask.contains(Mask::IN_READY) && e.pathname() == root.join(name))
+            .count()
+    };
+    let mut marker_written = false;
+    let deadline = Instant::now() + support::DEADLINE;
+    // Until the marker, written once the others are ready, is ready too: every ready event
+    // armed before it has been delivered by then (one settle time for the watch).
+    while ready(&delivered, "marker") == 0 {
+        if !marker_written
+            && ["created.txt", "modified.txt", "download.bin"]
+                .iter()
+                .all(|name| ready(&delivered, name) > 0)
+        {
+            write(&root.join("marker"), b"m");
+            marker_written = true;
+        }
+        let now = Instant::now();
+        assert!(now < deadline, "ready events missing: {delivered:#?}");
+        let wait = stage
+            .next_deadline()
+            .map_or(Duration::from_millis(50), |d| {
+                d.saturating_duration_since(now)
+            })
+            .min(Duration::from_millis(50));
+        match watcher.batches.recv_timeout(wait) {
+            Ok(batch) => delivered.extend(stage.process(batch, Instant::now())),
+            Err(RecvTimeoutError::Timeout) => delivered.extend(stage.poll(Instant::now())),
+            Err(RecvTimeoutError::Disconnected) => panic!("engine stopped"),
+        }
+    }
+    for name in ["created.txt", "modified.txt", "download.bin"] {
+        assert_eq!(ready(&delivered, name), 1, "{name}: {delivered:#?}");
+    }
+    let download = delivered
+        .iter()
+        .find(|e| e.mask.contains(Mask::IN_READY) && e.pathname() == root.join("download.bin"))
+        .unwrap();
+    assert_eq!(download.src_pathname, Some(root.join("download.part")));
+    assert_eq!(ready(&delivered, "plain-renamed"), 0, "{delivered:#?}");
+    // The watch asked for IN_READY alone: the catch-up events that fed the detector stay out.
+    assert!(
+        delivered.iter().all(|e| e.mask.contains(Mask::IN_READY)),
+        "{delivered:#?}"
+    );
+}
