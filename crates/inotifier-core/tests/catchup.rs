@@ -749,3 +749,77 @@ fn caught_up_files_become_ready() {
         "{delivered:#?}"
     );
 }
+
+// ----- the export across a queue overflow ----------------------------------------------------
+
+/// Changes whose events the kernel dropped are found by the overflow rescan, and exported like
+/// the others. Lowers `fs.inotify.max_queued_events`, so it holds the exclusive test lock.
+#[test]
+fn changes_lost_in_a_queue_overflow_are_exported_after_the_rescan() {
+    use inotifier_core::EngineOptions;
+    use inotifier_test_support::{Sysctl, inotify_exclusive, wait_until};
+    use std::time::{Duration, SystemTime};
+
+    let dir = temp_dir();
+    let root = dir.path();
+    let seeds: Vec<PathBuf> = (0..40).map(|n| root.join(format!("seed{n:02}"))).collect();
+    for file in &seeds {
+        write(file, b"seed");
+    }
+    // Past the coarse clock's tick of the seeds' writes, the engine keeps their stats.
+    let written = SystemTime::now();
+    assert!(wait_until(Duration::from_secs(5), || written
+        .elapsed()
+        .is_ok_and(|e| e > Duration::from_millis(50))));
+
+    let lock = inotify_exclusive();
+    let options = EngineOptions {
+        read_buffer_size: 4096,
+        channel_batches: 1,
+        ..EngineOptions::default()
+    };
+    let mut watcher = {
+        let _small_queue = Sysctl::set("max_queued_events", 16, &lock);
+        Watcher::with_options(options, None)
+    };
+    let id = watcher
+        .engine()
+        .add_watch(spec(root, Mask::IN_CREATE | Mask::IN_DELETE))
+        .unwrap();
+    let mut persisted = by_path(watcher.engine().snapshot(id).unwrap());
+
+    // Nobody reads yet: the kernel queue (16 events) overflows.
+    for n in 0..300 {
+        write(&root.join(format!("new{n:03}")), b"n");
+    }
+    for file in &seeds[..10] {
+        write(file, b"modified, longer");
+    }
+    for file in &seeds[10..20] {
+        std::fs::remove_file(file).unwrap();
+    }
+    std::fs::create_dir(root.join("newdir")).unwrap();
+    for n in 0..20 {
+        write(&root.join(format!("newdir/f{n}")), b"f");
+    }
+    std::fs::rename(&seeds[20], root.join("renamed-seed")).unwrap();
+
+    let overflowed =
+        watcher.wait_for(|seen| seen.iter().any(|e| e.mask.contains(Mask::IN_Q_OVERFLOW)));
+    assert!(overflowed, "no overflow: {}", watcher.dump());
+    barrier(&mut watcher, root);
+    apply_changes(
+        &mut persisted,
+        watcher.engine().snapshot_changes(id).unwrap(),
+    );
+    let full = watcher.engine().snapshot(id).unwrap();
+    assert_same(&persisted, &full, 0);
+    for file in &seeds[..10] {
+        let key = file.file_name().unwrap().as_bytes();
+        assert_eq!(persisted[key].size, b"modified, longer".len() as u64);
+    }
+    assert!(!persisted.contains_key(b"seed15".as_slice()));
+    assert!(persisted.contains_key(b"newdir/f19".as_slice()));
+    assert!(persisted.contains_key(b"renamed-seed".as_slice()));
+    assert_eq!(persisted.len(), 40 - 10 - 1 + 300 + 1 + 20 + 1);
+}
