@@ -44,9 +44,11 @@ struct Plan<'a> {
     baseline: &'a [SnapshotEntry],
     relevant: &'a [bool],
     claimed: &'a [bool],
-    by_path: &'a HashMap<&'a [u8], usize>,
     cur: &'a [Current],
     class: &'a [Class],
+    /// The baseline entry at each current entry's place, as the consumer sees places once the
+    /// entry's directory is in place: whatever must leave before the entry can come.
+    occupant: &'a [Option<usize>],
     cur_by_path: HashMap<&'a [u8], usize>,
     /// Baseline entry → the current entry it was renamed to.
     renamed_to: HashMap<usize, usize>,
@@ -149,6 +151,7 @@ impl Tree {
         // Pairing, parents first (the view is breadth first).
         let mut claimed = vec![false; baseline.len()];
         let mut class = Vec::with_capacity(cur.len());
+        let mut occupant = Vec::with_capacity(cur.len());
         let mut origin: HashMap<&[u8], usize> = HashMap::default();
         for current in &cur {
             let (parent, name) = split(&current.rel);
@@ -159,6 +162,7 @@ impl Tree {
             };
             let kind = EntryKind::from(current.kind);
             let mut found = Class::New;
+            let mut there = None;
             if let Some(base_dir) = base_dir {
                 let joined;
                 let place: &[u8] = if base_dir == parent {
@@ -167,7 +171,8 @@ impl Tree {
                     joined = join(base_dir, name);
                     &joined
                 };
-                if let Some(&b) = by_path.get(place)
+                there = by_path.get(place).copied();
+                if let Some(b) = there
                     && !claimed[b]
                     && baseline[b].inode == current.ino
                     && baseline[b].kind == kind
@@ -196,6 +201,7 @@ impl Tree {
                 }
             }
             class.push(found);
+            occupant.push(there);
         }
 
         // The persisted snapshot is the baseline: the export starts from the differences.
@@ -232,9 +238,9 @@ impl Tree {
             baseline: &baseline,
             relevant: &relevant,
             claimed: &claimed,
-            by_path: &by_path,
             cur: &cur,
             class: &class,
+            occupant: &occupant,
             cur_by_path: cur
                 .iter()
                 .enumerate()
@@ -299,7 +305,7 @@ impl Tree {
         }
         let found = plan.class[index];
         if !matches!(found, Class::Same(_))
-            && let Some(&occupant) = plan.by_path.get(current.rel.as_slice())
+            && let Some(occupant) = plan.occupant[index]
         {
             if !plan.claimed[occupant] {
                 self.delete_baseline_entry(plan, occupant);
