@@ -835,3 +835,150 @@ fn changes_lost_in_a_queue_overflow_are_exported_after_the_rescan() {
     assert!(persisted.contains_key(b"renamed-seed".as_slice()));
     assert_eq!(persisted.len(), 40 - 10 - 1 + 300 + 1 + 20 + 1);
 }
+
+// ----- replaying the catch-up ----------------------------------------------------------------
+
+/// Applies catch-up events to a tree of paths, as a consumer mirroring the tree by path would,
+/// and fails on any step that cannot happen: creating what exists, deleting or moving what does
+/// not, moving onto an occupied place.
+fn replay(tree: &mut BTreeMap<Vec<u8>, bool>, root: &Path, events: &[&Event]) {
+    let rel = |path: &Path| {
+        path.strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec()
+    };
+    let below = |tree: &BTreeMap<Vec<u8>, bool>, dir: &[u8]| -> Vec<Vec<u8>> {
+        let mut prefix = dir.to_vec();
+        prefix.push(b'/');
+        tree.range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .map(|(p, _)| p.clone())
+            .collect()
+    };
+    let show = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
+    let mut index = 0;
+    while index < events.len() {
+        let event = events[index];
+        let path = rel(&event.pathname());
+        let mask = event.mask;
+        if mask.contains(Mask::IN_CREATE) {
+            assert!(
+                tree.insert(path.clone(), event.dir()).is_none(),
+                "created twice: {}",
+                show(&path)
+            );
+        } else if mask.contains(Mask::IN_DELETE) {
+            assert!(
+                below(tree, &path).is_empty(),
+                "deleted before its content: {}",
+                show(&path)
+            );
+            assert!(
+                tree.remove(&path).is_some(),
+                "deleted but absent: {}",
+                show(&path)
+            );
+        } else if mask.intersects(Mask::IN_MODIFY | Mask::IN_CLOSE_WRITE) {
+            assert!(
+                tree.contains_key(&path),
+                "modified but absent: {}",
+                show(&path)
+            );
+        } else if mask.contains(Mask::IN_MOVED_FROM) {
+            let to = events[index + 1];
+            assert_eq!(to.cookie, event.cookie);
+            assert_eq!(to.src_pathname.as_deref(), Some(event.pathname().as_path()));
+            let target = rel(&to.pathname());
+            assert!(!tree.contains_key(&target), "moved onto {}", show(&target));
+            let is_dir = tree
+                .remove(&path)
+                .unwrap_or_else(|| panic!("moved but absent: {}", show(&path)));
+            for old in below(tree, &path) {
+                let kind = tree.remove(&old).unwrap();
+                let mut new = target.clone();
+                new.extend_from_slice(&old[path.len()..]);
+                tree.insert(new, kind);
+            }
+            tree.insert(target, is_dir);
+            index += 1;
+        } else {
+            panic!("unexpected catch-up event {}", event.maskname());
+        }
+        index += 1;
+    }
+}
+
+/// After a random-ish downtime (files and directories created, written, renamed, moved out and
+/// in, deleted), replaying the catch-up events on the baseline gives the tree on disk, and
+/// applying the exported changes to it gives the full snapshot.
+#[test]
+fn replaying_the_catch_up_on_the_baseline_gives_the_tree_on_disk() {
+    for seed in 1..=20 {
+        let dir = temp_dir();
+        let outside = temp_dir();
+        let root = dir.path();
+        let mut rng = Lcg(seed);
+        for step in 0..80 {
+            mutate(root, outside.path(), &mut rng, step, &mut || {});
+        }
+        let baseline = baseline_of(spec(root, Mask::ALL_EVENTS));
+        for step in 1000..1150 {
+            mutate(root, outside.path(), &mut rng, step, &mut || {});
+        }
+
+        let mut watcher = Watcher::start();
+        let id = watcher
+            .engine()
+            .add_watch_with_baseline(spec(root, Mask::ALL_EVENTS), baseline.clone())
+            .unwrap();
+        // And the export after the catch-up turns the baseline into the tree.
+        let mut persisted = by_path(baseline.clone());
+        apply_changes(
+            &mut persisted,
+            watcher.engine().snapshot_changes(id).unwrap(),
+        );
+        assert_same(
+            &persisted,
+            &watcher.engine().snapshot(id).unwrap(),
+            seed as usize,
+        );
+        barrier(&mut watcher, root);
+        let events = catch_up_events(&watcher.seen);
+        assert!(events.len() > 20, "seed {seed}: too little changed");
+        let mut tree: BTreeMap<Vec<u8>, bool> = baseline
+            .iter()
+            .map(|e| (e.path.clone(), e.kind == inotifier_core::EntryKind::Dir))
+            .collect();
+        replay(&mut tree, root, &events);
+        let (files, dirs) = files_and_dirs(root);
+        let on_disk: BTreeMap<Vec<u8>, bool> = files
+            .iter()
+            .map(|p| (p, false))
+            .chain(dirs.iter().map(|p| (p, true)))
+            .map(|(p, d)| {
+                (
+                    p.strip_prefix(root)
+                        .unwrap()
+                        .as_os_str()
+                        .as_bytes()
+                        .to_vec(),
+                    d,
+                )
+            })
+            .collect();
+        let show = |t: &BTreeMap<Vec<u8>, bool>| {
+            t.keys()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            show(&tree),
+            show(&on_disk),
+            "seed {seed}:\n{}",
+            watcher.dump()
+        );
+        assert_eq!(tree, on_disk, "seed {seed}");
+    }
+}
