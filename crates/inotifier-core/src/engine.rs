@@ -207,7 +207,9 @@ impl Engine {
     /// they give what a full snapshot gives now, for every event the engine has processed.
     /// Removals come first, then upserts, parents before their children. Cheap: only the paths
     /// events touched are looked at, and only those whose stat changed are `lstat`ed. An
-    /// error, [`Error::NoSnapshot`], before any snapshot or baseline.
+    /// error, [`Error::NoSnapshot`], before any snapshot or baseline. Between two exports the
+    /// engine remembers each changed path once, so its memory grows with the number of
+    /// distinct paths changed, not with the number of events.
     pub fn snapshot_changes(&self, id: WatchId) -> Result<Vec<SnapshotChange>> {
         self.call(|reply| Command::SnapshotChanges(id, reply))?
     }

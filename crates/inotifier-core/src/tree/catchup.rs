@@ -241,9 +241,11 @@ impl Tree {
             cur: &cur,
             class: &class,
             occupant: &occupant,
+            // Only directories are looked up, as the parents of what is placed.
             cur_by_path: cur
                 .iter()
                 .enumerate()
+                .filter(|(_, c)| c.kind == Kind::Dir)
                 .map(|(i, c)| (c.rel.as_slice(), i))
                 .collect(),
             renamed_to: class
