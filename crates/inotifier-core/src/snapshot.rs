@@ -23,23 +23,24 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    /// A stable code for storage: 0 file, 1 directory, 2 symlink, 3 other.
+    /// A stable code for storage: 0 other, 1 file, 2 directory, 3 symlink (the codes the
+    /// journal stores).
     pub fn as_u8(self) -> u8 {
         match self {
-            EntryKind::File => 0,
-            EntryKind::Dir => 1,
-            EntryKind::Symlink => 2,
-            EntryKind::Other => 3,
+            EntryKind::Other => 0,
+            EntryKind::File => 1,
+            EntryKind::Dir => 2,
+            EntryKind::Symlink => 3,
         }
     }
 
     /// The inverse of [`EntryKind::as_u8`]; `None` for a code it never gives.
     pub fn from_u8(code: u8) -> Option<EntryKind> {
         Some(match code {
-            0 => EntryKind::File,
-            1 => EntryKind::Dir,
-            2 => EntryKind::Symlink,
-            3 => EntryKind::Other,
+            0 => EntryKind::Other,
+            1 => EntryKind::File,
+            2 => EntryKind::Dir,
+            3 => EntryKind::Symlink,
             _ => return None,
         })
     }
@@ -91,9 +92,9 @@ pub enum SnapshotChange {
     /// Insert the entry, or replace the one with that path.
     Upsert(SnapshotEntry),
     /// Nothing is at this path any more. When a directory goes, every entry below it that the
-    /// engine knew gets its own `Remove` too, so a journal may delete exactly that path; deleting
-    /// everything below it as well gives the same result, since the removals come before the
-    /// upserts of a batch.
+    /// engine knew gets its own `Remove` too, so a journal may delete exactly that path (the
+    /// engine never needs a removal of a whole subtree); deleting everything below it as well
+    /// gives the same result, since the removals come before the upserts of a batch.
     Remove(Vec<u8>),
 }
 
@@ -130,5 +131,6 @@ mod tests {
             assert_eq!(EntryKind::try_from(u8::from(kind)), Ok(kind));
         }
         assert_eq!(EntryKind::from_u8(4), None);
+        assert_eq!(EntryKind::Dir.as_u8(), 2);
     }
 }
