@@ -71,66 +71,8 @@ impl Tree {
         baseline.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         baseline.dedup_by(|a, b| a.path == b.path);
 
-        // What is on disk now: one lstat per entry, kept in the index for the next export.
-        let viewed = self.view(id);
-        let items: Vec<(usize, &[u8])> =
-            viewed.iter().map(|v| (v.key, v.name.as_slice())).collect();
-        let stats = self.stat_entries(&items);
-        drop(items);
-        let mut cur = Vec::with_capacity(viewed.len());
-        for (Viewed { key, name, rel }, stat) in viewed.into_iter().zip(stats) {
-            let entry = &self.node(key).entries[&name];
-            let (kind, ino) = (entry.kind, entry.ino);
-            let current = match stat {
-                Some(stat) => {
-                    self.keep_stat(key, &name, &stat);
-                    Current {
-                        rel,
-                        key,
-                        name,
-                        kind: stat.kind,
-                        ino: stat.ino,
-                        size: stat.size,
-                        mtime_ns: stat.mtime_ns,
-                        known: true,
-                    }
-                }
-                None => Current {
-                    rel,
-                    key,
-                    name,
-                    kind,
-                    ino,
-                    size: 0,
-                    mtime_ns: 0,
-                    known: false,
-                },
-            };
-            cur.push(current);
-        }
-
-        // The baseline entries this watch would index today: filters or recursion may have
-        // changed since it was taken. The others only leave the persisted snapshot.
-        let watch = &self.watches[&id];
-        let (recursive, filters) = (watch.spec.recursive, &watch.spec.filters);
-        let mut relevant = vec![false; baseline.len()];
-        {
-            let mut dirs: HashMap<&[u8], bool> = HashMap::default();
-            for (index, entry) in baseline.iter().enumerate() {
-                let path = entry.path.as_slice();
-                if path.is_empty() || path.starts_with(b"/") || path.ends_with(b"/") {
-                    continue;
-                }
-                let (parent, _) = split(path);
-                let parent_ok =
-                    parent.is_empty() || (recursive && dirs.get(parent).copied().unwrap_or(true));
-                let ok = parent_ok && (filters.exclude.is_empty() || !filters.is_excluded(path));
-                relevant[index] = ok;
-                if entry.kind == EntryKind::Dir {
-                    dirs.insert(path, ok);
-                }
-            }
-        }
+        let cur = self.on_disk(id);
+        let relevant = self.relevant(id, &baseline);
         let mut by_path: HashMap<&[u8], usize> = HashMap::default();
         // None when several entries share the inode (hard links): no rename is inferred then.
         let mut by_ino: HashMap<u64, Option<usize>> = HashMap::default();
@@ -288,6 +230,74 @@ impl Tree {
         let watch = self.watches.get_mut(&id).expect("watch being added");
         watch.dirty = Some(dirty);
         self.tracked += 1;
+    }
+
+    /// What is on disk now, as the initial scan indexed it: one `lstat` per entry, kept in the
+    /// index for the next export.
+    fn on_disk(&mut self, id: WatchId) -> Vec<Current> {
+        let viewed = self.view(id);
+        let items: Vec<(usize, &[u8])> =
+            viewed.iter().map(|v| (v.key, v.name.as_slice())).collect();
+        let stats = self.stat_entries(&items);
+        drop(items);
+        let mut cur = Vec::with_capacity(viewed.len());
+        for (Viewed { key, name, rel }, stat) in viewed.into_iter().zip(stats) {
+            let entry = &self.node(key).entries[&name];
+            let (kind, ino) = (entry.kind, entry.ino);
+            let current = match stat {
+                Some(stat) => {
+                    self.keep_stat(key, &name, &stat);
+                    Current {
+                        rel,
+                        key,
+                        name,
+                        kind: stat.kind,
+                        ino: stat.ino,
+                        size: stat.size,
+                        mtime_ns: stat.mtime_ns,
+                        known: true,
+                    }
+                }
+                None => Current {
+                    rel,
+                    key,
+                    name,
+                    kind,
+                    ino,
+                    size: 0,
+                    mtime_ns: 0,
+                    known: false,
+                },
+            };
+            cur.push(current);
+        }
+        cur
+    }
+
+    /// Which baseline entries this watch would index today: filters or recursion may have
+    /// changed since it was taken. The others are not compared; they only leave the persisted
+    /// snapshot.
+    fn relevant(&self, id: WatchId, baseline: &[SnapshotEntry]) -> Vec<bool> {
+        let watch = &self.watches[&id];
+        let (recursive, filters) = (watch.spec.recursive, &watch.spec.filters);
+        let mut relevant = vec![false; baseline.len()];
+        // Sorted by path, a directory comes before what is below it.
+        let mut dirs: HashMap<&[u8], bool> = HashMap::default();
+        for (index, entry) in baseline.iter().enumerate() {
+            let path = entry.path.as_slice();
+            if path.is_empty() || path.starts_with(b"/") || path.ends_with(b"/") {
+                continue;
+            }
+            let (parent, _) = split(path);
+            let parent_ok =
+                parent.is_empty() || (recursive && dirs.get(parent).copied().unwrap_or(true));
+            let ok = parent_ok && (filters.exclude.is_empty() || !filters.is_excluded(path));
+            relevant[index] = ok;
+            if entry.kind == EntryKind::Dir {
+                dirs.insert(path, ok);
+            }
+        }
+        relevant
     }
 
     /// Emits what happened to current entry `index`, after its directory and after whatever
