@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::event::{Event, WatchId};
+use crate::snapshot::{SnapshotChange, SnapshotEntry};
 use crate::sys::{self, Inotify, RawEvents};
 use crate::tree::{Tree, WatchSpec};
 use crate::wake::Waker;
@@ -60,7 +61,13 @@ pub enum Flow {
 pub type Sink = Box<dyn FnMut(&mut Batch) -> Flow + Send>;
 
 enum Command {
-    Add(WatchSpec, mpsc::Sender<Result<WatchId>>),
+    Add(
+        WatchSpec,
+        Option<Vec<SnapshotEntry>>,
+        mpsc::Sender<Result<WatchId>>,
+    ),
+    Snapshot(WatchId, mpsc::Sender<Result<Vec<SnapshotEntry>>>),
+    SnapshotChanges(WatchId, mpsc::Sender<Result<Vec<SnapshotChange>>>),
     Remove(WatchId, mpsc::Sender<Result<()>>),
     Count(mpsc::Sender<usize>),
 }
@@ -136,7 +143,75 @@ impl Engine {
 
     /// Adds a watch; returns once every directory of it is watched and indexed.
     pub fn add_watch(&self, spec: WatchSpec) -> Result<WatchId> {
-        self.call(|reply| Command::Add(spec, reply))?
+        self.call(|reply| Command::Add(spec, None, reply))?
+    }
+
+    /// Adds a watch and reports, marked [`Origin::CatchUp`](crate::Origin::CatchUp), what
+    /// changed below it since `baseline` was taken (a snapshot a journal persisted from
+    /// [`Engine::snapshot`] and [`Engine::snapshot_changes`]). Its snapshot export then starts
+    /// from the baseline: the next [`Engine::snapshot_changes`] turns the baseline into what
+    /// is on disk.
+    ///
+    /// The watches are in place before the tree is listed, so nothing that happens after this
+    /// call starts is missed; the catch-up events come before every kernel event of the watch.
+    /// Each entry on disk is paired with the baseline, parents first, and reported like the
+    /// kernel would have (the watch's mask and filters apply; with a recursive watch every
+    /// level is compared, otherwise the root's entries only):
+    /// - on disk, not in the baseline: `IN_CREATE` (with `IN_ISDIR` for a directory), and for a
+    ///   regular file `IN_CLOSE_WRITE` too, so the ready detector finds it ready once settled;
+    /// - in the baseline, not on disk: `IN_DELETE`, the content of a directory before it;
+    /// - same place, same inode, other size or mtime: `IN_MODIFY`, then `IN_CLOSE_WRITE` for a
+    ///   regular file (not for directories, whose times change with their entries);
+    /// - an inode of the baseline at another place, of the same kind, found there alone, and
+    ///   for a file with the same size and mtime (file systems reuse a deleted file's inode
+    ///   number at once; a rename keeps the times): a rename, `IN_MOVED_FROM` at the old place
+    ///   and `IN_MOVED_TO` at the new one with a shared nonzero cookie and `src_pathname`. The
+    ///   old place need not be empty: `mv log log.1` followed by a new `log` is a rename and a
+    ///   creation. A renamed directory's content stays paired with it (each entry still gets its
+    ///   own modification or deletion);
+    /// - same place, another inode: a deletion and a creation (or a rename, if the old inode
+    ///   is found elsewhere).
+    ///
+    /// The events replay in order: a directory is created or moved before what goes into it, a
+    /// place is vacated before it is taken, and paths are those the earlier events lead to
+    /// (a file deleted in a renamed directory is deleted at the new place). Only a cycle of
+    /// renames (two names swapped) cannot be replayed by path.
+    ///
+    /// The catch-up events are handed over right after the id is returned, before any kernel
+    /// event of the watch; a [`Sink`] may see them before the caller has registered the id
+    /// anywhere, so it must hold or wait for events of a watch it does not know yet.
+    ///
+    /// Guarantees against the kernel's own events, at least once as ever: an entry created
+    /// while the catch-up lists the tree is reported created once (the kernel's duplicate
+    /// `IN_CREATE` is dropped, as for a scanned directory), though its writes may be reported
+    /// by both; an entry changed after it was listed gets the kernel's events and may also get
+    /// catch-up ones; one created after its directory was listed gets the kernel's only.
+    pub fn add_watch_with_baseline(
+        &self,
+        spec: WatchSpec,
+        baseline: Vec<SnapshotEntry>,
+    ) -> Result<WatchId> {
+        self.call(|reply| Command::Add(spec, Some(baseline), reply))?
+    }
+
+    /// Every entry below the watch's root (every level for a recursive watch, filters
+    /// applied), sorted by path. A full export: [`Engine::snapshot_changes`] reports what
+    /// changes after it. Costs one `lstat` for each entry whose stat the engine does not hold
+    /// yet (all of them the first time).
+    pub fn snapshot(&self, id: WatchId) -> Result<Vec<SnapshotEntry>> {
+        self.call(|reply| Command::Snapshot(id, reply))?
+    }
+
+    /// What changed since the previous [`Engine::snapshot`] or `snapshot_changes` of the watch
+    /// (or since it was added with a baseline): applied in order to what was persisted then,
+    /// they give what a full snapshot gives now, for every event the engine has processed.
+    /// Removals come first, then upserts, parents before their children. Cheap: only the paths
+    /// events touched are looked at, and only those whose stat changed are `lstat`ed. An
+    /// error, [`Error::NoSnapshot`], before any snapshot or baseline. Between two exports the
+    /// engine remembers each changed path once, so its memory grows with the number of
+    /// distinct paths changed, not with the number of events.
+    pub fn snapshot_changes(&self, id: WatchId) -> Result<Vec<SnapshotChange>> {
+        self.call(|reply| Command::SnapshotChanges(id, reply))?
     }
 
     /// Removes a watch; directories no other watch covers stop being watched.
@@ -297,9 +372,20 @@ impl Reader {
     fn run_commands(&mut self) -> bool {
         loop {
             match self.commands.try_recv() {
-                Ok(Command::Add(spec, reply)) => {
-                    let result = self.tree.add_watch(spec);
+                Ok(Command::Add(spec, baseline, reply)) => {
+                    let result = self.tree.add_watch(spec, baseline);
+                    // The id first: a sink may wait for its caller to register the watch
+                    // before it takes the watch's events.
                     let _ = reply.send(result);
+                    // Catch-up events go out now: with in-band wake-ups the reader may next
+                    // block in read() until the kernel has something.
+                    self.send_batch();
+                }
+                Ok(Command::Snapshot(id, reply)) => {
+                    let _ = reply.send(self.tree.snapshot(id));
+                }
+                Ok(Command::SnapshotChanges(id, reply)) => {
+                    let _ = reply.send(self.tree.snapshot_changes(id));
                 }
                 Ok(Command::Remove(id, reply)) => {
                     let _ = reply.send(self.tree.remove_watch(id));

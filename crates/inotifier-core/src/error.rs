@@ -45,6 +45,12 @@ pub enum Error {
     #[error("no watch with id {0:?}")]
     UnknownWatch(WatchId),
 
+    #[error(
+        "watch {0:?} has no snapshot to report changes against; take a full snapshot first, or \
+         add the watch with a baseline"
+    )]
+    NoSnapshot(WatchId),
+
     #[error("the engine has stopped")]
     Stopped,
 }

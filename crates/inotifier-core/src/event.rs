@@ -16,6 +16,9 @@ pub enum Origin {
     Scan,
     /// Synthesized by the rescan that follows a kernel queue overflow.
     Rescan,
+    /// Synthesized when a watch is added with a baseline: what changed while nobody watched
+    /// (see [`crate::Engine::add_watch_with_baseline`]).
+    CatchUp,
 }
 
 impl Origin {
@@ -24,6 +27,7 @@ impl Origin {
             Origin::Kernel => "kernel",
             Origin::Scan => "scan",
             Origin::Rescan => "rescan",
+            Origin::CatchUp => "catchup",
         }
     }
 }

@@ -21,7 +21,7 @@
 //!
 //! # Synthesized events
 //! Events the kernel could not send are synthesized, marked with [`Origin::Scan`] or
-//! [`Origin::Rescan`]:
+//! [`Origin::Rescan`] (and [`Origin::CatchUp`], below):
 //! - a directory that appears inside a recursive watch (created or moved in) is watched, then
 //!   listed recursively; every entry found gets an `IN_CREATE` (with `IN_ISDIR` for directories)
 //!   and every regular file also an `IN_CLOSE_WRITE`, since it was most likely written before the
@@ -35,6 +35,15 @@
 //!   deleted and created. A file changed within two scheduler ticks of its last event may be
 //!   reported modified once more: a spurious report is preferred to a lost one. A file whose
 //!   creation or writes were reported but whose close was dropped gets `IN_CLOSE_WRITE`.
+//!
+//! # Catch-up after downtime
+//! [`Engine::snapshot`] and [`Engine::snapshot_changes`] export what the engine knows of a
+//! watched tree as [`SnapshotEntry`]s (path, inode, size, mtime, kind), in full once and then
+//! incrementally, for a journal to persist. Given back to [`Engine::add_watch_with_baseline`] on
+//! the next start, they let the engine report what changed while nobody watched, marked
+//! [`Origin::CatchUp`]: creations (with `IN_CLOSE_WRITE` for files, so they become ready),
+//! deletions, modifications, and renames recognised by inode as paired moves. See
+//! [`snapshot`] and [`Engine::add_watch_with_baseline`].
 //!
 //! # The ready event
 //! [`Mask::IN_READY`] is ours: a regular file is completely written (settled after its last close,
@@ -50,6 +59,7 @@ pub mod glob;
 pub mod json;
 mod mask;
 pub mod ready;
+pub mod snapshot;
 mod sys;
 pub mod text;
 mod tree;
@@ -60,4 +70,5 @@ pub use error::{Error, Result};
 pub use event::{Event, Origin, WatchId};
 pub use glob::{Filters, Glob, GlobError};
 pub use mask::{Mask, MaskParseError, valid_names, value_of_name};
+pub use snapshot::{EntryKind, SnapshotChange, SnapshotEntry};
 pub use tree::WatchSpec;

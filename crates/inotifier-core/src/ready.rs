@@ -17,9 +17,11 @@
 //!   ready at once, and so is a file moved in from outside the watch (an `IN_MOVED_TO` without its
 //!   `IN_MOVED_FROM`). Never a directory, and never when the new name is itself temporary.
 //! - **Found by a scan.** The engine synthesizes `IN_CLOSE_WRITE` for every regular file it finds
-//!   when it lists a new directory or rescans after an overflow, so such a file is ready once it
-//!   has settled like any other (or at the close of its writer, if the kernel reports further
-//!   writes).
+//!   when it lists a new directory or rescans after an overflow, and for every file a catch-up
+//!   finds created or modified while nobody watched, so such a file is ready once it has settled
+//!   like any other (or at the close of its writer, if the kernel reports further writes). A
+//!   file a catch-up finds renamed from a temporary name is ready at once, like a rename seen
+//!   live.
 //! - **Temporary files never are.** Their closes are ignored; patterns are matched against the
 //!   file's name (a pattern with a `/` never matches).
 //! - **Cancelled** by the file's deletion, and by a move out of the watch. A file renamed while

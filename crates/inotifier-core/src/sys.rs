@@ -357,6 +357,61 @@ pub fn lstat(path: &Path) -> io::Result<Stat> {
     })
 }
 
+/// A directory opened to `lstat` its entries by name: no path lookup of the directory for
+/// each, which is most of the cost of an `lstat` by full path.
+pub struct DirHandle(OwnedFd);
+
+impl DirHandle {
+    pub fn open(path: &Path) -> io::Result<DirHandle> {
+        let c_path = c_path(path)?;
+        // SAFETY: NUL-terminated path; O_PATH opens without reading anything.
+        let fd = unsafe {
+            libc::open(
+                c_path.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh descriptor, closed when this drops.
+        Ok(DirHandle(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// `lstat` of the entry `name` of this directory.
+    pub fn lstat(&self, name: &[u8]) -> io::Result<Stat> {
+        let c_name = CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))?;
+        // SAFETY: zeroed plain-old-data, filled by the kernel.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid descriptor, NUL-terminated name, valid out-pointer.
+        let rc = unsafe {
+            libc::fstatat(
+                self.0.as_raw_fd(),
+                c_name.as_ptr(),
+                &mut stat,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let kind = match stat.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFREG => Kind::File,
+            libc::S_IFLNK => Kind::Symlink,
+            _ => Kind::Other,
+        };
+        Ok(Stat {
+            ino: stat.st_ino,
+            kind,
+            size: stat.st_size as u64,
+            mtime_ns: stat.st_mtime * 1_000_000_000 + stat.st_mtime_nsec,
+            ctime_ns: stat.st_ctime * 1_000_000_000 + stat.st_ctime_nsec,
+        })
+    }
+}
+
 fn clock_ns(clock: libc::clockid_t) -> i64 {
     let mut now = libc::timespec {
         tv_sec: 0,

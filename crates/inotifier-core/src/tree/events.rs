@@ -73,6 +73,10 @@ impl Tree {
                 }
                 std::collections::hash_map::Entry::Vacant(_) => None,
             };
+            if self.tracked > 0 {
+                let dir = self.node(key).path.clone();
+                self.mark(&dir, name);
+            }
             match reported {
                 Some(true) => {}
                 Some(false) => self.emit(key, mask, cookie, name, None, Origin::Kernel),
@@ -87,6 +91,10 @@ impl Tree {
                 return;
             };
             self.emit(key, mask, cookie, name, None, Origin::Kernel);
+            if self.tracked > 0 {
+                let dir = self.node(key).path.clone();
+                self.mark(&dir, name);
+            }
             if let Some(child) = entry.child.get() {
                 // Its own IN_IGNORED may be lost in an overflow; forget it now.
                 self.drop_subtree(child, false);
@@ -94,6 +102,14 @@ impl Tree {
         } else if mask.contains(Mask::IN_MOVED_FROM) {
             self.emit(key, mask, cookie, name, None, Origin::Kernel);
             if let Some(entry) = self.node_mut(key).entries.remove(name) {
+                if self.tracked > 0 {
+                    // Its paths leave the index now, whatever becomes of the move.
+                    let dir = self.node(key).path.clone();
+                    self.mark(&dir, name);
+                    if let Some(child) = entry.child.get() {
+                        self.mark_subtree(child);
+                    }
+                }
                 let from_pathname = self.node(key).path.join(OsStr::from_bytes(name));
                 self.pending_moves.push_back(PendingMove {
                     cookie,
@@ -115,6 +131,10 @@ impl Tree {
                             entry.unclosed_write = false;
                         } else if mask.contains(Mask::IN_MODIFY) && !is_dir {
                             entry.unclosed_write = true;
+                        }
+                        if self.tracked > 0 {
+                            let dir = self.node(key).path.clone();
+                            self.mark(&dir, name);
                         }
                     }
                     None => self.entry_appeared(key, name, is_dir, Origin::Scan),
@@ -163,7 +183,15 @@ impl Tree {
                 return;
             }
         }
+        let child = entry.child.get();
         self.node_mut(key).entries.insert(name.into(), entry);
+        if self.tracked > 0 {
+            let dir = self.node(key).path.clone();
+            self.mark(&dir, name);
+            if let Some(child) = child {
+                self.mark_subtree(child);
+            }
+        }
     }
 
     /// A directory moved inside the tree: same watches, new paths for it and all below it.
@@ -219,6 +247,10 @@ impl Tree {
             }
         }
         self.node_mut(key).entries.insert(name.into(), entry);
+        if self.tracked > 0 {
+            let dir = self.node(key).path.clone();
+            self.mark(&dir, name);
+        }
     }
 
     /// Settles moves whose other half did not come within the window: the entry left the

@@ -11,6 +11,9 @@ impl Tree {
             let spec = &self.watches[id].spec;
             // `delivered` holds kernel events only: our own bits never reach the kernel.
             mask |= self.watches[id].delivered;
+            if self.watches[id].track_content {
+                mask |= CONTENT_CHANGES;
+            }
             if is_root {
                 mask |= spec.mask.intersection(ROOT_FLAGS);
                 if !spec.recursive {

@@ -19,10 +19,12 @@ use crate::glob::Filters;
 use crate::mask::Mask;
 use crate::sys::{self, Inotify, Kind, Name, RawEvent};
 
+mod catchup;
 mod events;
 mod masks;
 mod rescan;
 mod scan;
+mod snapshot;
 
 /// Names come from whoever writes in the watched directories, so the hash is seeded (foldhash
 /// resists simple flooding) while staying much faster than SipHash on short keys.
@@ -82,9 +84,11 @@ const READ_EVENTS: Mask = Mask(Mask::IN_OPEN.0 | Mask::IN_ACCESS.0 | Mask::IN_CL
 const PARALLEL_RESTORE_MIN: usize = 2048;
 const ROOT_FLAGS: Mask = Mask(Mask::IN_EXCL_UNLINK.0 | Mask::IN_ONLYDIR.0 | Mask::IN_DONT_FOLLOW.0);
 
-/// The part of a stat the rescan compares.
+/// The part of a stat the rescan compares, and snapshots export.
 #[derive(Clone, Copy)]
 struct Seen {
+    /// From `lstat`, which may differ from the listing's `d_ino` (overlayfs).
+    ino: u64,
     size: u64,
     mtime_ns: i64,
     ctime_ns: i64,
@@ -151,6 +155,12 @@ struct Watch {
     root: Option<usize>,
     /// The root's path as bytes, to make paths relative for the filters.
     root_bytes: Box<[u8]>,
+    /// Snapshots are exported for this watch: the kernel also reports content changes, which
+    /// invalidate the stats the index keeps for the export.
+    track_content: bool,
+    /// Paths (relative to the root) whose snapshot entry may have changed since the last export;
+    /// `None` until a snapshot or a baseline gives the export something to be relative to.
+    dirty: Option<std::collections::HashSet<Vec<u8>, foldhash::fast::RandomState>>,
 }
 
 struct PendingMove {
@@ -181,6 +191,12 @@ pub(crate) struct Tree {
     /// Nodes whose kernel watch leaves out [`READ_EVENTS`] until the current listing is done.
     quieted: Vec<usize>,
     dirent_buffer: Vec<u8>,
+    /// How many watches have a `dirty` set: with none, marking costs one comparison.
+    tracked: usize,
+    /// Cookies of the moves catch-up reports. Kernel cookies count up from 0 machine-wide, so
+    /// these start far above where they will be for a long time, and a ready detector pairing
+    /// both kinds never confuses them.
+    next_cookie: u32,
 }
 
 /// Why a directory could not be watched during a scan.
@@ -215,6 +231,8 @@ impl Tree {
             initial_walk_failure: None,
             quieted: Vec::new(),
             dirent_buffer: Vec::new(),
+            tracked: 0,
+            next_cookie: 0xC000_0000,
         }
     }
 
@@ -244,7 +262,11 @@ impl Tree {
 
     // ----- adding and removing watches -------------------------------------------------------
 
-    pub(crate) fn add_watch(&mut self, mut spec: WatchSpec) -> Result<WatchId> {
+    pub(crate) fn add_watch(
+        &mut self,
+        mut spec: WatchSpec,
+        baseline: Option<Vec<crate::snapshot::SnapshotEntry>>,
+    ) -> Result<WatchId> {
         self.tick();
         spec.path = normalize(&spec.path)?;
         let meta = std::fs::metadata(&spec.path).map_err(|error| match error.kind() {
@@ -271,6 +293,8 @@ impl Tree {
                 spec,
                 root: None,
                 root_bytes,
+                track_content: baseline.is_some(),
+                dirty: None,
             },
         );
         let walked = self
@@ -282,6 +306,9 @@ impl Tree {
         match walked {
             Ok(key) => {
                 self.watches.get_mut(&id).expect("just added").root = Some(key);
+                if let Some(baseline) = baseline {
+                    self.catch_up(id, baseline);
+                }
                 Ok(id)
             }
             Err(failure) => {
@@ -293,8 +320,11 @@ impl Tree {
     }
 
     pub(crate) fn remove_watch(&mut self, id: WatchId) -> Result<()> {
-        if self.watches.remove(&id).is_none() {
+        let Some(watch) = self.watches.remove(&id) else {
             return Err(Error::UnknownWatch(id));
+        };
+        if watch.dirty.is_some() {
+            self.tracked -= 1;
         }
         self.forget_owner(id);
         Ok(())
@@ -363,6 +393,8 @@ impl Tree {
     /// Forgets a node and everything below it. With `unwatch`, also removes the kernel watches
     /// (for subtrees that left the watched area but still exist).
     fn drop_subtree(&mut self, top: usize, unwatch: bool) {
+        // What was below is gone from the index: every path of it, under its old name.
+        self.mark_subtree(top);
         let mut stack = vec![top];
         while let Some(key) = stack.pop() {
             let Some(node) = self.nodes[key].as_ref() else {

@@ -119,12 +119,16 @@ impl Tree {
             ),
         };
         entry.stat = Some(Box::new(Seen {
+            ino: stat.ino,
             size: stat.size,
             mtime_ns: stat.mtime_ns,
             ctime_ns: stat.ctime_ns,
         }));
         entry.ino = ino;
         let unclosed_write = std::mem::take(&mut entry.unclosed_write);
+        if modified || attrib {
+            self.mark(dir, name);
+        }
         let isdir = if stat.kind == Kind::Dir {
             Mask::IN_ISDIR
         } else {
@@ -152,6 +156,8 @@ impl Tree {
         let Some(entry) = self.node_mut(key).entries.remove(name) else {
             return;
         };
+        let dir = self.node(key).path.clone();
+        self.mark(&dir, name);
         if let Some(child) = entry.child.get() {
             // Depth first, children before parents, as the kernel reports an `rm -r`.
             let mut order = Vec::new();

@@ -219,6 +219,10 @@ impl Tree {
                 Err(failure) => self.warn_watch_failure(&child_path, failure),
             }
         }
+        if self.tracked > 0 {
+            let dir = self.node(key).path.clone();
+            self.mark(&dir, &name);
+        }
         self.node_mut(key).entries.insert(name, entry);
     }
 
