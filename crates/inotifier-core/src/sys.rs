@@ -65,6 +65,16 @@ impl Inotify {
         Ok(())
     }
 
+    /// Bytes of events waiting in the kernel's queue.
+    pub fn queued_bytes(&self) -> io::Result<usize> {
+        let mut bytes: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int to the pointer we own.
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::FIONREAD, &mut bytes) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(bytes.max(0) as usize)
+    }
+
     /// Reads as many queued events as fit into `buffer`; `Ok(0)` when none are queued.
     pub fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
         loop {

@@ -525,6 +525,46 @@ fn by_path(entries: Vec<SnapshotEntry>) -> BTreeMap<Vec<u8>, SnapshotEntry> {
     entries.into_iter().map(|e| (e.path.clone(), e)).collect()
 }
 
+/// Applies exports to `persisted` until they have nothing more to give, and returns how many
+/// changes that took. An export holds back entries changed in the last clock ticks (their
+/// events may still be on the way), so right after a burst it takes a few: done when two
+/// exports 30 ms apart (several ticks) are both empty.
+fn export_until_current(
+    watcher: &Watcher,
+    id: WatchId,
+    persisted: &mut BTreeMap<Vec<u8>, SnapshotEntry>,
+) -> usize {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut applied = 0;
+    let mut empty_since: Option<Instant> = None;
+    while Instant::now() < deadline {
+        let changes = watcher.engine().snapshot_changes(id).unwrap();
+        if changes.is_empty() {
+            let since = *empty_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_millis(30) {
+                break;
+            }
+            std::thread::yield_now();
+            continue;
+        }
+        empty_since = None;
+        applied += changes.len();
+        let removals_first = changes
+            .iter()
+            .position(|c| matches!(c, SnapshotChange::Upsert(_)))
+            .unwrap_or(changes.len());
+        assert!(
+            changes[removals_first..]
+                .iter()
+                .all(|c| matches!(c, SnapshotChange::Upsert(_))),
+            "removals after upserts: {changes:?}"
+        );
+        apply_changes(persisted, changes);
+    }
+    applied
+}
+
 fn assert_same(persisted: &BTreeMap<Vec<u8>, SnapshotEntry>, full: &[SnapshotEntry], round: usize) {
     let full = by_path(full.to_vec());
     let show = |p: &Vec<u8>| String::from_utf8_lossy(p).into_owned();
@@ -580,19 +620,8 @@ fn applying_the_exported_changes_to_the_first_snapshot_gives_the_full_snapshot()
         }
         // Every event caused so far is processed once the barrier's arrives.
         barrier(&mut watcher, root);
-        let changes = watcher.engine().snapshot_changes(id).unwrap();
-        changes_seen += changes.len();
-        let removals_first = changes
-            .iter()
-            .position(|c| matches!(c, SnapshotChange::Upsert(_)))
-            .unwrap_or(changes.len());
-        assert!(
-            changes[removals_first..]
-                .iter()
-                .all(|c| matches!(c, SnapshotChange::Upsert(_)))
-        );
-        apply_changes(&mut persisted, changes);
-        // A second export right away has nothing new.
+        changes_seen += export_until_current(&watcher, id, &mut persisted);
+        // Once current, another export has nothing new.
         assert_eq!(watcher.engine().snapshot_changes(id).unwrap(), vec![]);
         let full = watcher.engine().snapshot(id).unwrap();
         assert_same(&persisted, &full, round);
@@ -676,8 +705,7 @@ fn after_a_catch_up_the_changes_turn_the_baseline_into_the_tree() {
         .add_watch_with_baseline(spec(root, Mask::ALL_EVENTS), baseline.clone())
         .unwrap();
     let mut persisted = by_path(baseline);
-    let changes = watcher.engine().snapshot_changes(id).unwrap();
-    apply_changes(&mut persisted, changes);
+    export_until_current(&watcher, id, &mut persisted);
     let full = watcher.engine().snapshot(id).unwrap();
     assert_same(&persisted, &full, 0);
     assert!(persisted.contains_key(b"z/f9".as_slice()));
@@ -820,10 +848,7 @@ fn changes_lost_in_a_queue_overflow_are_exported_after_the_rescan() {
         watcher.wait_for(|seen| seen.iter().any(|e| e.mask.contains(Mask::IN_Q_OVERFLOW)));
     assert!(overflowed, "no overflow: {}", watcher.dump());
     barrier(&mut watcher, root);
-    apply_changes(
-        &mut persisted,
-        watcher.engine().snapshot_changes(id).unwrap(),
-    );
+    export_until_current(&watcher, id, &mut persisted);
     let full = watcher.engine().snapshot(id).unwrap();
     assert_same(&persisted, &full, 0);
     for file in &seeds[..10] {
@@ -935,10 +960,7 @@ fn replaying_the_catch_up_on_the_baseline_gives_the_tree_on_disk() {
             .unwrap();
         // And the export after the catch-up turns the baseline into the tree.
         let mut persisted = by_path(baseline.clone());
-        apply_changes(
-            &mut persisted,
-            watcher.engine().snapshot_changes(id).unwrap(),
-        );
+        export_until_current(&watcher, id, &mut persisted);
         assert_same(
             &persisted,
             &watcher.engine().snapshot(id).unwrap(),

@@ -7,66 +7,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use crate::error::Result;
 use crate::journal::Journal;
 
-/// What a snapshot entry is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum EntryKind {
-    File,
-    Dir,
-    Symlink,
-    Other,
-}
-
-impl EntryKind {
-    pub(crate) fn code(self) -> u8 {
-        match self {
-            EntryKind::Other => 0,
-            EntryKind::File => 1,
-            EntryKind::Dir => 2,
-            EntryKind::Symlink => 3,
-        }
-    }
-
-    pub(crate) fn from_code(code: u8) -> EntryKind {
-        match code {
-            1 => EntryKind::File,
-            2 => EntryKind::Dir,
-            3 => EntryKind::Symlink,
-            _ => EntryKind::Other,
-        }
-    }
-}
-
-/// One entry of a watched tree.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotEntry {
-    /// Relative to the watch's root, as raw bytes (names need not be UTF-8).
-    pub path: Vec<u8>,
-    pub inode: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub kind: EntryKind,
-}
-
-/// An update to a snapshot.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SnapshotChange {
-    /// Adds the entry, or replaces the one with its path.
-    Upsert(SnapshotEntry),
-    /// Removes the entry with this path, if any.
-    Remove(Vec<u8>),
-    /// Removes the entry with this path and everything below it: a directory deleted or moved
-    /// out.
-    RemoveTree(Vec<u8>),
-}
-
-/// The upper bound of the paths below `dir`: `dir/` sorts first, and `'/' + 1` is `'0'`.
-fn below(dir: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let mut lo = dir.to_vec();
-    lo.push(b'/');
-    let mut hi = dir.to_vec();
-    hi.push(b'/' + 1);
-    (lo, hi)
-}
+pub use inotifier_core::snapshot::{EntryKind, SnapshotChange, SnapshotEntry};
 
 fn now_ns() -> i64 {
     SystemTime::now()
@@ -92,7 +33,7 @@ fn upsert(tx: &Transaction<'_>, watch_key: &str, entry: &SnapshotEntry) -> rusql
         entry.inode as i64,
         entry.size as i64,
         entry.mtime_ns,
-        entry.kind.code()
+        entry.kind.as_u8()
     ])?;
     Ok(())
 }
@@ -109,14 +50,6 @@ impl Journal {
                     SnapshotChange::Remove(path) => {
                         tx.prepare_cached("DELETE FROM snapshot WHERE watch = ?1 AND path = ?2")?
                             .execute(params![watch_key, path])?;
-                    }
-                    SnapshotChange::RemoveTree(path) => {
-                        let (lo, hi) = below(path);
-                        tx.prepare_cached(
-                            "DELETE FROM snapshot WHERE watch = ?1
-                             AND (path = ?2 OR (path >= ?3 AND path < ?4))",
-                        )?
-                        .execute(params![watch_key, path, lo, hi])?;
                     }
                 }
             }
@@ -159,7 +92,7 @@ impl Journal {
                         inode: row.get::<_, i64>(1)? as u64,
                         size: row.get::<_, i64>(2)? as u64,
                         mtime_ns: row.get(3)?,
-                        kind: EntryKind::from_code(row.get(4)?),
+                        kind: EntryKind::from_u8(row.get(4)?).unwrap_or(EntryKind::Other),
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -320,7 +320,9 @@ fn snapshot_saves_loads_and_removes_trees() {
             .save_snapshot(
                 "/srv/in",
                 &[
-                    SnapshotChange::RemoveTree(b"a".to_vec()),
+                    SnapshotChange::Remove(b"a/y/z".to_vec()),
+                    SnapshotChange::Remove(b"a/x\xff".to_vec()),
+                    SnapshotChange::Remove(b"a".to_vec()),
                     SnapshotChange::Remove(b"l".to_vec()),
                     SnapshotChange::Upsert(entry(b"a0", 40, EntryKind::Other)),
                     SnapshotChange::Upsert(entry(b"b", 6, EntryKind::File)),

@@ -176,38 +176,6 @@ impl Tree {
         None
     }
 
-    /// The snapshot entry of `name` in node `key`: from the stat the index keeps, or `lstat`
-    /// when an event has changed it since (or it is a directory, whose times change without an
-    /// event on it). `None` if it vanished meanwhile.
-    pub(super) fn export_entry(
-        &mut self,
-        key: usize,
-        name: &[u8],
-        rel: Vec<u8>,
-    ) -> Option<SnapshotEntry> {
-        let entry = self.node(key).entries.get(name)?;
-        if entry.kind != Kind::Dir
-            && let Some(seen) = entry.stat.as_deref()
-        {
-            return Some(SnapshotEntry {
-                path: rel,
-                inode: seen.ino,
-                size: seen.size,
-                mtime_ns: seen.mtime_ns,
-                kind: entry.kind.into(),
-            });
-        }
-        let stat = sys::lstat(&self.node(key).path.join(OsStr::from_bytes(name))).ok()?;
-        self.keep_stat(key, name, &stat);
-        Some(SnapshotEntry {
-            path: rel,
-            inode: stat.ino,
-            size: stat.size,
-            mtime_ns: stat.mtime_ns,
-            kind: stat.kind.into(),
-        })
-    }
-
     /// Keeps a fresh stat of a file in the index, so the next export needs no system call. Not
     /// for directories (their times change with their entries, without an event on them), nor
     /// when the index and the disk disagree (an event is on its way), nor for a file changed
@@ -327,25 +295,93 @@ impl Tree {
 
     /// What changed since the last export: removals first, then upserts, parents before their
     /// children.
+    ///
+    /// Never ahead of the events: a change goes out only once the event that reports it has
+    /// reached the sink (which, in the daemon, journals it), or a crash in between would make
+    /// the next start's catch-up miss it. So an entry is exported only while the kernel's
+    /// queue is empty, no move waits for its pair, and the disk agrees with the index and
+    /// has not changed in the last clock ticks; the others stay marked for the next export.
     pub(crate) fn snapshot_changes(&mut self, id: WatchId) -> Result<Vec<SnapshotChange>> {
-        let watch = self.watches.get_mut(&id).ok_or(Error::UnknownWatch(id))?;
-        let dirty = watch.dirty.as_mut().ok_or(Error::NoSnapshot(id))?;
+        let watch = self.watches.get(&id).ok_or(Error::UnknownWatch(id))?;
+        if watch.dirty.is_none() {
+            return Err(Error::NoSnapshot(id));
+        }
+        let queue_empty = self.inotify.queued_bytes().is_ok_and(|bytes| bytes == 0);
+        if !queue_empty || !self.pending_moves.is_empty() {
+            return Ok(Vec::new());
+        }
+        let settled_before = sys::coarse_realtime_ns() - 2 * self.coarse_lag_ns;
+        let watch = self.watches.get_mut(&id).expect("looked up above");
+        let dirty = watch.dirty.as_mut().expect("checked above");
         let mut paths: Vec<Vec<u8>> = std::mem::take(dirty).into_iter().collect();
         paths.sort_unstable();
         let mut removes = Vec::new();
         let mut upserts = Vec::new();
+        let mut deferred = Vec::new();
         for rel in paths {
-            let found = self.resolve(id, &rel).and_then(|key| {
-                let name = Name::from_slice(rel.rsplit(|&b| b == b'/').next().unwrap_or(&rel));
-                self.export_entry(key, &name, rel.clone())
-            });
-            match found {
+            let name = Name::from_slice(rel.rsplit(|&b| b == b'/').next().unwrap_or(&rel));
+            let Some(key) = self
+                .resolve(id, &rel)
+                .filter(|key| self.node(*key).entries.contains_key(&*name))
+            else {
+                removes.push(SnapshotChange::Remove(rel));
+                continue;
+            };
+            match self.export_settled(key, &name, rel.clone(), settled_before) {
                 Some(entry) => upserts.push(SnapshotChange::Upsert(entry)),
-                None => removes.push(SnapshotChange::Remove(rel)),
+                None => deferred.push(rel),
             }
+        }
+        if let Some(dirty) = self
+            .watches
+            .get_mut(&id)
+            .and_then(|watch| watch.dirty.as_mut())
+        {
+            dirty.extend(deferred);
         }
         removes.extend(upserts);
         Ok(removes)
+    }
+
+    /// The snapshot entry of an entry the index holds, if the disk agrees with the index and
+    /// the entry has not changed since `settled_before` (else an event about it may still be
+    /// on its way).
+    fn export_settled(
+        &mut self,
+        key: usize,
+        name: &[u8],
+        rel: Vec<u8>,
+        settled_before: i64,
+    ) -> Option<SnapshotEntry> {
+        let entry = self.node(key).entries.get(name)?;
+        if entry.kind != Kind::Dir
+            && let Some(seen) = entry.stat.as_deref()
+        {
+            return Some(SnapshotEntry {
+                path: rel,
+                inode: seen.ino,
+                size: seen.size,
+                mtime_ns: seen.mtime_ns,
+                kind: entry.kind.into(),
+            });
+        }
+        let (kind, ino) = (entry.kind, entry.ino);
+        let stat = sys::lstat(&self.node(key).path.join(OsStr::from_bytes(name))).ok()?;
+        let agrees = stat.kind == kind && (ino == 0 || ino == stat.ino);
+        // A directory's times change with its entries, which are exported on their own.
+        let settled = stat.kind == Kind::Dir
+            || (stat.ctime_ns < settled_before && stat.mtime_ns < settled_before);
+        if !agrees || !settled {
+            return None;
+        }
+        self.keep_stat(key, name, &stat);
+        Some(SnapshotEntry {
+            path: rel,
+            inode: stat.ino,
+            size: stat.size,
+            mtime_ns: stat.mtime_ns,
+            kind: stat.kind.into(),
+        })
     }
 }
 
