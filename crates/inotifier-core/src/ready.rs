@@ -255,6 +255,12 @@ impl ReadyDetector {
         self.pending.len()
     }
 
+    /// Whether `pathname` waits out its settle time, or is moving (its `IN_MOVED_FROM` waits
+    /// for the pair): its ready event is still to come.
+    pub fn is_settling(&self, pathname: &Path) -> bool {
+        self.pending.contains_key(pathname) || self.moves.iter().any(|moved| moved.from == pathname)
+    }
+
     /// When the next timer runs out, if one is armed.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.timers.keys().next().map(|(deadline, _)| *deadline)
@@ -634,6 +640,15 @@ impl ReadyStage {
             .filter_map(|watch| watch.detector.as_ref())
             .map(ReadyDetector::pending_count)
             .sum()
+    }
+
+    /// Whether a file of `watch` still has its ready event to come (see
+    /// [`ReadyDetector::is_settling`]).
+    pub fn is_settling(&self, watch: WatchId, pathname: &Path) -> bool {
+        self.watches
+            .get(&watch)
+            .and_then(|watch| watch.detector.as_ref())
+            .is_some_and(|detector| detector.is_settling(pathname))
     }
 
     /// When [`poll`](ReadyStage::poll) has something to deliver next.

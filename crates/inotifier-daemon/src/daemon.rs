@@ -10,8 +10,9 @@ use inotifier_core::{Engine, EngineOptions, WatchId, WatchSpec};
 use inotifier_journal::{Journal, JournalError, JournalOptions};
 use inotifier_sinks::Processor;
 
+use crate::config::FirstStart;
 use crate::config::{Config, WatchConfig};
-use crate::keeper::Keeper;
+use crate::keeper::{self, Keeper, Tracked, TrackedWatches};
 use crate::pipeline::{self, Pipeline, SharedPipeline};
 use crate::router::{Abandoner, Cursor, Route, Router};
 use crate::stats::{Snapshot, Stats};
@@ -72,7 +73,7 @@ pub struct ReloadSummary {
 }
 
 pub struct Daemon {
-    engine: Engine,
+    engine: Arc<Engine>,
     pipeline: SharedPipeline,
     timer_thread: Option<JoinHandle<()>>,
     abandoner: Abandoner,
@@ -82,6 +83,8 @@ pub struct Daemon {
     config: Config,
     journal: Option<Arc<Journal>>,
     keeper: Option<Keeper>,
+    /// The watches whose snapshot the journal keeps (catch-up on).
+    tracked: TrackedWatches,
 }
 
 impl Daemon {
@@ -121,6 +124,7 @@ impl Daemon {
         let engine =
             Engine::start_with_sink(EngineOptions::default(), pipeline::sink(pipeline.clone()))
                 .map_err(DaemonError::Engine)?;
+        let engine = Arc::new(engine);
         let timer_thread = pipeline::spawn_timers(pipeline.clone()).map_err(DaemonError::Thread)?;
         let mut daemon = Daemon {
             engine,
@@ -136,6 +140,7 @@ impl Daemon {
             },
             journal,
             keeper: None,
+            tracked: TrackedWatches::default(),
         };
         for watch in &config.watches {
             match daemon.add(watch) {
@@ -150,8 +155,13 @@ impl Daemon {
         daemon.config = config;
         if let Some(journal) = &daemon.journal {
             daemon.keeper = Some(
-                Keeper::start(journal.clone(), daemon.pipeline.clone())
-                    .map_err(DaemonError::Thread)?,
+                Keeper::start(
+                    journal.clone(),
+                    daemon.pipeline.clone(),
+                    daemon.engine.clone(),
+                    daemon.tracked.clone(),
+                )
+                .map_err(DaemonError::Thread)?,
             );
         }
         Ok(daemon)
@@ -194,13 +204,7 @@ impl Daemon {
             auto_add: watch.auto_add,
             filters: watch.filters.clone(),
         };
-        let id = self
-            .engine
-            .add_watch(spec)
-            .map_err(|source| DaemonError::Watch {
-                path: watch.path.clone(),
-                source,
-            })?;
+        let id = self.add_to_engine(watch, spec)?;
         let cursor = match &self.journal {
             Some(journal) => Some(Cursor {
                 journal: journal.clone(),
@@ -261,7 +265,57 @@ impl Daemon {
         })
     }
 
+    /// Adds the watch to the engine. With catch-up, against the snapshot the journal kept of
+    /// it: what changed while the daemon was down is reported first. The first start of a
+    /// watch records its snapshot (and reports nothing, unless `first_start = "report"`).
+    fn add_to_engine(&self, watch: &WatchConfig, spec: WatchSpec) -> Result<WatchId, DaemonError> {
+        let engine_error = |source| DaemonError::Watch {
+            path: watch.path.clone(),
+            source,
+        };
+        let journal = match &self.journal {
+            Some(journal) if self.config.journal.catch_up => journal,
+            _ => return self.engine.add_watch(spec).map_err(engine_error),
+        };
+        let key = watch.key();
+        let id = match journal.load_snapshot(&key)? {
+            Some(baseline) => {
+                tracing::info!(
+                    "catching up on {}: comparing it with its snapshot of {} entries",
+                    watch.path.display(),
+                    baseline.len()
+                );
+                self.engine
+                    .add_watch_with_baseline(spec, baseline)
+                    .map_err(engine_error)?
+            }
+            None if self.config.journal.first_start == FirstStart::Report => {
+                tracing::info!(
+                    "first start on {}: reporting every entry as created",
+                    watch.path.display()
+                );
+                self.engine
+                    .add_watch_with_baseline(spec, Vec::new())
+                    .map_err(engine_error)?
+            }
+            None => {
+                let id = self.engine.add_watch(spec).map_err(engine_error)?;
+                let snapshot = self.engine.snapshot(id).map_err(engine_error)?;
+                journal.replace_snapshot(&key, &snapshot)?;
+                tracing::info!(
+                    "first start on {}: its snapshot of {} entries is recorded",
+                    watch.path.display(),
+                    snapshot.len()
+                );
+                id
+            }
+        };
+        keeper::lock(&self.tracked).push(Tracked::new(id, key, watch.path.clone()));
+        Ok(id)
+    }
+
     fn remove(&self, active: &ActiveWatch) {
+        keeper::lock(&self.tracked).retain(|tracked| tracked.id != active.id);
         pipeline::lock(&self.pipeline).unregister(active.id);
         if let Err(error) = self.engine.remove_watch(active.id) {
             tracing::warn!(
@@ -337,15 +391,24 @@ impl Daemon {
             keeper,
             ..
         } = self;
-        if let Some(keeper) = keeper {
-            keeper.stop();
+        if let Some(keeper) = &keeper {
+            keeper.finish(deadline);
         }
         // The reader may be blocked feeding a full worker queue: past the deadline, make the
         // workers give up so that it can finish.
         engine.stopper().stop();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let joiner = std::thread::spawn(move || {
-            let _ = done_tx.send(engine.wait());
+            // The keeper, its last round waiting on the engine at worst, ends once the engine
+            // stopped; then this is the only handle.
+            if let Some(keeper) = keeper {
+                keeper.join();
+            }
+            let result = match Arc::try_unwrap(engine) {
+                Ok(engine) => engine.wait(),
+                Err(_) => Ok(()),
+            };
+            let _ = done_tx.send(result);
         });
         let timeout = deadline.saturating_duration_since(Instant::now());
         let engine_result = match done_rx.recv_timeout(timeout) {

@@ -1,52 +1,110 @@
-//! The journal's housekeeping thread of a running daemon: hands the workers the events that
-//! `inotifier journal retry` or `replay` put back (from another process), once a second.
+//! The journal's housekeeping thread of a running daemon, once a second:
+//! - hands the workers the events that `inotifier journal retry` or `replay` put back (from
+//!   another process);
+//! - saves what changed in each watched tree to the journal's snapshot, which the next start's
+//!   catch-up diffs against the disk.
+//!
+//! A snapshot change is saved only once its event is journaled (the engine sees to that) and,
+//! for a file whose ready event is still to come, only once it came: otherwise a crash while
+//! the file settles would leave a snapshot that already has the file and a journal without
+//! its ready event, and nothing would report it. Held-back changes wait for the next round.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use inotifier_core::{Engine, SnapshotChange, WatchId};
 use inotifier_journal::Journal;
 
 use crate::pipeline::{self, SharedPipeline};
 
 const PERIOD: Duration = Duration::from_secs(1);
 
+/// A watch whose tree the journal keeps a snapshot of.
+pub struct Tracked {
+    pub id: WatchId,
+    /// The watch's key in the journal.
+    pub key: String,
+    pub root: PathBuf,
+    /// Changes held back, in order, for the next round.
+    deferred: Vec<SnapshotChange>,
+}
+
+impl Tracked {
+    pub fn new(id: WatchId, key: String, root: PathBuf) -> Tracked {
+        Tracked {
+            id,
+            key,
+            root,
+            deferred: Vec::new(),
+        }
+    }
+}
+
+pub type TrackedWatches = Arc<Mutex<Vec<Tracked>>>;
+
+pub fn lock(tracked: &TrackedWatches) -> MutexGuard<'_, Vec<Tracked>> {
+    tracked.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub struct Keeper {
     stop: Arc<(Mutex<bool>, Condvar)>,
+    done: mpsc::Receiver<()>,
     thread: JoinHandle<()>,
 }
 
 impl Keeper {
-    pub fn start(journal: Arc<Journal>, pipeline: SharedPipeline) -> std::io::Result<Keeper> {
+    pub fn start(
+        journal: Arc<Journal>,
+        pipeline: SharedPipeline,
+        engine: Arc<Engine>,
+        tracked: TrackedWatches,
+    ) -> std::io::Result<Keeper> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let (done_tx, done) = mpsc::channel();
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("inotifier-journal".into())
                 .spawn(move || {
                     let (stopped, wake) = &*stop;
-                    let mut guard = stopped.lock().unwrap_or_else(|e| e.into_inner());
-                    while !*guard {
-                        guard = wake
-                            .wait_timeout(guard, PERIOD)
-                            .unwrap_or_else(|e| e.into_inner())
-                            .0;
-                        if *guard {
-                            break;
-                        }
+                    loop {
+                        let guard = stopped.lock().unwrap_or_else(|e| e.into_inner());
+                        let (guard, _) = wake
+                            .wait_timeout_while(guard, PERIOD, |stopped| !*stopped)
+                            .unwrap_or_else(|e| e.into_inner());
+                        let stopping = *guard;
                         drop(guard);
                         requeue(&journal, &pipeline);
-                        guard = stopped.lock().unwrap_or_else(|e| e.into_inner());
+                        // A last round when stopping, so that a clean restart reports nothing
+                        // twice.
+                        save_snapshots(&journal, &engine, &pipeline, &tracked);
+                        if stopping {
+                            let _ = done_tx.send(());
+                            return;
+                        }
                     }
                 })?
         };
-        Ok(Keeper { stop, thread })
+        Ok(Keeper { stop, done, thread })
     }
 
-    pub fn stop(self) {
+    /// Asks for a last round and waits for it until `deadline`; [`Keeper::join`] then ends the
+    /// thread (once the engine has stopped, should the round still wait on it).
+    pub fn finish(&self, deadline: Instant) {
         let (stopped, wake) = &*self.stop;
         *stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
         wake.notify_all();
+        let _ = self
+            .done
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()));
+    }
+
+    pub fn join(self) {
         let _ = self.thread.join();
     }
 }
@@ -95,4 +153,69 @@ fn requeue(journal: &Journal, pipeline: &SharedPipeline) {
              pending until one does"
         );
     }
+}
+
+fn save_snapshots(
+    journal: &Journal,
+    engine: &Engine,
+    pipeline: &SharedPipeline,
+    tracked: &TrackedWatches,
+) {
+    let mut tracked = lock(tracked);
+    for watch in tracked.iter_mut() {
+        let changes = match engine.snapshot_changes(watch.id) {
+            Ok(changes) => changes,
+            Err(inotifier_core::Error::Stopped) => return,
+            Err(error) => {
+                tracing::warn!("cannot export the snapshot of {}: {error}", watch.key);
+                continue;
+            }
+        };
+        let mut all = std::mem::take(&mut watch.deferred);
+        all.extend(changes);
+        if all.is_empty() {
+            continue;
+        }
+        let (save, deferred) = hold_back_settling(all, watch, pipeline);
+        if let Err(error) = journal.save_snapshot(&watch.key, &save) {
+            tracing::warn!(
+                "cannot save the snapshot of {} ({error}); trying again in a second",
+                watch.key
+            );
+            watch.deferred = save;
+            watch.deferred.extend(deferred);
+        } else {
+            watch.deferred = deferred;
+        }
+    }
+}
+
+/// Splits `changes` into what can be saved now and what waits: the changes of files whose
+/// ready event is still to come, and every later change of the same paths (order per path).
+fn hold_back_settling(
+    changes: Vec<SnapshotChange>,
+    watch: &Tracked,
+    pipeline: &SharedPipeline,
+) -> (Vec<SnapshotChange>, Vec<SnapshotChange>) {
+    let pipeline = pipeline::lock(pipeline);
+    let mut held: HashSet<Vec<u8>> = HashSet::new();
+    let (mut save, mut deferred) = (Vec::new(), Vec::new());
+    for change in changes {
+        let path = match &change {
+            SnapshotChange::Upsert(entry) => &entry.path,
+            SnapshotChange::Remove(path) => path,
+        };
+        let settling = matches!(change, SnapshotChange::Upsert(_))
+            && pipeline.is_settling(
+                watch.id,
+                &watch.root.join(std::ffi::OsStr::from_bytes(path)),
+            );
+        if settling || held.contains(path) {
+            held.insert(path.clone());
+            deferred.push(change);
+        } else {
+            save.push(change);
+        }
+    }
+    (save, deferred)
 }

@@ -151,6 +151,11 @@ impl Pipeline {
         );
     }
 
+    /// Whether a file of `watch` still has its ready event to come.
+    pub fn is_settling(&self, watch: WatchId, pathname: &std::path::Path) -> bool {
+        self.ready.is_settling(watch, pathname)
+    }
+
     /// The route whose journal cursor is `processor`, if it is still registered.
     pub fn route_of(&self, processor: inotifier_journal::ProcessorId) -> Option<Arc<Route>> {
         self.routes
