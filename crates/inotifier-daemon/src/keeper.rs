@@ -23,6 +23,8 @@ use inotifier_journal::Journal;
 use crate::pipeline::{self, SharedPipeline};
 
 const PERIOD: Duration = Duration::from_secs(1);
+/// Several clock ticks (4 ms at 250 Hz).
+const LAST_ROUNDS_APART: Duration = Duration::from_millis(15);
 
 /// A watch whose tree the journal keeps a snapshot of.
 pub struct Tracked {
@@ -80,10 +82,15 @@ impl Keeper {
                         let stopping = *guard;
                         drop(guard);
                         requeue(&journal, &pipeline);
-                        // A last round when stopping, so that a clean restart reports nothing
-                        // twice.
                         save_snapshots(&journal, &engine, &pipeline, &tracked);
                         if stopping {
+                            // The export holds back entries changed in the last clock ticks;
+                            // a few more rounds once they are past, so that a clean restart
+                            // reports nothing twice.
+                            for _ in 0..3 {
+                                std::thread::sleep(LAST_ROUNDS_APART);
+                                save_snapshots(&journal, &engine, &pipeline, &tracked);
+                            }
                             let _ = done_tx.send(());
                             return;
                         }

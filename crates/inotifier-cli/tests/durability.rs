@@ -1,0 +1,549 @@
+//! Nothing lost: the journal and catch-up of `inotifier run` against real faults. A daemon
+//! killed with SIGKILL mid-burst, changes made while it was stopped, a webhook target down
+//! then failing, a journal on a full disk, a damaged journal file. Real processes, real
+//! files, real inotify, a real HTTP server.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{BIN, ChildGuard};
+use inotifier_test_support::{Sysctl, inotify_exclusive, inotify_shared, wait_until};
+
+const LONG: Duration = Duration::from_secs(60);
+
+#[track_caller]
+fn wait_for(what: &str, timeout: Duration, condition: impl FnMut() -> bool) {
+    assert!(
+        wait_until(timeout, condition),
+        "{what}: not within {timeout:?}"
+    );
+}
+
+/// A config in a temporary directory: `watched/` is watched, the pid file and the journal are
+/// in `run/` (unless the config says otherwise), the daemon's log goes to `daemon.log`.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(config: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("watched")).unwrap();
+        std::fs::write(dir.path().join("inotifier.toml"), config).unwrap();
+        Project { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn watched(&self, name: &str) -> PathBuf {
+        self.path("watched").join(name)
+    }
+
+    /// `inotifier run` in the foreground, its stderr appended to `daemon.log`; waits until it
+    /// says it is ready.
+    fn run(&self) -> ChildGuard {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.path("daemon.log"))
+            .unwrap();
+        let before = self.log().matches("ready: ").count();
+        let daemon = ChildGuard::spawn(
+            Command::new(BIN)
+                .args(["run", "-c"])
+                .arg(self.path("inotifier.toml"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        wait_for("the daemon to be ready", LONG, || {
+            self.log().matches("ready: ").count() > before
+        });
+        daemon
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    fn lines(&self, name: &str) -> Vec<String> {
+        std::fs::read_to_string(self.path(name))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn jsonl(&self, name: &str) -> Vec<serde_json::Value> {
+        self.lines(name)
+            .iter()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
+    }
+}
+
+/// Stops a foreground daemon with SIGTERM and expects a clean exit.
+fn stop(mut daemon: ChildGuard) {
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.expect_exit(LONG, "the daemon to stop");
+    assert!(status.success(), "{status:?}");
+}
+
+fn kill(mut daemon: ChildGuard) {
+    daemon.signal(libc::SIGKILL);
+    daemon.expect_exit(LONG, "the killed daemon to be reaped");
+}
+
+/// Records `ID ORIGIN NAME` per event, slowly (50 ms each), through a shell that gets the
+/// name as an argument, never as code.
+fn slow_recorder(out: &Path) -> String {
+    format!(
+        r#"processor = "exec"
+[watch.options]
+argv = ["/bin/sh", "-c", "sleep 0.05; printf '%s %s %s\n' \"$1\" \"$2\" \"$3\" >> \"$0\"", "{}", "{{id}}", "{{origin}}", "{{name}}"]
+"#,
+        out.display()
+    )
+}
+
+#[test]
+fn a_daemon_killed_mid_burst_delivers_everything_after_its_restart() {
+    let _lock = inotify_shared();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("delivered.txt");
+    let project = Project::new(&format!(
+        r#"[daemon]
+pid_file = "run/inotifier.pid"
+log_level = "info"
+
+[[watch]]
+path = "watched"
+events = "IN_CLOSE_WRITE"
+{}"#,
+        slow_recorder(&out)
+    ));
+    let daemon = project.run();
+    let total = 300;
+    for index in 0..total {
+        std::fs::write(project.watched(&format!("f{index:03}")), b"x").unwrap();
+    }
+    // Per name, the (id, origin) of each delivery.
+    let delivered = |out: &Path| -> BTreeMap<String, BTreeSet<(u64, String)>> {
+        let mut by_name: BTreeMap<String, BTreeSet<(u64, String)>> = BTreeMap::new();
+        for line in std::fs::read_to_string(out).unwrap_or_default().lines() {
+            let mut fields = line.splitn(3, ' ');
+            let (id, origin, name) = (fields.next(), fields.next(), fields.next());
+            if let (Some(id), Some(origin), Some(name)) = (id, origin, name) {
+                by_name
+                    .entry(name.to_string())
+                    .or_default()
+                    .insert((id.parse().unwrap(), origin.to_string()));
+            }
+        }
+        by_name
+    };
+    // Over a second of work: the journal has saved the tree's snapshot since the burst.
+    wait_for("a third delivered", LONG, || {
+        delivered(&out).len() >= total / 3
+    });
+    kill(daemon);
+    let at_kill = delivered(&out).len();
+    assert!(
+        at_kill < total,
+        "everything was delivered before the kill: the test needs a slower processor"
+    );
+
+    let daemon = project.run();
+    // What was not acknowledged is redelivered from the journal: at least what the processor
+    // had not finished.
+    let log = project.log();
+    let redelivered: usize = log
+        .lines()
+        .find_map(|line| {
+            let (before, _) = line.split_once(" event(s) pending since the last run")?;
+            before.rsplit(' ').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("nothing redelivered: {log}"));
+    assert!(
+        redelivered >= total - at_kill,
+        "{redelivered} redelivered, {at_kill} of {total} done at the kill"
+    );
+    wait_for("every file delivered after the restart", LONG, || {
+        delivered(&out).len() == total
+    });
+    stop(daemon);
+    let delivered = delivered(&out);
+    let names: Vec<String> = (0..total).map(|i| format!("f{i:03}")).collect();
+    assert_eq!(delivered.keys().cloned().collect::<Vec<_>>(), names);
+    // A redelivery from the journal keeps the event's id, so a consumer can tell a
+    // duplicate: one id per file for the kernel's event. Files whose event the kernel still
+    // held at the kill (or created after the last snapshot save) are also reported by the
+    // catch-up, under ids of their own.
+    let mut caught_up = 0;
+    for (name, deliveries) in &delivered {
+        let kernel: Vec<_> = deliveries.iter().filter(|(_, o)| o == "kernel").collect();
+        assert!(
+            kernel.len() <= 1,
+            "{name}: one event under several ids: {deliveries:?}"
+        );
+        assert!(
+            deliveries
+                .iter()
+                .all(|(_, o)| o == "kernel" || o == "catchup"),
+            "{name}: {deliveries:?}"
+        );
+        caught_up += deliveries.iter().filter(|(_, o)| o == "catchup").count();
+    }
+    eprintln!("delivered before the kill: {at_kill} of {total}; caught up: {caught_up}");
+}
+
+#[test]
+fn changes_made_while_the_daemon_was_stopped_are_delivered_at_its_start() {
+    let _lock = inotify_shared();
+    let project = Project::new(
+        r#"[daemon]
+pid_file = "run/inotifier.pid"
+
+[[watch]]
+path = "watched"
+events = "IN_CREATE|IN_DELETE"
+processor = "jsonl"
+[watch.options]
+path = "events.jsonl"
+"#,
+    );
+    for index in 0..20 {
+        std::fs::write(project.watched(&format!("old{index:02}")), b"x").unwrap();
+    }
+    // The first start records what exists and reports none of it.
+    let daemon = project.run();
+    assert!(
+        project
+            .log()
+            .contains("its snapshot of 20 entries is recorded")
+    );
+    std::fs::write(project.watched("probe"), b"x").unwrap();
+    wait_for("the probe", LONG, || {
+        project.jsonl("events.jsonl").len() == 1
+    });
+    stop(daemon);
+
+    for index in 0..100 {
+        std::fs::write(project.watched(&format!("new{index:03}")), b"x").unwrap();
+    }
+    for index in 0..10 {
+        std::fs::remove_file(project.watched(&format!("old{index:02}"))).unwrap();
+    }
+    let daemon = project.run();
+    wait_for("110 changes", LONG, || {
+        project.jsonl("events.jsonl").len() >= 111
+    });
+    stop(daemon);
+    let events = project.jsonl("events.jsonl");
+    let caught_up: Vec<&serde_json::Value> = events[1..].iter().collect();
+    assert_eq!(caught_up.len(), 110, "{caught_up:#?}");
+    let named = |mask: &str| -> BTreeSet<String> {
+        caught_up
+            .iter()
+            .filter(|e| e["maskname"] == mask)
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        named("IN_CREATE"),
+        (0..100).map(|i| format!("new{i:03}")).collect()
+    );
+    assert_eq!(
+        named("IN_DELETE"),
+        (0..10).map(|i| format!("old{i:02}")).collect()
+    );
+    assert!(caught_up.iter().all(|e| e["origin"] == "catchup"));
+    // Ids go on from the last run's.
+    let first_id = events[0]["id"].as_u64().unwrap();
+    assert!(
+        caught_up
+            .iter()
+            .all(|e| e["id"].as_u64().unwrap() > first_id)
+    );
+}
+
+/// The webhook processor's test server (crates/inotifier-sinks/tests/fixtures/hook_server.py).
+struct HookServer {
+    child: Child,
+    _stdin: ChildStdin,
+    log: PathBuf,
+}
+
+impl HookServer {
+    fn start(port: u16, fail: usize, log: &Path) -> HookServer {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../inotifier-sinks/tests/fixtures/hook_server.py");
+        let mut child = Command::new("python3")
+            .arg(fixture)
+            .args(["--port", &port.to_string(), "--fail", &fail.to_string()])
+            .arg("--log")
+            .arg(log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the test server");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let line = receiver
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server reports its port");
+        assert_eq!(line.trim(), format!("PORT {port}"));
+        HookServer {
+            child,
+            _stdin: stdin,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// The events of the requests answered 200, in the order they were received.
+    fn accepted(&self, fail: usize) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|request| request["number"].as_u64().unwrap() as usize > fail)
+            .map(|request| serde_json::from_str(request["body"].as_str().unwrap()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for HookServer {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of our own child, not reaped yet, by its PID.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_webhook_target_down_then_failing_gets_everything_once_it_recovers() {
+    let _lock = inotify_shared();
+    // A port nothing listens on yet: connections are refused until the server starts.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let project = Project::new(&format!(
+        r#"[daemon]
+pid_file = "run/inotifier.pid"
+
+[[watch]]
+path = "watched"
+events = "IN_CREATE|IN_CLOSE_WRITE"
+processor = "webhook"
+[watch.options]
+url = "http://127.0.0.1:{port}/hook"
+[watch.retry]
+attempts = 1000
+initial = "20ms"
+max = "200ms"
+"#
+    ));
+    let daemon = project.run();
+    let files = 30;
+    for index in 0..files {
+        std::fs::write(project.watched(&format!("f{index:02}")), b"x").unwrap();
+    }
+    wait_for("refused connections to be retried", LONG, || {
+        project.log().matches("retry_in_ms").count() >= files
+    });
+    let fail = 40;
+    let server = HookServer::start(port, fail, &project.path("requests.jsonl"));
+    wait_for("every event accepted", LONG, || {
+        server.accepted(fail).len() >= 2 * files
+    });
+    stop(daemon);
+    let accepted = server.accepted(fail);
+    let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for event in &accepted {
+        by_file
+            .entry(event["name"].as_str().unwrap().to_string())
+            .or_default()
+            .push(event["maskname"].as_str().unwrap().to_string());
+    }
+    assert_eq!(by_file.len(), files);
+    for (name, masks) in &by_file {
+        // In order per file, and each once: nothing was given up, nothing acknowledged twice.
+        assert_eq!(masks, &["IN_CREATE", "IN_CLOSE_WRITE"], "{name}");
+    }
+}
+
+#[test]
+fn a_damaged_journal_stops_the_start_and_names_the_recovery_command() {
+    let project = Project::new(
+        r#"[daemon]
+pid_file = "run/inotifier.pid"
+
+[[watch]]
+path = "watched"
+events = "IN_CREATE"
+processor = "log"
+"#,
+    );
+    std::fs::create_dir(project.path("run")).unwrap();
+    let journal = project.path("run/inotifier.journal");
+    let garbage = b"this is not a journal, whatever it once was".repeat(200);
+    std::fs::write(&journal, &garbage).unwrap();
+    let finished = common::run_to_exit(
+        Command::new(BIN)
+            .args(["run", "-c"])
+            .arg(project.path("inotifier.toml")),
+        None,
+        LONG,
+    );
+    assert!(!finished.status.success());
+    let recovery = format!("inotifier journal recover --journal {}", journal.display());
+    assert!(
+        finished.stderr.contains(&recovery),
+        "no recovery command in: {}",
+        finished.stderr
+    );
+    // Never a silent reset: the file is as it was.
+    assert_eq!(std::fs::read(&journal).unwrap(), garbage);
+}
+
+/// A tmpfs of `size` mounted on a new directory (we run as root), unmounted when dropped.
+struct TinyDisk {
+    dir: tempfile::TempDir,
+}
+
+impl TinyDisk {
+    fn mount(size: &str) -> TinyDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs needs root");
+        TinyDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the disk is full; returns its path.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.path().join("filler");
+        let mut file = File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+        filler
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount")
+            .arg(self.dir.path())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !unmounted {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_full_journal_disk_stops_reading_and_loses_nothing() {
+    // A short kernel queue (taken by the daemon's instance when it starts), so that the burst
+    // overflows it while reading is stopped: the rescan must find what the kernel dropped.
+    let exclusive = inotify_exclusive();
+    let _queue = Sysctl::set("max_queued_events", 256, &exclusive);
+    let disk = TinyDisk::mount("1m");
+    let project = Project::new(&format!(
+        r#"[daemon]
+pid_file = "{}/inotifier.pid"
+
+[[watch]]
+path = "watched"
+events = "IN_CLOSE_WRITE"
+processor = "jsonl"
+[watch.options]
+path = "events.jsonl"
+"#,
+        disk.path().display()
+    ));
+    let daemon = project.run();
+    std::fs::write(project.watched("before"), b"x").unwrap();
+    wait_for("the first event", LONG, || {
+        project.jsonl("events.jsonl").len() == 1
+    });
+    let filler = disk.fill();
+    let files = 3000;
+    for index in 0..files {
+        std::fs::write(project.watched(&format!("f{index:04}")), b"x").unwrap();
+    }
+    wait_for("the journal's error", LONG, || {
+        project
+            .log()
+            .contains("Reading stops until the journal can be written")
+    });
+    assert!(
+        project.log().contains("free space or make it writable"),
+        "{}",
+        project.log()
+    );
+    let while_full = project.jsonl("events.jsonl").len();
+    assert!(
+        while_full < 1 + files,
+        "everything was journaled before the disk filled up"
+    );
+    // Nothing is delivered that is not journaled: over a window of 300 ms, not one more.
+    let window = std::time::Instant::now();
+    while window.elapsed() < Duration::from_millis(300) {
+        assert_eq!(project.jsonl("events.jsonl").len(), while_full);
+        std::thread::yield_now();
+    }
+
+    std::fs::remove_file(filler).unwrap();
+    wait_for("every file once the disk has room", LONG, || {
+        let names: BTreeSet<String> = project
+            .jsonl("events.jsonl")
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect();
+        (0..files).all(|i| names.contains(&format!("f{i:04}")))
+    });
+    let log = project.log();
+    assert!(log.contains("is writable again"), "{log}");
+    assert!(
+        log.contains("inotify queue overflowed; rescanning"),
+        "{log}"
+    );
+    stop(daemon);
+}
