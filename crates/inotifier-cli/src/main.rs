@@ -11,6 +11,7 @@ mod daemon;
 mod output;
 mod signals;
 mod watch;
+mod watch_state;
 
 #[derive(Parser)]
 #[command(

@@ -20,6 +20,7 @@ use inotifier_core::{
 
 use crate::output::{self, Format};
 use crate::signals;
+use crate::watch_state::WatchState;
 
 #[derive(Args)]
 #[command(
@@ -37,7 +38,7 @@ temporary files never get one; files found by a scan get one once settled. It is
 ALL_EVENTS: ask for it with -e IN_READY, alone or with other events. Ready events carry the \
 src_pathname of a rename into place.\n\n\
 JSON output: one object per line with the keys id, mask, maskname, path, name, pathname, dir, wd, \
-cookie, src_pathname (null when none), synthetic, origin (kernel, scan or rescan) and time (seconds \
+cookie, src_pathname (null when none), synthetic, origin (kernel, scan, rescan or catchup) and time (seconds \
 since the epoch). Names are bytes: a byte that is not part of valid UTF-8 is written as the escape \
 \\udcXX (XX the byte, PEP 383 surrogateescape), so os.fsencode(json.loads(line)[\"name\"]) in \
 Python gives back the exact name.\n\n\
@@ -90,6 +91,13 @@ pub struct WatchArgs {
     /// Do not print the "ready" line on stderr.
     #[arg(short, long)]
     quiet: bool,
+
+    /// Keep a snapshot of each watched tree in DIR (created, mode 0700), and at the next start
+    /// with the same DIR first report what changed since (origin "catchup"): creations,
+    /// deletions, modifications and renames, recognised by inode. The first run records the
+    /// snapshot and reports nothing for what already exists.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
 }
 
 fn parse_mask(text: &str) -> Result<Mask, String> {
@@ -112,6 +120,8 @@ fn parse_temp_pattern(text: &str) -> Result<Glob, String> {
 pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let ready = ready_options(&args);
     let stop_signals = signals::block_stop_signals().context("cannot block SIGINT and SIGTERM")?;
+    let mut state = args.state.as_deref().map(WatchState::open).transpose()?;
+    let stage = Arc::new(Mutex::new(ReadyStage::new()));
     let write_error = Arc::new(Mutex::new(None));
     // Without IN_READY, the output is written from the reader thread itself (the fastest path);
     // with it, a pipeline thread runs the ready stage, which needs its own timers.
@@ -127,7 +137,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             let pipeline = ReadyPipeline {
                 batches,
                 registered,
-                stage: ReadyStage::new(),
+                stage: stage.clone(),
                 user_mask: args.events,
                 options: options.clone(),
                 output: StdoutWriter::new(args.format),
@@ -141,15 +151,26 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             (engine, Some(thread), Some(registrations))
         }
     };
-    let added = add_watches(&engine, &args, registrations.as_ref());
+    let added = add_watches(&engine, &args, registrations.as_ref(), state.as_mut());
     // Every id is sent: the pipeline stops waiting for more. Before the engine can be dropped by
     // an error below, since the pipeline must keep draining the engine's channel for it to stop.
     drop(registrations);
     added?;
+    let engine = Arc::new(engine);
+    // With --state, a stop signal goes to the state thread: it saves the snapshots a last
+    // time, then stops the engine.
+    let keeper = match state {
+        Some(state) => Some(state.keep(engine.clone(), ready.is_some().then(|| stage.clone()))?),
+        None => None,
+    };
     let stopper = engine.stopper();
+    let stop_keeper = keeper.as_ref().map(|(stop, _)| stop.clone());
     signals::on_stop_signal(stop_signals, move |signal| {
         tracing::info!("signal {signal} received, stopping");
-        stopper.stop();
+        match stop_keeper {
+            Some(stop) => drop(stop.send(())),
+            None => stopper.stop(),
+        }
     })
     .context("cannot start the signal thread")?;
     if !args.quiet {
@@ -158,7 +179,15 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             engine.watch_count()?
         );
     }
-    engine.wait()?;
+    if let Some((stop, thread)) = keeper {
+        drop(stop);
+        // Ends after a stop signal, or within a second of the engine stopping by itself.
+        let _ = thread.join();
+    }
+    match Arc::try_unwrap(engine) {
+        Ok(engine) => engine.wait()?,
+        Err(_) => unreachable!("the state thread, the only other owner, has ended"),
+    }
     // The engine has stopped and closed its channel: the pipeline writes what it holds and ends.
     if let Some(thread) = pipeline {
         let written = thread
@@ -174,12 +203,14 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Adds a watch per PATH; with the ready pipeline, sends it each id.
+/// Adds a watch per PATH (with `--state`, against its snapshot); with the ready pipeline,
+/// sends it each id.
 fn add_watches(
     engine: &Engine,
     args: &WatchArgs,
     registrations: Option<&Sender<WatchId>>,
-) -> inotifier_core::Result<()> {
+    mut state: Option<&mut WatchState>,
+) -> anyhow::Result<()> {
     let filters = Filters {
         include: args.include.clone(),
         exclude: args.exclude.clone(),
@@ -187,7 +218,10 @@ fn add_watches(
     for path in &args.paths {
         let mut spec = WatchSpec::new(path, args.events).recursive(args.recursive);
         spec.filters = filters.clone();
-        let id = engine.add_watch(spec)?;
+        let id = match state.as_deref_mut() {
+            Some(state) => state.add(engine, spec)?,
+            None => engine.add_watch(spec)?,
+        };
         if let Some(registrations) = registrations {
             // The pipeline waits for this before handling the watch's first event.
             let _ = registrations.send(id);
@@ -226,7 +260,8 @@ struct ReadyPipeline {
     batches: Receiver<Batch>,
     /// The ids of the watches added so far; closed once all are.
     registered: Receiver<WatchId>,
-    stage: ReadyStage,
+    /// Shared with `--state`'s thread, which holds back the snapshot of files still settling.
+    stage: Arc<Mutex<ReadyStage>>,
     user_mask: Mask,
     options: ReadyOptions,
     output: StdoutWriter,
@@ -238,7 +273,8 @@ impl ReadyPipeline {
     /// Runs until the engine closes its channel; a write error stops the engine.
     fn run(mut self) -> io::Result<()> {
         loop {
-            let received = match self.stage.next_deadline() {
+            let next_deadline = self.lock_stage().next_deadline();
+            let received = match next_deadline {
                 Some(deadline) => self
                     .batches
                     .recv_timeout(deadline.saturating_duration_since(Instant::now())),
@@ -250,9 +286,9 @@ impl ReadyPipeline {
             let mut events = match received {
                 Ok(batch) => {
                     self.register_watches_of(&batch);
-                    self.stage.process(batch, Instant::now())
+                    self.lock_stage().process(batch, Instant::now())
                 }
-                Err(RecvTimeoutError::Timeout) => self.stage.poll(Instant::now()),
+                Err(RecvTimeoutError::Timeout) => self.lock_stage().poll(Instant::now()),
                 // Files whose timer still runs are not ready: nothing more to write.
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             };
@@ -278,17 +314,22 @@ impl ReadyPipeline {
         }
     }
 
+    fn lock_stage(&self) -> std::sync::MutexGuard<'_, ReadyStage> {
+        self.stage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Makes sure the stage knows every watch of the batch. A watch's events can only come
     /// after `add_watch` returned its id, which the main thread sends at once: wait for it.
     fn register_watches_of(&mut self, batch: &Batch) {
         for event in batch {
             for &id in event.watches.iter() {
-                while !self.stage.has_watch(id) {
+                while !self.lock_stage().has_watch(id) {
                     match self.registered.recv() {
-                        Ok(added) => {
-                            self.stage
-                                .set_watch(added, self.user_mask, Some(self.options.clone()))
-                        }
+                        Ok(added) => self.lock_stage().set_watch(
+                            added,
+                            self.user_mask,
+                            Some(self.options.clone()),
+                        ),
                         // Every watch is registered: this one was not added by us.
                         Err(_) => break,
                     }

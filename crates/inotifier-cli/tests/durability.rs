@@ -547,3 +547,84 @@ path = "events.jsonl"
     );
     stop(daemon);
 }
+
+#[test]
+fn watch_with_state_reports_what_changed_between_two_runs() {
+    let _lock = inotify_shared();
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("watched");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&watched).unwrap();
+    for name in ["a", "b", "c"] {
+        std::fs::write(watched.join(name), name).unwrap();
+    }
+    let args = |watched: &Path, state: &Path| {
+        vec![
+            "-r".to_string(),
+            "--state".to_string(),
+            state.display().to_string(),
+            watched.display().to_string(),
+        ]
+    };
+    // First run: records the snapshot, reports none of what exists, then a new file.
+    let mut first = common::Watcher::spawn(args(&watched, &state));
+    first.wait_ready();
+    std::fs::write(watched.join("made-while-watching"), b"x").unwrap();
+    first.expect_mask("IN_CLOSE_WRITE", &watched.join("made-while-watching"));
+    first.signal(libc::SIGTERM);
+    assert!(first.finish().success(), "{}", first.stderr());
+    assert!(first.events().iter().all(|e| e["origin"] == "kernel"));
+    let mode = std::fs::metadata(&state).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o700
+    );
+
+    // While nobody watches.
+    std::fs::remove_file(watched.join("a")).unwrap();
+    std::fs::rename(watched.join("b"), watched.join("b-renamed")).unwrap();
+    std::fs::write(watched.join("c"), b"c, longer now").unwrap();
+    std::fs::write(watched.join("d"), b"d").unwrap();
+
+    let mut second = common::Watcher::spawn(args(&watched, &state));
+    second.wait_ready();
+    second.expect_mask("IN_CLOSE_WRITE", &watched.join("d"));
+    second.expect_mask("IN_CLOSE_WRITE", &watched.join("c"));
+    second.expect_mask("IN_DELETE", &watched.join("a"));
+    let (_, moved) = second.expect_mask("IN_MOVED_TO", &watched.join("b-renamed"));
+    assert_eq!(
+        moved["src_pathname"],
+        watched.join("b").display().to_string()
+    );
+    second.signal(libc::SIGTERM);
+    assert!(second.finish().success(), "{}", second.stderr());
+    let events = second.events();
+    assert!(
+        events.iter().all(|e| e["origin"] == "catchup"),
+        "{events:#?}"
+    );
+    let mut seen: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["maskname"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected: Vec<(String, String)> = [
+        ("a", "IN_DELETE"),
+        ("b", "IN_MOVED_FROM"),
+        ("b-renamed", "IN_MOVED_TO"),
+        ("c", "IN_CLOSE_WRITE"),
+        ("c", "IN_MODIFY"),
+        ("d", "IN_CLOSE_WRITE"),
+        ("d", "IN_CREATE"),
+    ]
+    .iter()
+    .map(|(n, m)| (n.to_string(), m.to_string()))
+    .collect();
+    // Nothing of the file made during the first run: its snapshot was saved at the stop.
+    assert_eq!(seen, expected);
+}

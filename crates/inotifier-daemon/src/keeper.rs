@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -183,7 +183,12 @@ fn save_snapshots(
         if all.is_empty() {
             continue;
         }
-        let (save, deferred) = hold_back_settling(all, watch, pipeline);
+        let (save, deferred) = {
+            let pipeline = pipeline::lock(pipeline);
+            hold_back_settling(all, &watch.root, |path| {
+                pipeline.is_settling(watch.id, path)
+            })
+        };
         if let Err(error) = journal.save_snapshot(&watch.key, &save) {
             tracing::warn!(
                 "cannot save the snapshot of {} ({error}); trying again in a second",
@@ -197,14 +202,14 @@ fn save_snapshots(
     }
 }
 
-/// Splits `changes` into what can be saved now and what waits: the changes of files whose
-/// ready event is still to come, and every later change of the same paths (order per path).
-fn hold_back_settling(
+/// Splits `changes` (of the tree at `root`) into what can be saved now and what waits: the
+/// changes of files whose ready event is still to come (`settling(pathname)`), and every later
+/// change of the same paths (order per path).
+pub fn hold_back_settling(
     changes: Vec<SnapshotChange>,
-    watch: &Tracked,
-    pipeline: &SharedPipeline,
+    root: &Path,
+    settling: impl Fn(&Path) -> bool,
 ) -> (Vec<SnapshotChange>, Vec<SnapshotChange>) {
-    let pipeline = pipeline::lock(pipeline);
     let mut held: HashSet<Vec<u8>> = HashSet::new();
     let (mut save, mut deferred) = (Vec::new(), Vec::new());
     for change in changes {
@@ -213,10 +218,7 @@ fn hold_back_settling(
             SnapshotChange::Remove(path) => path,
         };
         let settling = matches!(change, SnapshotChange::Upsert(_))
-            && pipeline.is_settling(
-                watch.id,
-                &watch.root.join(std::ffi::OsStr::from_bytes(path)),
-            );
+            && settling(&root.join(std::ffi::OsStr::from_bytes(path)));
         if settling || held.contains(path) {
             held.insert(path.clone());
             deferred.push(change);

@@ -27,3 +27,4 @@ pub use config::{
     Config, DaemonSettings, FirstStart, JournalSettings, ProcessorConfig, WatchConfig,
 };
 pub use daemon::{Daemon, DaemonError, NativeProcessors, ProcessorFactory, ReloadSummary};
+pub use keeper::hold_back_settling;
