@@ -163,6 +163,34 @@ pub fn load_pid_file(path: &Path) -> Result<std::path::PathBuf, ConfigError> {
     Ok(pid_file)
 }
 
+/// The pid file and the journal settings of the config file at `path`: what `inotifier
+/// journal` needs. Like [`load_pid_file`], problems elsewhere in the file (a watch path gone)
+/// are not errors; those of `[daemon]` and `[journal]` are, since a journal path guessed past
+/// them could be the wrong file.
+pub fn load_journal_settings(
+    path: &Path,
+) -> Result<(std::path::PathBuf, super::JournalSettings), ConfigError> {
+    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let ((settings, problems), _problems_elsewhere) =
+        read_document(&text, path, |top, base_dir, report| {
+            let before = report.len();
+            let daemon_table = top.table(report, "daemon", "[daemon]".into(), daemon::KEYS);
+            let daemon = daemon::read(daemon_table, base_dir, report);
+            let journal_table = top.table(report, "journal", "[journal]".into(), journal::KEYS);
+            let journal = journal::read(journal_table, &daemon.pid_file, base_dir, report);
+            ((daemon.pid_file, journal), report.since(before))
+        })?;
+    if problems.is_empty() {
+        Ok(settings)
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum CheckPaths {
     Yes,
