@@ -285,11 +285,11 @@ def normalise(entry, index):
                 f"Set {flag} to True or False.",
             )
     recursive = options.get("recursive", False)
-    name = options.get("name")
-    if "name" in options and (not isinstance(name, str) or not name.strip()):
+    watch_name = options.get("name")
+    if "name" in options and (not isinstance(watch_name, str) or not watch_name.strip()):
         raise Problem(
             "inotifier.E008",
-            f"{where}: name is {name!r}, not a non-empty string.",
+            f"{where}: name is {watch_name!r}, not a non-empty string.",
             "Give the watch a name that tells it from the others, e.g. 'uploads-thumbnails', "
             "or leave it out.",
         )
@@ -370,7 +370,7 @@ def normalise(entry, index):
         ),
         retry=retry,
         options=processor_options,
-        name=name,
+        name=watch_name,
     )
 
 
