@@ -1275,3 +1275,26 @@ fn two_watches_with_one_journal_key_must_be_named() {
     ]);
     expect_problem(&same_names, 6, 1, &["`n`", "[[watch]] #2"]);
 }
+
+#[test]
+fn journal_settings_load_despite_problems_elsewhere() {
+    let dir = temp_dir();
+    let file = dir.path().join("inotifier.toml");
+    std::fs::write(
+        &file,
+        "[daemon]\npid_file = \"run/d.pid\"\n[journal]\nretain = 7\n\
+         [[watch]]\npath = \"gone\"\nevents = \"IN_NOPE\"\n",
+    )
+    .unwrap();
+    let (pid_file, journal) = load_journal_settings(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pid_file, dir.path().join("run/d.pid"));
+    assert_eq!(journal.path, Some(dir.path().join("run/d.journal")));
+    assert_eq!(journal.retain, 7);
+
+    // A mistake in [journal] itself could point at the wrong file: it is an error.
+    std::fs::write(&file, "[journal]\nfirst_start = \"never\"\n").unwrap();
+    let error = load_journal_settings(&file).unwrap_err();
+    let problems = error.problems();
+    assert_eq!(problems.len(), 1, "{error}");
+    assert_eq!((problems[0].line, problems[0].column), (2, 15));
+}
