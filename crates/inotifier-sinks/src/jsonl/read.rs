@@ -49,7 +49,12 @@ pub fn parse_line(line: &str) -> Result<Event, String> {
         None | Some("null") | Some("\"kernel\"") => Origin::Kernel,
         Some("\"scan\"") => Origin::Scan,
         Some("\"rescan\"") => Origin::Rescan,
-        Some(other) => return Err(format!("`origin` is {other}: kernel, scan or rescan")),
+        Some("\"catchup\"") => Origin::CatchUp,
+        Some(other) => {
+            return Err(format!(
+                "`origin` is {other}: kernel, scan, rescan or catchup"
+            ));
+        }
     };
     let time_ns = match raw("time") {
         None | Some("null") => 0,
