@@ -2,6 +2,7 @@
 framework."""
 
 import datetime
+import json
 import os
 
 import inotifier
@@ -191,3 +192,88 @@ def test_a_runtime_directory_open_to_others_is_refused(settings, tmp_path, monke
     os.chmod(tmp_path / "inotifier", 0o777)
     with pytest.raises(ImproperlyConfigured, match="PROJECT_PATH"):
         inotifier_settings.pid_file()
+
+
+def test_journal_defaults_next_to_the_pid_file(settings, tmp_path):
+    settings.PROJECT_PATH = str(tmp_path)
+    assert inotifier_settings.journal() == {
+        "path": str(tmp_path / "inotifier.journal"),
+        "retain": 100_000,
+        "catch_up": True,
+        "first_start": "silent",
+    }
+
+
+def test_journal_settings_are_read_and_handed_to_the_daemon(settings, tmp_path):
+    settings.PROJECT_PATH = str(tmp_path)
+    (tmp_path / "state").mkdir()
+    settings.INOTIFIER_JOURNAL = {
+        "path": "state/events.journal",
+        "retain": 0,
+        "catch_up": False,
+        "first_start": "report",
+    }
+    settings.INOTIFIER_WATCH_PATHS = [
+        (str(tmp_path), "IN_CREATE", SIGNALER, {"name": "first"}),
+        (str(tmp_path), "IN_CREATE", SIGNALER),
+    ]
+    assert inotifier_errors() == []
+    watches = inotifier_settings.watches()
+    assert [w.key for w in watches] == ["first", f"{SIGNALER}@{tmp_path}"]
+    document = json.loads(inotifier_settings.daemon_config(watches))
+    assert document["journal"] == {
+        "path": str(tmp_path / "state/events.journal"),
+        "retain": 0,
+        "catch_up": False,
+        "first_start": "report",
+    }
+    assert [w["name"] for w in document["watches"]] == ["first", None]
+    settings.INOTIFIER_JOURNAL = {"enabled": False}
+    assert inotifier_settings.journal()["path"] is None
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("inotifier.journal", "not a dict"),
+        ({"enable": True}, "'enable'"),
+        ({"enabled": "yes"}, "'enabled'"),
+        ({"catch_up": 1}, "'catch_up'"),
+        ({"retain": -1}, "'retain'"),
+        ({"retain": 1.5}, "'retain'"),
+        ({"first_start": "loud"}, "'loud'"),
+        ({"path": 3}, "not a file path"),
+        ({"path": "missing/dir/inotifier.journal"}, "does not exist"),
+    ],
+)
+def test_e016_bad_journal_settings(settings, tmp_path, value, words):
+    settings.PROJECT_PATH = str(tmp_path)
+    settings.INOTIFIER_JOURNAL = value
+    errors = inotifier_errors()
+    assert [e.id for e in errors] == ["inotifier.E016"]
+    assert words in errors[0].msg
+    assert "INOTIFIER_JOURNAL" in errors[0].hint
+
+
+def test_e017_two_watches_with_one_journal_key(settings, tmp_path):
+    settings.INOTIFIER_WATCH_PATHS = [
+        (str(tmp_path), "IN_CREATE", SIGNALER),
+        (str(tmp_path), "IN_DELETE", SIGNALER, {"recursive": True}),
+        (str(tmp_path), "IN_DELETE", "log"),
+    ]
+    errors = inotifier_errors()
+    assert [e.id for e in errors] == ["inotifier.E017"]
+    assert "INOTIFIER_WATCH_PATHS[1]" in errors[0].msg
+    assert "INOTIFIER_WATCH_PATHS[0]" in errors[0].msg
+    assert "'name'" in errors[0].hint
+    # Named apart, they are fine; equal names clash too.
+    settings.INOTIFIER_WATCH_PATHS[1] = (str(tmp_path), "IN_DELETE", SIGNALER, {"name": "b"})
+    assert inotifier_errors() == []
+    settings.INOTIFIER_WATCH_PATHS[0] = (str(tmp_path), "IN_CREATE", SIGNALER, {"name": "b"})
+    assert error_ids() == ["inotifier.E017"]
+
+
+@pytest.mark.parametrize("name", ["", "  ", 3])
+def test_e008_a_bad_watch_name(settings, tmp_path, name):
+    settings.INOTIFIER_WATCH_PATHS = [(str(tmp_path), "IN_CREATE", SIGNALER, {"name": name})]
+    assert error_ids() == ["inotifier.E008"]

@@ -18,6 +18,8 @@ is an error with its id and a hint saying how to fix it.
 | inotifier.E013 | ``INOTIFIER_DRAIN_TIMEOUT`` not a number of seconds >= 0 |
 | inotifier.E014 | options a native processor (log, jsonl, exec, webhook) refuses |
 | inotifier.E015 | ``INOTIFIER_WORKERS`` not a whole number from 1 to 1024 |
+| inotifier.E016 | ``INOTIFIER_JOURNAL`` not a dict, unknown key, wrong type, directory missing |
+| inotifier.E017 | two watches with the same processor and path and no distinct ``name`` |
 """
 
 from django.core import checks

@@ -13,13 +13,23 @@
   default = recursive), ``exclude`` and ``include`` (lists of globs), ``settle`` (seconds a file
   must stay untouched before ``IN_READY``, default 0.2), ``temp_patterns`` (globs of temporary
   names), ``retry`` (dict: ``attempts``, ``initial``, ``max`` in seconds, ``multiplier``) and
-  ``options`` (a JSON-serialisable dict given to the processor: ``Processor(**options)``).
+  ``options`` (a JSON-serialisable dict given to the processor: ``Processor(**options)``) and
+  ``name`` (the watch's key in the journal, see ``INOTIFIER_JOURNAL``).
 
 ``INOTIFIER_DAEMON_STDOUT`` / ``INOTIFIER_DAEMON_STDERR`` (optional): files the daemon appends its
 output to (relative paths are taken from the project directory); /dev/null when unset.
 ``INOTIFIER_LOG_LEVEL`` (default ``"info"``), ``INOTIFIER_DRAIN_TIMEOUT`` (seconds a stopping
 daemon keeps delivering what it read, default 10) and ``INOTIFIER_WORKERS`` (threads running
 processors, default 1: one event at a time, as pyinotify did).
+
+``INOTIFIER_JOURNAL`` (optional): the durable journal, a dict with any of ``enabled`` (bool,
+default True), ``path`` (relative to the project directory; default: the pid file with the
+extension ``.journal``, ``PROJECT_PATH/inotifier.journal``), ``retain`` (acknowledged events
+kept for replay, default 100000), ``catch_up`` (report what changed while the daemon was down,
+default True) and ``first_start`` (``"silent"`` or ``"report"``: what the first start of a
+watch reports, default ``"silent"``). A watch's options may give it a ``name``: its key in the
+journal (default ``processor@path``), required to tell apart two watches of one path and
+processor.
 
 ``PROJECT_PATH`` (optional): the project directory; the pid file is ``PROJECT_PATH/inotifier.pid``.
 Without it the pid file goes to a directory private to this user (``$XDG_RUNTIME_DIR/inotifier``,
@@ -63,8 +73,11 @@ WATCH_OPTIONS = (
     "temp_patterns",
     "retry",
     "options",
+    "name",
 )
 RETRY_OPTIONS = ("attempts", "initial", "max", "multiplier")
+JOURNAL_KEYS = ("enabled", "path", "retain", "catch_up", "first_start")
+FIRST_START = ("silent", "report")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,10 +108,17 @@ class Watch:
     temp_patterns: tuple | None = None
     retry: dict = dataclasses.field(default_factory=dict)
     options: dict = dataclasses.field(default_factory=dict)
+    name: str | None = None
+
+    @property
+    def key(self):
+        """What the journal knows this watch by, as the daemon computes it."""
+        return self.name if self.name is not None else f"{self.processor_name}@{self.path}"
 
     def document(self):
         """This watch as the native daemon reads it."""
         return {
+            "name": self.name,
             "path": self.path,
             "mask": self.mask,
             "processor": self.processor_name,
@@ -265,6 +285,14 @@ def normalise(entry, index):
                 f"Set {flag} to True or False.",
             )
     recursive = options.get("recursive", False)
+    watch_name = options.get("name")
+    if "name" in options and (not isinstance(watch_name, str) or not watch_name.strip()):
+        raise Problem(
+            "inotifier.E008",
+            f"{where}: name is {watch_name!r}, not a non-empty string.",
+            "Give the watch a name that tells it from the others, e.g. 'uploads-thumbnails', "
+            "or leave it out.",
+        )
     retry = options.get("retry", {})
     if not isinstance(retry, dict) or set(retry) - set(RETRY_OPTIONS):
         raise Problem(
@@ -342,6 +370,7 @@ def normalise(entry, index):
         ),
         retry=retry,
         options=processor_options,
+        name=watch_name,
     )
 
 
@@ -375,11 +404,29 @@ def inspect():
                     "Add at least one (path, mask, processor) entry to INOTIFIER_WATCH_PATHS.",
                 )
             )
+    first_of_key = {}
     for index, entry in enumerate(entries):
         try:
-            watches.append(normalise(entry, index))
+            watch = normalise(entry, index)
         except Problem as problem:
             problems.append(problem)
+            continue
+        watches.append(watch)
+        # Each watch has its own cursor in the journal, found by its key: two watches with one
+        # key would each miss what the other acknowledged.
+        if watch.key in first_of_key:
+            problems.append(
+                Problem(
+                    "inotifier.E017",
+                    f"INOTIFIER_WATCH_PATHS[{index}] has the same processor and path as "
+                    f"INOTIFIER_WATCH_PATHS[{first_of_key[watch.key]}] (journal key "
+                    f"{watch.key!r}).",
+                    "Give each of them a distinct 'name' in its options, e.g. "
+                    f"{{'name': 'watch-{index}'}}.",
+                )
+            )
+        else:
+            first_of_key[watch.key] = index
     problems.extend(_daemon_problems())
     return watches, problems
 
@@ -437,7 +484,69 @@ def _daemon_problems():
         workers()
     except Problem as problem:
         problems.append(problem)
+    try:
+        journal()
+    except Problem as problem:
+        problems.append(problem)
+    except ImproperlyConfigured:
+        pass  # the pid file's directory, which the daemon's start reports
     return problems
+
+
+def _journal_problem(msg):
+    return Problem(
+        "inotifier.E016",
+        msg,
+        "Set INOTIFIER_JOURNAL to a dict with any of enabled (bool), path (a file; relative to "
+        "the project directory), retain (an int >= 0), catch_up (bool) and first_start "
+        "('silent' or 'report'), or leave it out for the defaults.",
+    )
+
+
+def journal():
+    """``INOTIFIER_JOURNAL`` normalised: ``path`` (absolute, or None when disabled),
+    ``retain``, ``catch_up``, ``first_start``. Raises :class:`Problem` (E016)."""
+    value = getattr(settings, "INOTIFIER_JOURNAL", None)
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise _journal_problem(f"INOTIFIER_JOURNAL is {value!r}, not a dict.")
+    unknown = sorted(set(value) - set(JOURNAL_KEYS), key=str)
+    if unknown:
+        raise _journal_problem(
+            f"INOTIFIER_JOURNAL has unknown key(s) {', '.join(map(repr, unknown))}: valid keys "
+            f"are {', '.join(JOURNAL_KEYS)}."
+        )
+    for flag in ("enabled", "catch_up"):
+        if flag in value and not isinstance(value[flag], bool):
+            raise _journal_problem(
+                f"INOTIFIER_JOURNAL[{flag!r}] is {value[flag]!r}, not True or False."
+            )
+    retain = value.get("retain", 100_000)
+    if isinstance(retain, bool) or not isinstance(retain, int) or retain < 0:
+        raise _journal_problem(f"INOTIFIER_JOURNAL['retain'] is {retain!r}, not an int >= 0.")
+    first_start = value.get("first_start", "silent")
+    if first_start not in FIRST_START:
+        raise _journal_problem(
+            f"INOTIFIER_JOURNAL['first_start'] is {first_start!r}, not 'silent' nor 'report'."
+        )
+    path = value.get("path")
+    if path is None:
+        path = pid_file().with_suffix(".journal")
+    else:
+        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+            raise _journal_problem(f"INOTIFIER_JOURNAL['path'] is {path!r}, not a file path.")
+        path = project_dir() / os.fspath(path)
+        if not path.parent.is_dir():
+            raise _journal_problem(
+                f"INOTIFIER_JOURNAL['path']: the directory {path.parent} does not exist."
+            )
+    return {
+        "path": str(path) if value.get("enabled", True) else None,
+        "retain": retain,
+        "catch_up": value.get("catch_up", True),
+        "first_start": first_start,
+    }
 
 
 def workers():
@@ -520,6 +629,7 @@ def daemon_config(found_watches):
             "workers": workers(),
             "queue_capacity": None,
             "base_dir": str(project_dir().resolve()),
+            "journal": journal(),
             "watches": [watch.document() for watch in found_watches],
         }
     )

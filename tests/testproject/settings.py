@@ -26,6 +26,9 @@ else:
         (str(BASE_DIR), "IN_CREATE", "inotifier.event_processors.AllEventsSignaler"),
     ]
 
+if "INOTIFIER_TEST_JOURNAL" in os.environ:
+    INOTIFIER_JOURNAL = json.loads(os.environ["INOTIFIER_TEST_JOURNAL"])
+
 if "INOTIFIER_TEST_WORKERS" in os.environ:
     INOTIFIER_WORKERS = int(os.environ["INOTIFIER_TEST_WORKERS"])
 

@@ -8,6 +8,7 @@ mod check;
 mod config_file;
 mod control;
 mod daemon;
+mod journal;
 mod output;
 mod signals;
 mod watch;
@@ -17,7 +18,7 @@ mod watch_state;
 #[command(
     name = "inotifier",
     version,
-    about = "Linux file events that are never lost: ad-hoc watches (watch), and a daemon that hands every event to a processor (check, run, start, stop, status)",
+    about = "Linux file events that are never lost: ad-hoc watches (watch), and a daemon that hands every event to a processor (check, run, start, stop, status), and the inspection of its durable journal (journal)",
     propagate_version = true
 )]
 struct Cli {
@@ -39,6 +40,7 @@ enum Command {
     Start(daemon::StartArgs),
     Stop(control::StopArgs),
     Status(control::StatusArgs),
+    Journal(journal::JournalArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +59,10 @@ fn main() -> ExitCode {
         Command::Status(args) => {
             init_logging(cli.log_level.unwrap_or(tracing::Level::WARN), false);
             control::status(args)
+        }
+        Command::Journal(args) => {
+            init_logging(cli.log_level.unwrap_or(tracing::Level::WARN), false);
+            journal::run(args)
         }
         Command::Check(args) => {
             init_logging(cli.log_level.unwrap_or(tracing::Level::WARN), false);

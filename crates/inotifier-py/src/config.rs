@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use inotifier_core::ready::ReadyOptions;
 use inotifier_core::{Filters, Glob, Mask};
-use inotifier_daemon::{Config, DaemonSettings, ProcessorConfig, WatchConfig};
+use inotifier_daemon::{
+    Config, DaemonSettings, FirstStart, JournalSettings, ProcessorConfig, WatchConfig,
+};
 use inotifier_sinks::RetryPolicy;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -42,12 +44,27 @@ struct Document {
     /// Where relative paths in native processors' options start (the Django project's
     /// directory); the daemon itself has no config file to take it from.
     base_dir: PathBuf,
+    /// `INOTIFIER_JOURNAL`, normalised; absent: the defaults, next to the pid file.
+    #[serde(default)]
+    journal: Option<JournalDocument>,
     watches: Vec<WatchDocument>,
+}
+
+/// `path` absolute, or None when the journal is disabled.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalDocument {
+    path: Option<PathBuf>,
+    retain: usize,
+    catch_up: bool,
+    first_start: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WatchDocument {
+    #[serde(default)]
+    name: Option<String>,
     path: PathBuf,
     mask: u32,
     processor: String,
@@ -100,6 +117,23 @@ pub fn from_json(text: &str) -> Result<(Config, PathBuf), SettingsError> {
             .unwrap_or(defaults.queue_capacity)
             .max(1),
     };
+    let journal = match document.journal {
+        None => JournalSettings::defaults(&daemon.pid_file),
+        Some(journal) => JournalSettings {
+            path: journal.path,
+            retain: journal.retain,
+            catch_up: journal.catch_up,
+            first_start: match journal.first_start.as_str() {
+                "silent" => FirstStart::Silent,
+                "report" => FirstStart::Report,
+                other => {
+                    return Err(SettingsError::Daemon(format!(
+                        "journal first_start {other:?} is not \"silent\" nor \"report\""
+                    )));
+                }
+            },
+        },
+    };
     let watches = document
         .watches
         .into_iter()
@@ -116,7 +150,7 @@ pub fn from_json(text: &str) -> Result<(Config, PathBuf), SettingsError> {
     Ok((
         Config {
             source: None,
-            journal: inotifier_daemon::config::JournalSettings::defaults(&daemon.pid_file),
+            journal,
             daemon,
             watches,
         },
@@ -140,7 +174,7 @@ fn watch_config(watch: WatchDocument) -> Result<WatchConfig, String> {
         multiplier: watch.retry.multiplier.unwrap_or(defaults.multiplier),
     };
     Ok(WatchConfig {
-        name: None,
+        name: watch.name,
         path: watch.path,
         events: Mask(watch.mask),
         processor: ProcessorConfig {

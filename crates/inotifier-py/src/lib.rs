@@ -11,6 +11,7 @@
 
 mod config;
 mod event;
+mod journal;
 mod processor;
 mod watcher;
 
@@ -246,6 +247,14 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(run_daemon, module)?)?;
     module.add_function(wrap_pyfunction!(stop, module)?)?;
     module.add_function(wrap_pyfunction!(status, module)?)?;
+    module.add_function(wrap_pyfunction!(journal::journal_summary, module)?)?;
+    module.add_function(wrap_pyfunction!(journal::journal_list, module)?)?;
+    module.add_function(wrap_pyfunction!(journal::journal_retry, module)?)?;
+    module.add_function(wrap_pyfunction!(journal::journal_purge, module)?)?;
+    module.add_function(wrap_pyfunction!(journal::journal_replay, module)?)?;
+    module.add_function(wrap_pyfunction!(journal::journal_check, module)?)?;
+    module.add_function(wrap_pyfunction!(journal::journal_recover, module)?)?;
+    module.add_function(wrap_pyfunction!(journal::journal_import, module)?)?;
     module.add_class::<watcher::Watcher>()?;
     module.add_class::<event::PyEvent>()?;
     Ok(())

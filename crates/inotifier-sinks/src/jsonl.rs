@@ -48,6 +48,8 @@ use serde_json::{Map, Value};
 use crate::error::BuildError;
 use crate::{ProcessError, Processor, options};
 
+pub mod read;
+
 pub(crate) const NAME: &str = "jsonl";
 
 #[derive(Debug, Deserialize)]

@@ -4,7 +4,10 @@
 pub mod file;
 pub mod paths;
 
-pub use file::{ConfigError, Problem, ProblemKind, ValidateProcessor, load, load_pid_file, parse};
+pub use file::{
+    ConfigError, Problem, ProblemKind, ValidateProcessor, load, load_journal_settings,
+    load_pid_file, parse,
+};
 pub use paths::{PathProblem, check_watch_path};
 
 use std::path::{Path, PathBuf};

@@ -118,6 +118,21 @@ pub enum ProblemKind {
     },
     #[error("unknown log_level {value:?}: use error, warn, info, debug or trace")]
     LogLevel { value: String },
+    #[error(
+        "unknown first_start {value:?} in [journal]: use \"silent\" (record what exists, report \
+         nothing) or \"report\" (report every existing entry as created)"
+    )]
+    FirstStart { value: String },
+    #[error(
+        "{table} has the same journal key `{key}` as [[watch]] #{first} (same processor and \
+         path): give each of them a distinct `name`, such as name = \"{suggestion}\""
+    )]
+    DuplicateWatch {
+        table: String,
+        key: String,
+        first: usize,
+        suggestion: String,
+    },
     #[error("`{key}` in {table} is {value}: it must be {valid}")]
     OutOfRange {
         key: String,

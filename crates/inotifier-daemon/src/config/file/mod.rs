@@ -18,10 +18,21 @@
 //! | `workers` | integer ≥ 1 | 2 × CPUs, at least 2 | threads processing events; events of one file stay in order |
 //! | `queue_capacity` | integer ≥ 1 | `1024` | events waiting per worker before reading pauses |
 //!
+//! # `[journal]`: the durable journal (optional, as is each of its keys)
+//!
+//! | key | type | default | meaning |
+//! | --- | --- | --- | --- |
+//! | `enabled` | boolean | `true` | `false`: no journal (events not yet delivered when the daemon stops are lost, changes made while it is down are not reported) |
+//! | `path` | path | the pid file with extension `.journal` | the SQLite file; follows a custom `pid_file` unless given |
+//! | `retain` | integer ≥ 0 | `100000` | acknowledged events kept for `inotifier journal replay` |
+//! | `catch_up` | boolean | `true` | on start, report what changed while the daemon was down |
+//! | `first_start` | string | `"silent"` | what the first start of a watch reports: `"silent"` (nothing) or `"report"` (every existing entry, as created) |
+//!
 //! # `[[watch]]`: one table per watch (at least one)
 //!
 //! | key | type | default | meaning |
 //! | --- | --- | --- | --- |
+//! | `name` | string | `PROCESSOR@PATH` | the watch's key in the journal; required to tell apart two watches of one path and processor |
 //! | `path` | path, required | | the directory or file to watch; it must exist and be readable |
 //! | `events` | mask, required | | `"IN_CLOSE_WRITE\|IN_MOVED_TO"`, `["IN_CLOSE_WRITE", "IN_READY"]`, `256` or `"0x100"`; names as [`Mask`](inotifier_core::Mask) parses them (case-insensitive, `IN_` optional) |
 //! | `processor` | string, required | | `log`, `jsonl`, `exec`, `webhook`, or a name the host application resolves |
@@ -60,6 +71,7 @@
 
 mod daemon;
 mod error;
+mod journal;
 mod json;
 mod table;
 mod watch;
@@ -88,6 +100,11 @@ const TOP_KEYS: &[KeySpec] = &[
         name: "daemon",
         expects: "a table",
         example: "[daemon]",
+    },
+    KeySpec {
+        name: "journal",
+        expects: "a table",
+        example: "[journal]",
     },
     KeySpec {
         name: "watch",
@@ -146,6 +163,34 @@ pub fn load_pid_file(path: &Path) -> Result<std::path::PathBuf, ConfigError> {
     Ok(pid_file)
 }
 
+/// The pid file and the journal settings of the config file at `path`: what `inotifier
+/// journal` needs. Like [`load_pid_file`], problems elsewhere in the file (a watch path gone)
+/// are not errors; those of `[daemon]` and `[journal]` are, since a journal path guessed past
+/// them could be the wrong file.
+pub fn load_journal_settings(
+    path: &Path,
+) -> Result<(std::path::PathBuf, super::JournalSettings), ConfigError> {
+    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let ((settings, problems), _problems_elsewhere) =
+        read_document(&text, path, |top, base_dir, report| {
+            let before = report.len();
+            let daemon_table = top.table(report, "daemon", "[daemon]".into(), daemon::KEYS);
+            let daemon = daemon::read(daemon_table, base_dir, report);
+            let journal_table = top.table(report, "journal", "[journal]".into(), journal::KEYS);
+            let journal = journal::read(journal_table, &daemon.pid_file, base_dir, report);
+            ((daemon.pid_file, journal), report.since(before))
+        })?;
+    if problems.is_empty() {
+        Ok(settings)
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum CheckPaths {
     Yes,
@@ -202,37 +247,68 @@ fn read(
     validate_processor: &ValidateProcessor<'_>,
     check_paths: CheckPaths,
 ) -> Result<Config, ConfigError> {
-    let ((daemon, watches), problems) = read_document(text, file, |top, base_dir, report| {
-        let daemon_table = top.table(report, "daemon", "[daemon]".into(), daemon::KEYS);
-        let daemon = daemon::read(daemon_table, base_dir, report);
-        let watches = read_watches(top, base_dir, validate_processor, report);
-        if check_paths == CheckPaths::Yes {
-            for (path, span) in watches.iter().filter_map(|watch| watch.path.as_ref()) {
-                if let Err(problem) = check_watch_path(path) {
-                    report.add(
-                        span.start,
-                        ProblemKind::WatchPath {
-                            path: path.clone(),
-                            problem,
-                        },
-                    );
+    let ((daemon, journal, watches), problems) =
+        read_document(text, file, |top, base_dir, report| {
+            let daemon_table = top.table(report, "daemon", "[daemon]".into(), daemon::KEYS);
+            let daemon = daemon::read(daemon_table, base_dir, report);
+            let journal_table = top.table(report, "journal", "[journal]".into(), journal::KEYS);
+            let journal = journal::read(journal_table, &daemon.pid_file, base_dir, report);
+            let watches = read_watches(top, base_dir, validate_processor, report);
+            check_distinct_keys(&watches, report);
+            if check_paths == CheckPaths::Yes {
+                for (path, span) in watches.iter().filter_map(|watch| watch.path.as_ref()) {
+                    if let Err(problem) = check_watch_path(path) {
+                        report.add(
+                            span.start,
+                            ProblemKind::WatchPath {
+                                path: path.clone(),
+                                problem,
+                            },
+                        );
+                    }
                 }
             }
-        }
-        (daemon, watches)
-    })?;
+            (daemon, journal, watches)
+        })?;
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
     Ok(Config {
         source: Some(absolute(file)),
-        journal: super::JournalSettings::defaults(&daemon.pid_file),
+        journal,
         daemon,
         watches: watches
             .into_iter()
             .filter_map(|watch| watch.config)
             .collect(),
     })
+}
+
+/// Each watch has its own cursor and snapshot in the journal, found by its key: two watches
+/// with one key would share them, and each would miss what the other acknowledged. Reported
+/// at the second one.
+fn check_distinct_keys(watches: &[watch::ReadWatch], report: &mut Report<'_>) {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for watch in watches {
+        let Some(config) = &watch.config else {
+            continue;
+        };
+        let key = config.key();
+        match seen.get(&key) {
+            Some(&first) => report.add(
+                watch.span.start,
+                ProblemKind::DuplicateWatch {
+                    table: format!("[[watch]] #{}", watch.number),
+                    key,
+                    first,
+                    suggestion: format!("{}-{}", config.processor.kind, watch.number),
+                },
+            ),
+            None => {
+                seen.insert(key, watch.number);
+            }
+        }
+    }
 }
 
 fn read_watches(

@@ -45,6 +45,19 @@ impl<'t> Report<'t> {
         self.locator.source(span)
     }
 
+    /// How many problems were found so far.
+    pub(super) fn len(&self) -> usize {
+        self.problems.len()
+    }
+
+    /// The problems found after the first `from`.
+    pub(super) fn since(&self, from: usize) -> Vec<Problem> {
+        self.problems[from..]
+            .iter()
+            .map(|(_, problem)| problem.clone())
+            .collect()
+    }
+
     /// Every problem, in the order they appear in the file.
     pub(super) fn into_problems(mut self) -> Vec<Problem> {
         // Stable: problems at the same place keep the order they were found in.

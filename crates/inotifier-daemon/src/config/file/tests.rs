@@ -9,7 +9,7 @@ use inotifier_sinks::RetryPolicy;
 use serde_json::json;
 
 use super::*;
-use crate::config::{DaemonSettings, PathProblem};
+use crate::config::{DaemonSettings, FirstStart, JournalSettings, PathProblem};
 
 const FILE: &str = "/etc/inotifier/inotifier.toml";
 
@@ -371,7 +371,7 @@ fn unknown_keys_name_the_key_the_table_and_the_valid_keys() {
             "unknown key `deamon`",
             "the top level",
             "did you mean `daemon`?",
-            "daemon, watch",
+            "daemon, journal, watch",
         ],
     );
     expect_problem(
@@ -1006,8 +1006,19 @@ fn the_annotated_example_is_valid() {
     assert_eq!(daemon.drain_timeout, Duration::from_secs(10));
     assert_eq!((daemon.workers, daemon.queue_capacity), (4, 1024));
 
+    assert_eq!(
+        config.journal,
+        JournalSettings {
+            path: Some(dir.path().join("inotifier.journal")),
+            retain: 100_000,
+            catch_up: true,
+            first_start: FirstStart::Silent,
+        }
+    );
+
     assert_eq!(config.watches.len(), 2);
     let full = &config.watches[0];
+    assert_eq!(full.name.as_deref(), Some("thumbnails"));
     assert_eq!(full.path, dir.path().join("demo-folder"));
     assert_eq!(full.processor.kind, "exec");
     assert!(full.recursive && full.auto_add);
@@ -1023,6 +1034,7 @@ fn the_annotated_example_is_valid() {
     for keys in [
         TOP_KEYS,
         daemon::KEYS,
+        journal::KEYS,
         watch::KEYS,
         watch::READY_KEYS,
         watch::RETRY_KEYS,
@@ -1037,4 +1049,252 @@ fn the_annotated_example_is_valid() {
             );
         }
     }
+}
+
+// ----- [journal] and watch names ------------------------------------------------------------
+
+#[test]
+fn the_journal_defaults_to_the_pid_file_with_extension_journal() {
+    let config = config(&WATCH);
+    assert_eq!(
+        config.journal,
+        JournalSettings::defaults(Path::new("/etc/inotifier/inotifier.pid"))
+    );
+    assert_eq!(
+        config.journal.path.as_deref(),
+        Some(Path::new("/etc/inotifier/inotifier.journal"))
+    );
+    assert_eq!(config.watches[0].name, None);
+    assert_eq!(config.watches[0].key(), "log@/srv/uploads");
+}
+
+#[test]
+fn the_default_journal_path_follows_a_custom_pid_file() {
+    let absolute = config(&then_watch(&[
+        "[daemon]",
+        "pid_file = \"/run/x/daemon.pid\"",
+    ]));
+    assert_eq!(
+        absolute.journal.path.as_deref(),
+        Some(Path::new("/run/x/daemon.journal"))
+    );
+    // A relative pid file is resolved first, the journal follows it.
+    let relative = config(&then_watch(&["[daemon]", "pid_file = \"run/d.pid\""]));
+    assert_eq!(
+        relative.journal.path.as_deref(),
+        Some(Path::new("/etc/inotifier/run/d.journal"))
+    );
+}
+
+#[test]
+fn every_journal_key_is_read() {
+    let full = config(&then_watch(&[
+        "[journal]",
+        "path = \"state/events.db\"",
+        "retain = 0",
+        "catch_up = false",
+        "first_start = \"report\"",
+        "enabled = true",
+    ]));
+    assert_eq!(
+        full.journal,
+        JournalSettings {
+            path: Some("/etc/inotifier/state/events.db".into()),
+            retain: 0,
+            catch_up: false,
+            first_start: FirstStart::Report,
+        }
+    );
+    let config = config(&then_watch(&["[journal]", "path = \"/var/lib/i.journal\""]));
+    assert_eq!(
+        config.journal.path.as_deref(),
+        Some(Path::new("/var/lib/i.journal"))
+    );
+}
+
+#[test]
+fn a_disabled_journal_has_no_path() {
+    let disabled = config(&then_watch(&["[journal]", "enabled = false", "retain = 5"]));
+    assert_eq!(disabled.journal.path, None);
+    assert_eq!(disabled.journal.retain, 5);
+    let config = config(&then_watch(&["journal = { enabled = false }"]));
+    assert_eq!(config.journal.path, None);
+}
+
+#[test]
+fn bad_journal_values_are_located() {
+    expect_problem(
+        &then_watch(&["[journal]", "enabled = \"yes\""]),
+        2,
+        11,
+        &[
+            "`enabled` in [journal]",
+            "a boolean",
+            "not a string",
+            "enabled = true",
+        ],
+    );
+    expect_problem(
+        &then_watch(&["[journal]", "retain = -1"]),
+        2,
+        10,
+        &["`retain` in [journal] is -1", "0 or more"],
+    );
+    expect_problem(
+        &then_watch(&["[journal]", "retain = \"many\""]),
+        2,
+        10,
+        &["`retain`", "a whole number", "not a string"],
+    );
+    expect_problem(
+        &then_watch(&["[journal]", "catch_up = 1"]),
+        2,
+        12,
+        &["`catch_up`", "a boolean", "not an integer"],
+    );
+    expect_problem(
+        &then_watch(&["[journal]", "first_start = \"loud\""]),
+        2,
+        15,
+        &["first_start \"loud\"", "\"silent\"", "\"report\""],
+    );
+    expect_problem(
+        &then_watch(&["[journal]", "first_start = true"]),
+        2,
+        15,
+        &["`first_start`", "not a boolean"],
+    );
+    expect_problem(
+        &then_watch(&["[journal]", "path = \"\""]),
+        2,
+        8,
+        &["`path` in [journal] is an empty string"],
+    );
+    expect_problem(
+        &then_watch(&["[journal]", "path = 3"]),
+        2,
+        8,
+        &["`path` in [journal]", "a path", "not an integer"],
+    );
+    expect_problem(
+        &then_watch(&["journal = 1"]),
+        1,
+        11,
+        &["`journal`", "a table", "not an integer"],
+    );
+    expect_problem(
+        &then_watch(&["[journal]", "retian = 5"]),
+        2,
+        1,
+        &[
+            "unknown key `retian` in [journal]",
+            "did you mean `retain`?",
+            "first_start",
+        ],
+    );
+    expect_problem(
+        &then_watch(&["[jornal]"]),
+        1,
+        2,
+        &["unknown key `jornal`", "did you mean `journal`?"],
+    );
+}
+
+#[test]
+fn watches_take_a_name() {
+    let config = config(&watch_with(&["name = \"uploads\""]));
+    assert_eq!(config.watches[0].name.as_deref(), Some("uploads"));
+    assert_eq!(config.watches[0].key(), "uploads");
+    expect_problem(
+        &watch_with(&["name = \"\""]),
+        5,
+        8,
+        &["`name` in [[watch]] #1 is an empty string"],
+    );
+    expect_problem(
+        &watch_with(&["name = 7"]),
+        5,
+        8,
+        &["`name` in [[watch]] #1", "a name", "not an integer"],
+    );
+    expect_problem(
+        &watch_with(&["nmae = \"x\""]),
+        5,
+        1,
+        &["unknown key `nmae`", "did you mean `name`?"],
+    );
+}
+
+#[test]
+fn two_watches_with_one_journal_key_must_be_named() {
+    let mut lines = WATCH.to_vec();
+    lines.push("");
+    lines.extend(WATCH);
+    let problem = expect_problem(
+        &lines,
+        6,
+        1,
+        &[
+            "[[watch]] #2",
+            "`log@/srv/uploads`",
+            "[[watch]] #1",
+            "distinct `name`",
+            "name = \"log-2\"",
+        ],
+    );
+    assert!(matches!(
+        problem.kind,
+        ProblemKind::DuplicateWatch { first: 1, .. }
+    ));
+
+    // A name on one of them is enough; other processors or paths never clash.
+    let mut named = lines.clone();
+    named.push("name = \"second\"");
+    let named = config(&named);
+    assert_eq!(named.watches[0].key(), "log@/srv/uploads");
+    assert_eq!(named.watches[1].key(), "second");
+    let mut other = WATCH.to_vec();
+    other.extend([
+        "",
+        "[[watch]]",
+        "path = \"/srv/uploads\"",
+        "events = 8",
+        "processor = \"jsonl\"",
+    ]);
+    assert_eq!(config(&other).watches.len(), 2);
+
+    // Two equal names clash as well, at the second.
+    let mut same_names = WATCH.to_vec();
+    same_names.push("name = \"n\"");
+    same_names.extend([
+        "[[watch]]",
+        "path = \"/srv/other\"",
+        "events = 8",
+        "processor = \"jsonl\"",
+        "name = \"n\"",
+    ]);
+    expect_problem(&same_names, 6, 1, &["`n`", "[[watch]] #2"]);
+}
+
+#[test]
+fn journal_settings_load_despite_problems_elsewhere() {
+    let dir = temp_dir();
+    let file = dir.path().join("inotifier.toml");
+    std::fs::write(
+        &file,
+        "[daemon]\npid_file = \"run/d.pid\"\n[journal]\nretain = 7\n\
+         [[watch]]\npath = \"gone\"\nevents = \"IN_NOPE\"\n",
+    )
+    .unwrap();
+    let (pid_file, journal) = load_journal_settings(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pid_file, dir.path().join("run/d.pid"));
+    assert_eq!(journal.path, Some(dir.path().join("run/d.journal")));
+    assert_eq!(journal.retain, 7);
+
+    // A mistake in [journal] itself could point at the wrong file: it is an error.
+    std::fs::write(&file, "[journal]\nfirst_start = \"never\"\n").unwrap();
+    let error = load_journal_settings(&file).unwrap_err();
+    let problems = error.problems();
+    assert_eq!(problems.len(), 1, "{error}");
+    assert_eq!((problems[0].line, problems[0].column), (2, 15));
 }

@@ -19,6 +19,11 @@ use crate::config::{ProcessorConfig, WatchConfig};
 
 pub(super) const KEYS: &[KeySpec] = &[
     KeySpec {
+        name: "name",
+        expects: "a name (a string)",
+        example: r#"name = "uploads-thumbnails""#,
+    },
+    KeySpec {
         name: "path",
         expects: "a path (a string)",
         example: r#"path = "/srv/uploads""#,
@@ -113,6 +118,9 @@ pub(super) struct ReadWatch {
     /// The resolved path and where it is written, when it is a valid string: it is checked
     /// even if the rest of the table is not valid.
     pub path: Option<Located<PathBuf>>,
+    /// 1-based position in the file, and where its table starts.
+    pub number: usize,
+    pub span: Range<usize>,
 }
 
 /// Reads the `number`th (1-based) `[[watch]]` table; every problem is in `report`.
@@ -124,8 +132,21 @@ pub(super) fn read(
     validate_processor: &ValidateProcessor<'_>,
     report: &mut Report<'_>,
 ) -> ReadWatch {
-    let table = TableReader::new(format!("[[watch]] #{number}"), span, entries, KEYS, report);
+    let table = TableReader::new(
+        format!("[[watch]] #{number}"),
+        span.clone(),
+        entries,
+        KEYS,
+        report,
+    );
 
+    let name = table
+        .non_empty_string(
+            report,
+            "name",
+            "give a name that tells this watch from the others, or leave the key out",
+        )
+        .map(|(text, _)| text.to_string());
     let path = read_path(&table, base_dir, report);
     let events = read_events(&table, report);
     let processor = table.required_string(
@@ -169,7 +190,7 @@ pub(super) fn read(
         });
     let config = match (&path, events, processor) {
         (Some((path, _)), Some(events), Some(processor)) => Some(WatchConfig {
-            name: None,
+            name,
             path: path.clone(),
             events,
             processor,
@@ -181,7 +202,12 @@ pub(super) fn read(
         }),
         _ => None,
     };
-    ReadWatch { config, path }
+    ReadWatch {
+        config,
+        path,
+        number,
+        span,
+    }
 }
 
 fn read_path(

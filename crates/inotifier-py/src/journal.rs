@@ -1,0 +1,235 @@
+//! The journal commands of `manage.py inotifier_journal`, as `inotifier journal` runs them:
+//! each function takes the journal's path (from the settings) and returns plain Python values
+//! for the command to print. Errors are `RuntimeError`s whose message says what to do (the
+//! journal's own: a corrupt one names the recovery command).
+
+use std::fs;
+use std::io::{self, BufRead, BufReader};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use inotifier_core::Event;
+use inotifier_core::json::event_json;
+use inotifier_journal::{Journal, JournalOptions, ProcessorId, State};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// Events appended per transaction by `journal_import`: one fsync per this many.
+const IMPORT_BATCH: usize = 4096;
+
+fn error(error: impl std::fmt::Display) -> PyErr {
+    PyRuntimeError::new_err(error.to_string())
+}
+
+/// Opens an existing journal: the admin commands never create one by mistake.
+fn open(path: &Path) -> PyResult<Journal> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(error(format!(
+                "the daemon has not run with these settings yet: no journal at {} (the daemon \
+                 creates it when it starts)",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(error(format!("cannot read {}: {e}", path.display()))),
+    }
+    Journal::open(&JournalOptions::new(path)).map_err(error)
+}
+
+fn range(first: Option<u64>, last: Option<u64>) -> PyResult<Option<RangeInclusive<u64>>> {
+    match (first, last) {
+        (None, None) => Ok(None),
+        (Some(first), Some(last)) if first <= last => Ok(Some(first..=last)),
+        (Some(_), Some(_)) => Err(PyValueError::new_err("the first id is above the last")),
+        _ => Err(PyValueError::new_err("give both the first and the last id")),
+    }
+}
+
+fn state(dead: bool) -> State {
+    if dead { State::Dead } else { State::Pending }
+}
+
+/// Per processor: `{"key", "pending", "dead", "oldest_pending", "last_acked"}` (ids or None).
+#[pyfunction]
+pub fn journal_summary<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let summary = py.detach(|| open(&path)?.summary().map_err(error))?;
+    summary
+        .into_iter()
+        .map(|s| {
+            let row = PyDict::new(py);
+            row.set_item("key", s.key)?;
+            row.set_item("pending", s.pending)?;
+            row.set_item("dead", s.dead)?;
+            row.set_item("oldest_pending", s.oldest_pending)?;
+            row.set_item("last_acked", s.last_acked)?;
+            Ok(row)
+        })
+        .collect()
+}
+
+/// Up to `limit` pending (or dead) entries, of one processor or all, in id order:
+/// `{"id", "processor", "state", "mask", "maskname", "pathname", "attempts", "error", "json"}`;
+/// `pathname` as `os.fsdecode` gives it, `json` the event's line as `inotifier watch` writes it.
+#[pyfunction]
+#[pyo3(signature = (path, processor=None, dead=false, limit=100))]
+pub fn journal_list<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    processor: Option<String>,
+    dead: bool,
+    limit: usize,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let entries = py.detach(|| {
+        open(&path)?
+            .list(processor.as_deref(), state(dead), limit)
+            .map_err(error)
+    })?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            let row = PyDict::new(py);
+            let mut line = Vec::new();
+            event_json(&mut line, &entry.event);
+            row.set_item("id", entry.event.id)?;
+            row.set_item("processor", entry.processor)?;
+            row.set_item("state", entry.state.as_str())?;
+            row.set_item("mask", entry.event.mask.bits())?;
+            row.set_item("maskname", entry.event.mask.name())?;
+            row.set_item("pathname", entry.event.pathname())?;
+            row.set_item("attempts", entry.attempts)?;
+            row.set_item("error", entry.error)?;
+            row.set_item("json", String::from_utf8_lossy(&line).into_owned())?;
+            Ok(row)
+        })
+        .collect()
+}
+
+/// Makes dead-lettered events pending again (a running daemon picks them up); how many.
+#[pyfunction]
+#[pyo3(signature = (path, processor=None, first=None, last=None))]
+pub fn journal_retry(
+    py: Python<'_>,
+    path: PathBuf,
+    processor: Option<String>,
+    first: Option<u64>,
+    last: Option<u64>,
+) -> PyResult<usize> {
+    let ids = range(first, last)?;
+    py.detach(|| {
+        open(&path)?
+            .retry_dead(processor.as_deref(), ids)
+            .map_err(error)
+    })
+}
+
+/// Deletes dead (or pending) events for good; how many. The caller guards against purging
+/// every pending event by accident.
+#[pyfunction]
+#[pyo3(signature = (path, dead, processor=None, first=None, last=None))]
+pub fn journal_purge(
+    py: Python<'_>,
+    path: PathBuf,
+    dead: bool,
+    processor: Option<String>,
+    first: Option<u64>,
+    last: Option<u64>,
+) -> PyResult<usize> {
+    let ids = range(first, last)?;
+    py.detach(|| {
+        open(&path)?
+            .purge(processor.as_deref(), state(dead), ids)
+            .map_err(error)
+    })
+}
+
+/// Makes the acknowledged events of `processor` with ids `first..=last` pending again; how many.
+#[pyfunction]
+pub fn journal_replay(
+    py: Python<'_>,
+    path: PathBuf,
+    processor: String,
+    first: u64,
+    last: u64,
+) -> PyResult<usize> {
+    let ids = range(Some(first), Some(last))?.expect("both given");
+    py.detach(|| open(&path)?.replay(&processor, ids).map_err(error))
+}
+
+/// Reads the whole file; a RuntimeError names the damage and the recovery command.
+#[pyfunction]
+pub fn journal_check(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    py.detach(|| open(&path)?.check().map_err(error))
+}
+
+/// Moves a damaged journal aside and salvages it into a fresh one; the report, as text. The
+/// caller makes sure no daemon runs.
+#[pyfunction]
+pub fn journal_recover(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    py.detach(|| {
+        if fs::symlink_metadata(&path).is_err() {
+            return Err(error(format!(
+                "no journal at {}: nothing to recover",
+                path.display()
+            )));
+        }
+        Journal::recover(&path)
+            .map(|report| report.to_string())
+            .map_err(error)
+    })
+}
+
+/// Appends the events of the JSON-lines file `jsonl` (as the jsonl processor writes them) as
+/// pending for `processor`, with new ids; `(first, last)` ids given, or None for an empty
+/// file. A line that is not an event appends nothing (a ValueError names `FILE:LINE`).
+/// Creates the journal if need be.
+#[pyfunction]
+pub fn journal_import(
+    py: Python<'_>,
+    path: PathBuf,
+    jsonl: PathBuf,
+    processor: String,
+) -> PyResult<Option<(u64, u64)>> {
+    py.detach(|| {
+        let events = read_jsonl(&jsonl)?;
+        let journal = Journal::open(&JournalOptions::new(&path)).map_err(error)?;
+        append_pending(&journal, &processor, events).map_err(error)
+    })
+}
+
+fn read_jsonl(file: &Path) -> PyResult<Vec<Event>> {
+    let opened =
+        fs::File::open(file).map_err(|e| error(format!("cannot open {}: {e}", file.display())))?;
+    let mut events = Vec::new();
+    for (index, line) in BufReader::new(opened).lines().enumerate() {
+        let line = line.map_err(|e| error(format!("cannot read {}: {e}", file.display())))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event = inotifier_sinks::jsonl::read::parse_line(&line).map_err(|why| {
+            PyValueError::new_err(format!("{}:{}: {why}", file.display(), index + 1))
+        })?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
+fn append_pending(
+    journal: &Journal,
+    key: &str,
+    mut events: Vec<Event>,
+) -> inotifier_journal::Result<Option<(u64, u64)>> {
+    let processor = journal.processor(key)?;
+    let first = journal.next_event_id();
+    for (offset, event) in events.iter_mut().enumerate() {
+        event.id = first + offset as u64;
+    }
+    let processors = [processor];
+    for chunk in events.chunks(IMPORT_BATCH) {
+        let batch: Vec<(&Event, &[ProcessorId])> =
+            chunk.iter().map(|event| (event, &processors[..])).collect();
+        journal.append(&batch)?;
+    }
+    Ok(events.last().map(|last| (first, last.id)))
+}
