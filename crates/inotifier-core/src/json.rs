@@ -15,8 +15,8 @@
 //!  "synthetic":false,"origin":"kernel","time":1764077825.123456789}
 //! ```
 //!
-//! `time` is the seconds since the Unix epoch with nine decimals; `origin` is `kernel`, `scan`
-//! or `rescan`; `src_pathname` is the source of a paired move, else `null`.
+//! `time` is the seconds since the Unix epoch with nine decimals; `origin` is `kernel`, `scan`,
+//! `rescan` or `catchup`; `src_pathname` is the source of a paired move, else `null`.
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;

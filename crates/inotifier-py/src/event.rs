@@ -19,8 +19,9 @@ use pyo3::types::{PyBytes, PyString};
 /// watched directory), ``name`` (the entry in it, ``""`` for events about ``path`` itself),
 /// ``pathname``, ``dir``, ``wd``, ``cookie`` and ``src_pathname`` (on an ``IN_MOVED_TO``
 /// paired with its ``IN_MOVED_FROM``: where the entry came from, else ``None``). inotifier's:
-/// ``id`` (increases per event), ``origin`` (``"kernel"``, or ``"scan"``/``"rescan"`` for
-/// events the engine synthesized), ``synthetic`` and ``time`` (seconds since the epoch).
+/// ``id`` (increases per event; a redelivery after a restart keeps it), ``origin``
+/// (``"kernel"``, or ``"scan"``/``"rescan"``/``"catchup"`` for events the engine
+/// synthesized), ``synthetic`` and ``time`` (seconds since the epoch).
 /// Names are ``str`` decoded as ``os.fsdecode`` does; ``os.fsencode(event.name)`` gives the
 /// kernel's bytes. Like pyinotify's events, an event takes attributes of the processor's own.
 #[pyclass(name = "Event", module = "inotifier", subclass, dict)]
@@ -110,7 +111,7 @@ impl PyEvent {
         self.mask & Mask::IN_ISDIR.bits() != 0
     }
 
-    /// Made by the engine (a scan or rescan) rather than read from the kernel.
+    /// Made by the engine (a scan, rescan or catch-up) rather than read from the kernel.
     #[getter]
     fn synthetic(&self, py: Python<'_>) -> bool {
         !self.origin.bind(py).eq("kernel")

@@ -32,7 +32,7 @@
 //! | `{src_pathname}` | where a moved entry came from (`IN_MOVED_TO` paired with its `IN_MOVED_FROM`); empty otherwise |
 //! | `{id}` | the event's id, a number increasing with every event |
 //! | `{mask}` | the mask as a decimal number |
-//! | `{origin}` | `kernel`, `scan` or `rescan` |
+//! | `{origin}` | `kernel`, `scan`, `rescan` or `catchup` |
 //!
 //! A placeholder may be part of an argument (`--file={pathname}`); `{{` and `}}` are literal
 //! braces. Values are inserted byte for byte, so a name that is not UTF-8 reaches the program
