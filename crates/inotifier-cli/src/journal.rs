@@ -6,7 +6,7 @@
 //! which must not run under a daemon.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::ops::RangeInclusive;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -19,10 +19,7 @@ use inotifier_core::json::event_json;
 use inotifier_core::text::printable;
 use inotifier_daemon::config;
 use inotifier_daemon::control::{self, StatusReport};
-use inotifier_journal::{Entry, Journal, JournalOptions, ProcessorId, ProcessorSummary, State};
-
-/// Events appended per transaction by `import`: one fsync per this many.
-const IMPORT_BATCH: usize = 4096;
+use inotifier_journal::{Entry, Journal, JournalOptions, ProcessorSummary, State};
 
 #[derive(Args)]
 #[command(
@@ -372,11 +369,11 @@ pub fn run(args: JournalArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "fresh journal written at {}", located.path.display())?;
         }
         JournalCommand::Import(import) => {
-            let events = read_jsonl(&import.jsonl)?;
+            let events = inotifier_sinks::jsonl::read::read_file(&import.jsonl)
+                .map_err(anyhow::Error::msg)?;
             let journal = Journal::open(&JournalOptions::new(&located.path))?;
-            let (first, last) = append_pending(&journal, &import.processor, events)?;
-            match first {
-                Some(first) => writeln!(
+            match journal.import(&import.processor, events)? {
+                Some((first, last)) => writeln!(
                     out,
                     "imported {} events for {} as pending, ids {first}-{last}",
                     last - first + 1,
@@ -392,48 +389,6 @@ pub fn run(args: JournalArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush().context("cannot write to stdout")?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Every event of the file, or the first line that is not one (`FILE:LINE: why`).
-fn read_jsonl(file: &Path) -> anyhow::Result<Vec<Event>> {
-    let reader = BufReader::new(
-        fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
-    );
-    let mut events = Vec::new();
-    for (index, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {}", file.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event = inotifier_sinks::jsonl::read::parse_line(&line)
-            .map_err(|why| anyhow::anyhow!("{}:{}: {why}", file.display(), index + 1))?;
-        events.push(event);
-    }
-    Ok(events)
-}
-
-/// Appends `events` renumbered from the journal's next id, pending for `key`; the first and
-/// last ids given.
-fn append_pending(
-    journal: &Journal,
-    key: &str,
-    mut events: Vec<Event>,
-) -> anyhow::Result<(Option<u64>, u64)> {
-    let processor: ProcessorId = journal.processor(key)?;
-    let first = journal.next_event_id();
-    for (offset, event) in events.iter_mut().enumerate() {
-        event.id = first + offset as u64;
-    }
-    let processors = [processor];
-    for chunk in events.chunks(IMPORT_BATCH) {
-        let batch: Vec<(&Event, &[ProcessorId])> =
-            chunk.iter().map(|event| (event, &processors[..])).collect();
-        journal.append(&batch)?;
-    }
-    Ok(match events.last() {
-        Some(last) => (Some(first), last.id),
-        None => (None, 0),
-    })
 }
 
 fn id_or_dash(id: Option<u64>) -> String {

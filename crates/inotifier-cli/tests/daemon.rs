@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{BIN, DEADLINE, Finished, Watcher, run_inotifier};
+use inotifier_test_support::hook_server::HookServer;
 use inotifier_test_support::workloads::write_reopening;
 use inotifier_test_support::{inotify_shared, wait_until};
 
@@ -382,32 +383,6 @@ path = "second.jsonl"
     assert_eq!(status.code(), Some(0), "{}", daemon.stderr());
 }
 
-/// The webhook receiver of the sinks tests: a real HTTP server in its own process, which
-/// answers 500 to the first `fail` requests and checks the HMAC signature itself.
-fn hook_server(log: &Path, fail: u32, secret_env: &str) -> (common::ChildGuard, u16) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../inotifier-sinks/tests/fixtures/hook_server.py");
-    let mut command = Command::new("python3");
-    command
-        .arg(script)
-        .args(["--log", log.to_str().unwrap(), "--fail", &fail.to_string()])
-        .args(["--secret-env", secret_env])
-        .env(secret_env, "s3cret for the test")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut server = common::ChildGuard::spawn(&mut command);
-    let mut stdout = std::io::BufReader::new(server.child_mut().stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("PORT ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("hook server said {line:?}"));
-    (server, port)
-}
-
 #[test]
 fn processors_do_real_work_through_the_daemon() {
     let _lock = inotify_shared();
@@ -416,7 +391,13 @@ fn processors_do_real_work_through_the_daemon() {
     std::fs::create_dir(project.path("x")).unwrap();
     std::fs::write(project.path("x/keep"), b"keep").unwrap();
     let hook_log = project.path("hook.jsonl");
-    let (_server, port) = hook_server(&hook_log, 3, "HOOK_SECRET");
+    // Answers 500 to the first 3 requests and checks the HMAC signature itself.
+    let server = HookServer::start(
+        &hook_log,
+        &["--fail", "3", "--secret-env", "HOOK_SECRET"],
+        &[("HOOK_SECRET", "s3cret for the test")],
+    );
+    let port = server.port;
     project.write_config(&format!(
         r#"
 [[watch]]

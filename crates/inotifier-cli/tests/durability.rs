@@ -7,14 +7,13 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{BIN, ChildGuard};
+use inotifier_test_support::hook_server::HookServer;
 use inotifier_test_support::{Sysctl, inotify_exclusive, inotify_shared, wait_until};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -277,63 +276,16 @@ path = "events.jsonl"
     );
 }
 
-/// The webhook processor's test server (crates/inotifier-sinks/tests/fixtures/hook_server.py).
-struct HookServer {
-    child: Child,
-    _stdin: ChildStdin,
-    log: PathBuf,
-}
-
-impl HookServer {
-    fn start(port: u16, fail: usize, log: &Path) -> HookServer {
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../inotifier-sinks/tests/fixtures/hook_server.py");
-        let mut child = Command::new("python3")
-            .arg(fixture)
-            .args(["--port", &port.to_string(), "--fail", &fail.to_string()])
-            .arg("--log")
-            .arg(log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the test server");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = sender.send(line);
-        });
-        let line = receiver
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the server reports its port");
-        assert_eq!(line.trim(), format!("PORT {port}"));
-        HookServer {
-            child,
-            _stdin: stdin,
-            log: log.to_path_buf(),
-        }
-    }
-
-    /// The events of the requests answered 200, in the order they were received.
-    fn accepted(&self, fail: usize) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
-            .filter(|request| request["number"].as_u64().unwrap() as usize > fail)
-            .map(|request| serde_json::from_str(request["body"].as_str().unwrap()).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for HookServer {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) of our own child, not reaped yet, by its PID.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
+/// The events of the requests `server` answered 200 (after its first `fail`), in the order it
+/// received them.
+fn accepted(server: &HookServer, fail: usize) -> Vec<serde_json::Value> {
+    server
+        .request_lines()
+        .iter()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|request| request["number"].as_u64().unwrap() as usize > fail)
+        .map(|request| serde_json::from_str(request["body"].as_str().unwrap()).unwrap())
+        .collect()
 }
 
 #[test]
@@ -370,12 +322,17 @@ max = "200ms"
         project.log().matches("retry_in_ms").count() >= files
     });
     let fail = 40;
-    let server = HookServer::start(port, fail, &project.path("requests.jsonl"));
+    let server = HookServer::start(
+        &project.path("requests.jsonl"),
+        &["--port", &port.to_string(), "--fail", &fail.to_string()],
+        &[],
+    );
+    assert_eq!(server.port, port);
     wait_for("every event accepted", LONG, || {
-        server.accepted(fail).len() >= 2 * files
+        accepted(&server, fail).len() >= 2 * files
     });
     stop(daemon);
-    let accepted = server.accepted(fail);
+    let accepted = accepted(&server, fail);
     let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for event in &accepted {
         by_file

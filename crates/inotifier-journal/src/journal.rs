@@ -212,6 +212,25 @@ impl Journal {
         }
     }
 
+    /// Appends `events` as pending for the processor `key`, renumbered from
+    /// [`Journal::next_event_id`] (their own ids belong to another journal or none), in
+    /// batches. Returns the first and last ids given, `None` for no event. A running daemon
+    /// delivers them at its next start.
+    pub fn import(&self, key: &str, mut events: Vec<Event>) -> Result<Option<(u64, u64)>> {
+        const BATCH: usize = 4096;
+        let processors = [self.processor(key)?];
+        let first = self.next_event_id();
+        for (offset, event) in events.iter_mut().enumerate() {
+            event.id = first + offset as u64;
+        }
+        for chunk in events.chunks(BATCH) {
+            let batch: Vec<(&Event, &[ProcessorId])> =
+                chunk.iter().map(|event| (event, &processors[..])).collect();
+            self.append(&batch)?;
+        }
+        Ok(events.last().map(|last| (first, last.id)))
+    }
+
     /// Records that `processor` handled `event_id`. Does not block: the writer thread commits
     /// acknowledgements every `commit_interval` (or the next `append` does). One lost in a
     /// crash means a redelivery, never a loss.

@@ -4,19 +4,15 @@
 //! journal's own: a corrupt one names the recovery command).
 
 use std::fs;
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
-use inotifier_core::Event;
 use inotifier_core::json::event_json;
-use inotifier_journal::{Journal, JournalOptions, ProcessorId, State};
+use inotifier_journal::{Journal, JournalOptions, State};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-
-/// Events appended per transaction by `journal_import`: one fsync per this many.
-const IMPORT_BATCH: usize = 4096;
 
 fn error(error: impl std::fmt::Display) -> PyErr {
     PyRuntimeError::new_err(error.to_string())
@@ -192,44 +188,9 @@ pub fn journal_import(
     processor: String,
 ) -> PyResult<Option<(u64, u64)>> {
     py.detach(|| {
-        let events = read_jsonl(&jsonl)?;
+        let events =
+            inotifier_sinks::jsonl::read::read_file(&jsonl).map_err(PyValueError::new_err)?;
         let journal = Journal::open(&JournalOptions::new(&path)).map_err(error)?;
-        append_pending(&journal, &processor, events).map_err(error)
+        journal.import(&processor, events).map_err(error)
     })
-}
-
-fn read_jsonl(file: &Path) -> PyResult<Vec<Event>> {
-    let opened =
-        fs::File::open(file).map_err(|e| error(format!("cannot open {}: {e}", file.display())))?;
-    let mut events = Vec::new();
-    for (index, line) in BufReader::new(opened).lines().enumerate() {
-        let line = line.map_err(|e| error(format!("cannot read {}: {e}", file.display())))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event = inotifier_sinks::jsonl::read::parse_line(&line).map_err(|why| {
-            PyValueError::new_err(format!("{}:{}: {why}", file.display(), index + 1))
-        })?;
-        events.push(event);
-    }
-    Ok(events)
-}
-
-fn append_pending(
-    journal: &Journal,
-    key: &str,
-    mut events: Vec<Event>,
-) -> inotifier_journal::Result<Option<(u64, u64)>> {
-    let processor = journal.processor(key)?;
-    let first = journal.next_event_id();
-    for (offset, event) in events.iter_mut().enumerate() {
-        event.id = first + offset as u64;
-    }
-    let processors = [processor];
-    for chunk in events.chunks(IMPORT_BATCH) {
-        let batch: Vec<(&Event, &[ProcessorId])> =
-            chunk.iter().map(|event| (event, &processors[..])).collect();
-        journal.append(&batch)?;
-    }
-    Ok(events.last().map(|last| (first, last.id)))
 }

@@ -3,16 +3,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{event, fixture, options, python, temp_dir};
+use common::{event, options, temp_dir};
 use inotifier_sinks::{BuildError, Processor, RetryPolicy, build};
+use inotifier_test_support::hook_server::HookServer;
 use serde_json::{Value, json};
 
 /// The secret the tests sign with: set once in this process's environment.
@@ -29,76 +28,39 @@ fn set_secret() {
     });
 }
 
-/// A running `hook_server.py`, killed by its PID when dropped.
+/// A `hook_server.py` with the tests' secrets in its environment, and its log in a directory
+/// of its own.
 struct Server {
-    child: Child,
-    _stdin: ChildStdin,
-    port: u16,
-    log: PathBuf,
+    server: HookServer,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start(args: &[&str]) -> Server {
         let dir = temp_dir();
-        let log = dir.path().join("requests.jsonl");
-        let mut child = Command::new(python())
-            .arg(fixture("hook_server.py"))
-            .arg("--log")
-            .arg(&log)
-            .args(args)
-            .env(SECRET_ENV, SECRET)
-            .env("OTHER_SECRET", "not-the-secret")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the test server");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        // The port line, read with a deadline.
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = sender.send(line);
-        });
-        let line = receiver
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the server reports its port");
-        let port = line
-            .strip_prefix("PORT ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("not a port line: {line:?}"));
-        Server {
-            child,
-            _stdin: stdin,
-            port,
-            log,
-            _dir: dir,
-        }
+        let server = HookServer::start(
+            &dir.path().join("requests.jsonl"),
+            args,
+            &[(SECRET_ENV, SECRET), ("OTHER_SECRET", "not-the-secret")],
+        );
+        Server { server, _dir: dir }
+    }
+
+    fn port(&self) -> u16 {
+        self.server.port
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hooks/inotifier?x=1", self.port)
+        format!("http://127.0.0.1:{}/hooks/inotifier?x=1", self.port())
     }
 
     /// The requests the server recorded.
     fn requests(&self) -> Vec<Value> {
-        match std::fs::read_to_string(&self.log) {
-            Ok(text) => text
-                .lines()
-                .map(|line| serde_json::from_str(line).unwrap())
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child, not reaped yet, by its PID.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
-        let _ = self.child.wait();
+        self.server
+            .request_lines()
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
     }
 }
 
@@ -346,7 +308,7 @@ fn https_with_a_private_ca_is_verified_against_ca_file() {
         "--tls-key",
         key.to_str().unwrap(),
     ]);
-    let url = format!("https://127.0.0.1:{}/hook", server.port);
+    let url = format!("https://127.0.0.1:{}/hook", server.port());
     let event = event(Path::new("/srv/in"), b"secure.txt");
 
     // The Mozilla roots do not know the test CA: a TLS failure, retryable (certificates get

@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub mod hook_server;
 pub mod workloads;
 
 const LOCK_PATH: &str = "/run/inotifier-tests.lock";

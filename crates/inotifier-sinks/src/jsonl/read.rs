@@ -90,6 +90,25 @@ fn parse_seconds(text: &str) -> Option<i64> {
     seconds.is_finite().then(|| (seconds * 1e9).round() as i64)
 }
 
+/// Every event of a JSON-lines file, or why not: the file cannot be read, or `FILE:LINE: why`
+/// for the first line that is not an event. Blank lines are skipped.
+pub fn read_file(file: &Path) -> Result<Vec<Event>, String> {
+    use std::io::BufRead;
+    let opened =
+        std::fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    let mut events = Vec::new();
+    for (index, line) in std::io::BufReader::new(opened).lines().enumerate() {
+        let line = line.map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event =
+            parse_line(&line).map_err(|why| format!("{}:{}: {why}", file.display(), index + 1))?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
