@@ -26,30 +26,9 @@ source "$HERE/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "run as root: it mounts a tmpfs and starts incrond"
 
-MNT=""
-PIDS=()
 INCRON_TABLE=/etc/incron.d/inotifier-bench
-MAXQ=/proc/sys/fs/inotify/max_queued_events
-OLD_MAXQ=$(cat "$MAXQ")
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    echo "$OLD_MAXQ" >"$MAXQ"
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -f "$INCRON_TABLE"
-    if [[ -n $MNT ]]; then
-        if mountpoint -q "$MNT"; then umount "$MNT" 2>/dev/null || umount -l "$MNT"; fi
-        rmdir "$MNT" 2>/dev/null || true
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup_extra() { rm -f "$INCRON_TABLE"; }
+install_cleanup
 
 # Lines of the output file, not counting the probes of the readiness check.
 lines_of() { [[ -f $1 ]] || { echo 0; return; }; grep -vc probe "$1" || true; }

@@ -28,28 +28,7 @@ source "$HERE/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "run as root: it mounts a tmpfs and sets fs.inotify.max_queued_events"
 
-MNT=""
-PIDS=()
-MAXQ=/proc/sys/fs/inotify/max_queued_events
-OLD_MAXQ=$(cat "$MAXQ")
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    echo "$OLD_MAXQ" >"$MAXQ"
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    if [[ -n $MNT ]]; then
-        if mountpoint -q "$MNT"; then umount "$MNT" 2>/dev/null || umount -l "$MNT"; fi
-        rmdir "$MNT" 2>/dev/null || true
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
 size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
 

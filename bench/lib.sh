@@ -1,5 +1,5 @@
-# Helpers shared by the benchmark scripts (run.sh, daemon.sh, django.sh); sourced, not run.
-# A script using stop_pid keeps the PIDs it started in the array PIDS.
+# Helpers shared by the benchmark scripts (run.sh, daemon.sh, django.sh, journal.sh); sourced,
+# not run. A script using stop_pid keeps the PIDs it started in the array PIDS.
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "${0##*/}: $*"; exit 1; }
@@ -54,4 +54,36 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
     for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
     PIDS=("${keep[@]}")
+}
+
+# install_cleanup: on exit (normal, error, INT or TERM), bench_cleanup restores what the script
+# changed: it kills the PIDs in PIDS (TERM, then KILL after 5 s), runs the script's
+# cleanup_extra function if it has one, restores fs.inotify.max_queued_events as it was when
+# install_cleanup ran, and unmounts the tmpfs at MNT.
+MNT=""
+PIDS=()
+MAXQ=/proc/sys/fs/inotify/max_queued_events
+OLD_MAXQ=""
+install_cleanup() {
+    OLD_MAXQ=$(cat "$MAXQ")
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+bench_cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    [[ -n $OLD_MAXQ ]] && echo "$OLD_MAXQ" >"$MAXQ"
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    if declare -F cleanup_extra >/dev/null; then cleanup_extra; fi
+    if [[ -n $MNT ]]; then
+        # lazy unmount as a last resort, so a stuck process cannot leave the mount behind
+        if mountpoint -q "$MNT"; then umount "$MNT" 2>/dev/null || umount -l "$MNT"; fi
+        rmdir "$MNT" 2>/dev/null || true
+    fi
+    exit "$rc"
 }
