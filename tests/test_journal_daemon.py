@@ -67,9 +67,7 @@ def test_a_killed_daemon_redelivers_what_its_processor_had_not_finished(project)
     # A redelivery keeps the event's id, so a processor can tell a duplicate: one id per
     # file for its kernel event (the catch-up may also report a file, under an id of its own).
     for name in names:
-        kernel_ids = {
-            e["id"] for e in done() if e["name"] == name and e["origin"] == "kernel"
-        }
+        kernel_ids = {e["id"] for e in done() if e["name"] == name and e["origin"] == "kernel"}
         assert len(kernel_ids) <= 1, (name, kernel_ids)
     assert "pending since the last run redelivered" in log
 
