@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from inotifier import _native
 
 TESTS_DIR = Path(__file__).resolve().parent
 MANAGE = TESTS_DIR / "manage.py"
@@ -115,6 +116,14 @@ class Project:
         )
         self.processes.append(process)
         return process
+
+    def watching(self):
+        """The daemon's pid once its watches are in place (its status says ``running``: the
+        pid file alone is taken before the watches are added), else None."""
+        report = _native.status(str(self.pid_file))
+        if report["running"] and report.get("state") == "running":
+            return report["pid"]
+        return None
 
     def events(self):
         return read_jsonl(self.output / "events.jsonl")

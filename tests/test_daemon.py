@@ -23,7 +23,7 @@ def test_foreground_daemon_hands_events_to_a_python_processor(project):
         [str(project.watched), "IN_CLOSE_WRITE|IN_CREATE", RECORDER, {"options": {"label": "up"}}]
     ]
     process = project.popen("inotifier_start", "--foreground")
-    pid = wait_for(lambda: running_pid(project), what="the daemon to hold its pid file")
+    pid = wait_for(project.watching, what="the daemon to be watching")
     assert pid == process.pid
 
     (project.watched / "report.csv").write_text("a,b\n")
@@ -45,7 +45,7 @@ def test_foreground_daemon_hands_events_to_a_python_processor(project):
 def test_non_utf8_names_reach_the_processor_losslessly(project):
     project.watches = [[str(project.watched), "IN_CREATE", RECORDER]]
     process = project.popen("inotifier_start", "--foreground")
-    wait_for(lambda: running_pid(project), what="the daemon to start")
+    wait_for(project.watching, what="the daemon to start")
     raw = os.fsencode(str(project.watched)) + b"/caf\xe9"
     with open(raw, "wb"):
         pass
@@ -61,7 +61,7 @@ def test_events_that_queue_up_reach_python_in_batches(project):
     project.extra_env["INOTIFIER_TEST_WORKERS"] = "1"
     project.watches = [[str(project.watched), "IN_CREATE", GATE]]
     process = project.popen("inotifier_start", "--foreground")
-    wait_for(lambda: running_pid(project), what="the daemon to start")
+    wait_for(project.watching, what="the daemon to start")
     count = 300
     for index in range(count):
         (project.watched / f"f{index:03}").touch()

@@ -78,7 +78,9 @@ class Example:
         return process
 
     def daemon_running(self):
-        return _native.status(str(self.state / "inotifier.pid"))["running"]
+        """Running with its watches in place (the pid file alone is taken before them)."""
+        report = _native.status(str(self.state / "inotifier.pid"))
+        return report["running"] and report.get("state") == "running"
 
     def received_files(self):
         database = self.state / "db.sqlite3"

@@ -7,20 +7,14 @@ import os
 import signal
 
 from conftest import wait_for
-from inotifier import _native
 
 SLOW = "recorder.record.Slow"
 RECORDER = "recorder.record.RecordingProcessor"
 
 
-def running_pid(project):
-    report = _native.status(str(project.pid_file))
-    return report["running"] and report["pid"]
-
-
 def start(project):
     process = project.popen("inotifier_start", "--foreground")
-    wait_for(lambda: running_pid(project) == process.pid, what="the daemon to start")
+    wait_for(lambda: project.watching() == process.pid, what="the daemon to start")
     return process
 
 

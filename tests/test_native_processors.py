@@ -9,7 +9,6 @@ import sys
 import pytest
 from conftest import read_jsonl, wait_for
 from django.core import checks
-from inotifier import _native
 from inotifier import settings as inotifier_settings
 
 # Appends its arguments (after the output file) to the output file as one JSON line: what the
@@ -21,11 +20,6 @@ RECORD_ARGV = (
     "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)\n"
     "os.write(fd, line)\n"
 )
-
-
-def running_pid(project):
-    report = _native.status(str(project.pid_file))
-    return report["running"] and report["pid"]
 
 
 def stop(process):
@@ -46,7 +40,7 @@ def test_jsonl_writes_every_event_and_takes_relative_paths_from_the_project(proj
         ]
     ]
     process = project.popen("inotifier_start", "--foreground")
-    wait_for(lambda: running_pid(project), what="the daemon to start")
+    wait_for(project.watching, what="the daemon to start")
     (project.watched / "a.txt").write_text("a")
     (project.watched / "b.part").write_text("b")
     os.rename(project.watched / "b.part", project.watched / "b.txt")
@@ -89,7 +83,7 @@ def test_native_processors_deliver_while_python_holds_the_gil(project):
         [str(project.watched), "IN_CREATE", "jsonl", {"options": {"path": "native.jsonl"}}],
     ]
     process = project.popen("inotifier_start", "--foreground")
-    wait_for(lambda: running_pid(project), what="the daemon to start")
+    wait_for(project.watching, what="the daemon to start")
     (project.output / "hog-trigger").touch()
     wait_for(
         lambda: any(e.get("stage") == "hog begun" for e in project.events()),
@@ -133,7 +127,7 @@ def test_exec_hands_each_name_over_as_one_argument(project):
         ]
     ]
     process = project.popen("inotifier_start", "--foreground")
-    wait_for(lambda: running_pid(project), what="the daemon to start")
+    wait_for(project.watching, what="the daemon to start")
     # Would remove a file named x if a shell ever saw it; x exists to show it does not.
     (project.watched / "x").write_text("keep")
     hostile = "report 2026 ;rm -rf x $(touch y) 'q\".txt"
