@@ -87,10 +87,8 @@ processor = "jsonl"
 path = "out"
 EOF
         "$INOTIFIER" run -c "$run/inotifier.toml" >/dev/null 2>"$run/err" & ;;
-    inotifywait)
-        stdbuf -oL inotifywait -q -m -e create,q_overflow --format '%w%f %e' "$run/w" >"$run/out" 2>"$run/err" & ;;
-    raw)
-        "$BUILD/raw_reader" -m 256 "$run/w" >"$run/out" 2>"$run/err" & ;;
+    inotifywait|raw)
+        start_peer "$who" "$run/w" "$run/out" "$run/err"; return ;;
     esac
     echo $!
 }
@@ -107,19 +105,11 @@ run_J() {
     # was not ready yet missed the creation).
     wait_for 30 bash -c "rm -f '$run/w/probe'; touch '$run/w/probe'; grep -q probe '$run/out' 2>/dev/null" \
         || die "$who did not start: $(cat "$run/err")"
-    local cpu0; cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    if [[ $mode == queued ]]; then
-        kill -STOP "$pid"
-        "$BUILD/gen" "$run/w" "$NEVENTS" >/dev/null
-        t0=$(now_us)
-        kill -CONT "$pid"
-    else
-        t0=$(now_us)
-        "$BUILD/gen" "$run/w" "$NEVENTS" >/dev/null
-    fi
+    local cpu0; cpu0=$(cpu_ticks "$pid")
+    t0=$(burst "$mode" "$pid" "$run/w" "$NEVENTS")
     count=$(wait_count lines "$run/out" "$NEVENTS")
     t1=$(now_us)
-    local cpu1; cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    local cpu1; cpu1=$(cpu_ticks "$pid")
     stop_pid "$pid"
     local lost=$(( NEVENTS - count )); (( lost < 0 )) && lost=0
     if (( lost > 0 )); then

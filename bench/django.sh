@@ -107,18 +107,10 @@ run() {
     (( ok )) || die "$who did not start: $(cat "$run/err")"
     sleep 0.3   # let the last probes' events arrive before taking the base
     base=$(size_of "$run/count")
-    cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    if [[ $mode == queued ]]; then
-        kill -STOP "$pid"
-        "$BUILD/gen" "$run/w" "$NEVENTS" >/dev/null
-        t0=$(now_us)
-        kill -CONT "$pid"
-    else
-        t0=$(now_us)
-        "$BUILD/gen" "$run/w" "$NEVENTS" >/dev/null
-    fi
+    cpu0=$(cpu_ticks "$pid")
+    t0=$(burst "$mode" "$pid" "$run/w" "$NEVENTS")
     read -r count t1 < <(wait_count "$run/count" "$base" "$NEVENTS")
-    cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    cpu1=$(cpu_ticks "$pid")
     stop_pid "$pid"
     # The rate counts what was delivered, until the last event arrived.
     echo "$mode $who count=$count rate=$(per_second "$count" $((t1 - t0))) cpu_ticks=$((cpu1 - cpu0))"

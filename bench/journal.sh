@@ -94,10 +94,8 @@ processor = "jsonl"
 path = "out"
 EOF
         "$INOTIFIER" run -c "$run/inotifier.toml" >/dev/null 2>"$run/err" & ;;
-    inotifywait)
-        stdbuf -oL inotifywait -q -m -e create,q_overflow --format '%w%f %e' "$run/w" >"$run/out" 2>"$run/err" & ;;
-    raw)
-        "$BUILD/raw_reader" -m 256 "$run/w" >"$run/out" 2>"$run/err" & ;;
+    inotifywait|raw)
+        start_peer "$who" "$run/w" "$run/out" "$run/err"; return ;;
     esac
     echo $!
 }
@@ -112,23 +110,15 @@ run() {
     wait_for 30 bash -c "rm -f '$run/w/probe'; touch '$run/w/probe'; grep -q probe '$run/out' 2>/dev/null" \
         || die "$who did not start: $(cat "$run/err")"
     local base; base=$(lines_of "$run/out")
-    cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    if [[ $mode == queued ]]; then
-        kill -STOP "$pid"
-        "$BUILD/gen" "$run/w" "$NEVENTS" >/dev/null
-        t0=$(now_us)
-        kill -CONT "$pid"
-    else
-        t0=$(now_us)
-        "$BUILD/gen" "$run/w" "$NEVENTS" >/dev/null
-    fi
+    cpu0=$(cpu_ticks "$pid")
+    t0=$(burst "$mode" "$pid" "$run/w" "$NEVENTS")
     # The probes' lines are not the burst's; the overflow line (raw, inotifywait) is not either.
     count=$(( $(wait_lines "$run/out" $((base + NEVENTS))) - base ))
     if [[ $who == tmpfs || $who == disk ]]; then
         wait_acked "$run/inotifier.toml" || log "$who: events still pending after 30 s"
     fi
     t1=$(now_us)
-    cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    cpu1=$(cpu_ticks "$pid")
     stop_pid "$pid"
     # Lines about the burst's files only (gen names them f<number>).
     count=$(grep -c '[/" ]f[0-9]' "$run/out" || true)

@@ -87,3 +87,37 @@ bench_cleanup() {
     fi
     exit "$rc"
 }
+
+# cpu_ticks PID: user+sys clock ticks the process has used (all its threads).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# burst MODE PID DIR N: gen creates N files in DIR, timed from its start (live: PID reads
+# meanwhile) or, queued, from when PID is continued after the whole burst waited in the kernel
+# while it was stopped. Echoes that start time (µs).
+burst() {
+    local mode=$1 pid=$2 dir=$3 n=$4 t0
+    if [[ $mode == queued ]]; then
+        kill -STOP "$pid"
+        "$BUILD/gen" "$dir" "$n" >/dev/null
+        t0=$(now_us)
+        kill -CONT "$pid"
+    else
+        t0=$(now_us)
+        "$BUILD/gen" "$dir" "$n" >/dev/null
+    fi
+    echo "$t0"
+}
+
+# start_peer WHO DIR OUT ERR: starts inotifywait or the minimal C reader on DIR (creations)
+# writing one line per event to OUT; echoes its pid. Keeps nothing of the caller's stdout open.
+start_peer() {
+    local who=$1 dir=$2 out=$3 err=$4
+    case $who in
+    inotifywait)
+        stdbuf -oL inotifywait -q -m -e create,q_overflow --format '%w%f %e' "$dir" >"$out" 2>"$err" & ;;
+    raw)
+        "$BUILD/raw_reader" -m 256 "$dir" >"$out" 2>"$err" & ;;
+    *) die "unknown peer $who" ;;
+    esac
+    echo $!
+}
