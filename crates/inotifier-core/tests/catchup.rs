@@ -940,7 +940,12 @@ fn replay(tree: &mut BTreeMap<Vec<u8>, bool>, root: &Path, events: &[&Event]) {
 /// applying the exported changes to it gives the full snapshot.
 #[test]
 fn replaying_the_catch_up_on_the_baseline_gives_the_tree_on_disk() {
-    for seed in 1..=20 {
+    // More with CATCHUP_SEEDS=N (the orders depend on inode numbers, which vary run to run).
+    let seeds: u64 = std::env::var("CATCHUP_SEEDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    for seed in 1..=seeds {
         let dir = temp_dir();
         let outside = temp_dir();
         let root = dir.path();
@@ -973,6 +978,17 @@ fn replaying_the_catch_up_on_the_baseline_gives_the_tree_on_disk() {
             .iter()
             .map(|e| (e.path.clone(), e.kind == inotifier_core::EntryKind::Dir))
             .collect();
+        if std::env::var_os("CATCHUP_DEBUG").is_some() {
+            for e in &events {
+                eprintln!(
+                    "{seed} {} {:?} src={:?} cookie={}",
+                    e.maskname(),
+                    e.pathname(),
+                    e.src_pathname,
+                    e.cookie
+                );
+            }
+        }
         replay(&mut tree, root, &events);
         let (files, dirs) = files_and_dirs(root);
         let on_disk: BTreeMap<Vec<u8>, bool> = files

@@ -395,7 +395,8 @@ impl Tree {
         }
     }
 
-    /// Reports baseline entry `b` deleted, after whatever of it was below it and is gone too.
+    /// Reports baseline entry `b` deleted, after whatever was below it has moved out (renamed
+    /// elsewhere) and after what is gone too.
     fn delete_baseline_entry(&mut self, plan: &mut Plan<'_>, b: usize) {
         if plan.deleted[b] {
             return;
@@ -406,6 +407,17 @@ impl Tree {
             let mut prefix = path.clone();
             prefix.push(b'/');
             let start = baseline.partition_point(|e| e.path < prefix);
+            let moved_out: Vec<usize> = (start..baseline.len())
+                .take_while(|&i| baseline[i].path.starts_with(&prefix))
+                .filter_map(|i| plan.renamed_to.get(&i).copied())
+                .collect();
+            for index in moved_out {
+                self.place(plan, index);
+            }
+            // Placing may have come back here (the move's new place needed this one gone).
+            if plan.deleted[b] {
+                return;
+            }
             let mut below: Vec<usize> = (start..baseline.len())
                 .take_while(|&i| baseline[i].path.starts_with(&prefix))
                 .filter(|&i| plan.relevant[i] && !plan.claimed[i] && !plan.deleted[i])
