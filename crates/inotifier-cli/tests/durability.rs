@@ -206,6 +206,71 @@ events = "IN_CLOSE_WRITE"
     eprintln!("delivered before the kill: {at_kill} of {total}; caught up: {caught_up}");
 }
 
+/// The names in a slow recorder's output.
+fn delivered_names(out: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.splitn(3, ' ').nth(2).map(str::to_string))
+        .collect()
+}
+
+/// The ids in a slow recorder's output, each with how many times it was delivered.
+fn deliveries_by_id(out: &Path) -> BTreeMap<u64, usize> {
+    let mut counts = BTreeMap::new();
+    for line in std::fs::read_to_string(out).unwrap_or_default().lines() {
+        if let Some(id) = line.split(' ').next().and_then(|id| id.parse().ok()) {
+            *counts.entry(id).or_default() += 1;
+        }
+    }
+    counts
+}
+
+#[test]
+fn a_reload_that_changes_a_watch_delivers_its_pending_events_once() {
+    let _lock = inotify_shared();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("delivered.txt");
+    let config = |events: &str| {
+        format!(
+            "[daemon]\npid_file = \"run/inotifier.pid\"\n\n[[watch]]\npath = \"watched\"\n\
+             events = \"{events}\"\n{}",
+            slow_recorder(&out)
+        )
+    };
+    let project = Project::new(&config("IN_CLOSE_WRITE"));
+    let daemon = project.run();
+    let total = 60;
+    for index in 0..total {
+        std::fs::write(project.watched(&format!("f{index:02}")), b"x").unwrap();
+    }
+    wait_for("some deliveries", LONG, || delivered_names(&out).len() >= 5);
+    // Same processor and path, so the same journal key: the old watch's pending events are
+    // still on their way to it while the new one starts.
+    std::fs::write(
+        project.path("inotifier.toml"),
+        config("IN_CLOSE_WRITE|IN_DELETE"),
+    )
+    .unwrap();
+    daemon.signal(libc::SIGHUP);
+    wait_for("the reload", LONG, || project.log().contains("reloaded: "));
+    assert!(
+        delivered_names(&out).len() < total,
+        "everything was delivered before the reload: the test needs a slower processor"
+    );
+    wait_for("every file delivered", LONG, || {
+        delivered_names(&out).len() == total
+    });
+    // Left to finish whatever it would have redelivered by mistake.
+    stop(daemon);
+    let twice: Vec<u64> = deliveries_by_id(&out)
+        .into_iter()
+        .filter(|&(_, count)| count > 1)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+}
+
 #[test]
 fn changes_made_while_the_daemon_was_stopped_are_delivered_at_its_start() {
     let _lock = inotify_shared();

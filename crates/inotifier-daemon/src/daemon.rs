@@ -204,7 +204,14 @@ impl Daemon {
             auto_add: watch.auto_add,
             filters: watch.filters.clone(),
         };
-        let id = self.add_to_engine(watch, spec)?;
+        // A reload that changes a watch adds the new one while the old one, of the same key,
+        // still delivers: its pending events are in flight, and its changes are being
+        // journaled, so neither redelivery nor catch-up is due.
+        let replacing = self
+            .active
+            .iter()
+            .any(|active| active.config.key() == watch.key());
+        let id = self.add_to_engine(watch, spec, replacing)?;
         let cursor = match &self.journal {
             Some(journal) => Some(Cursor {
                 journal: journal.clone(),
@@ -228,7 +235,7 @@ impl Daemon {
         let mut redelivered = 0;
         let mut from = 0;
         let mut next_page = || {
-            let Some(cursor) = &cursor else {
+            let Some(cursor) = cursor.as_ref().filter(|_| !replacing) else {
                 return Vec::new();
             };
             match cursor
@@ -267,8 +274,14 @@ impl Daemon {
 
     /// Adds the watch to the engine. With catch-up, against the snapshot the journal kept of
     /// it: what changed while the daemon was down is reported first. The first start of a
-    /// watch records its snapshot (and reports nothing, unless `first_start = "report"`).
-    fn add_to_engine(&self, watch: &WatchConfig, spec: WatchSpec) -> Result<WatchId, DaemonError> {
+    /// watch records its snapshot (and reports nothing, unless `first_start = "report"`), as
+    /// does a watch `replacing` a running one of the same key.
+    fn add_to_engine(
+        &self,
+        watch: &WatchConfig,
+        spec: WatchSpec,
+        replacing: bool,
+    ) -> Result<WatchId, DaemonError> {
         let engine_error = |source| DaemonError::Watch {
             path: watch.path.clone(),
             source,
@@ -278,7 +291,11 @@ impl Daemon {
             _ => return self.engine.add_watch(spec).map_err(engine_error),
         };
         let key = watch.key();
-        let id = match journal.load_snapshot(&key)? {
+        let baseline = match replacing {
+            true => None,
+            false => journal.load_snapshot(&key)?,
+        };
+        let id = match baseline {
             Some(baseline) => {
                 tracing::info!(
                     "catching up on {}: comparing it with its snapshot of {} entries",
@@ -289,7 +306,7 @@ impl Daemon {
                     .add_watch_with_baseline(spec, baseline)
                     .map_err(engine_error)?
             }
-            None if self.config.journal.first_start == FirstStart::Report => {
+            None if !replacing && self.config.journal.first_start == FirstStart::Report => {
                 tracing::info!(
                     "first start on {}: reporting every entry as created",
                     watch.path.display()
