@@ -6,5 +6,6 @@
 # makes the Django 6 environment.
 command -v python3 >/dev/null || { echo "python3 not found: install Python 3.10 or later" >&2; exit 1; }
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet "maturin>=1.7,<2" "Django>=5.2,<6" "pytest>=8" "pytest-django>=4.9" "ruff>=0.6"
+.venv/bin/python -m pip install --quiet "maturin>=1.7,<2" "Django>=5.2,<6" "pytest>=8" "pytest-django>=4.9" "ruff>=0.6" \
+    "celery[redis]>=5.4,<6" "redis>=5" "nats-py>=2.9"
 VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --quiet --locked

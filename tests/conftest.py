@@ -151,3 +151,84 @@ def project(tmp_path):
     project = Project(tmp_path)
     yield project
     project.end_everything()
+
+
+# The broker tests' fixtures: private brokers, and the daemon binary run from a TOML config.
+from services import private_nats, private_redis  # noqa: E402, F401
+
+REPO = TESTS_DIR.parent
+
+
+@pytest.fixture(scope="session")
+def inotifier_bin():
+    """The ``inotifier`` binary of this tree (``INOTIFIER_BIN`` names another), built when
+    missing."""
+    given = os.environ.get("INOTIFIER_BIN")
+    if given:
+        return Path(given)
+    subprocess.run(
+        ["cargo", "build", "--quiet", "--locked", "-p", "inotifier-cli", "--bin", "inotifier"],
+        cwd=REPO,
+        check=True,
+    )
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    return target / "debug" / "inotifier"
+
+
+class TomlDaemon:
+    """``inotifier run --config FILE`` in the background, with its config written from TOML
+    text; ended by its pid at teardown."""
+
+    def __init__(self, binary, root):
+        self.binary = binary
+        self.root = root
+        self.config = root / "inotifier.toml"
+        self.pid_file = root / "inotifier.pid"
+        self.stderr_path = root / "daemon.err"
+        self.process = None
+
+    def write(self, text):
+        self.config.write_text(f'[daemon]\npid_file = "{self.pid_file}"\n{text}')
+
+    def start(self, env=None):
+        assert self.process is None or self.process.poll() is not None
+        with open(self.stderr_path, "ab") as stderr:
+            self.process = subprocess.Popen(
+                [str(self.binary), "run", "--config", str(self.config)],
+                env={**os.environ, **(env or {})},
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        wait_for(self.running, timeout=30, what="the daemon to run its watches")
+
+    def running(self):
+        if self.process.poll() is not None:
+            pytest.fail(f"the daemon exited with {self.process.returncode}:\n{self.stderr()}")
+        report = _native.status(str(self.pid_file))
+        return report["running"] and report.get("state") == "running"
+
+    def status(self):
+        return _native.status(str(self.pid_file))
+
+    def stop(self, timeout=60):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=timeout)
+        return self.process.returncode
+
+    def kill(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def stderr(self):
+        return self.stderr_path.read_text() if self.stderr_path.exists() else ""
+
+
+@pytest.fixture
+def toml_daemon(inotifier_bin, tmp_path):
+    daemon = TomlDaemon(inotifier_bin, tmp_path)
+    try:
+        yield daemon
+    finally:
+        daemon.kill()

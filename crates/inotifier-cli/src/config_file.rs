@@ -23,5 +23,6 @@ pub fn validate_processor(
     options: &Map<String, Value>,
     config_dir: &Path,
 ) -> Result<(), String> {
-    inotifier_sinks::validate(kind, options, config_dir).map_err(|error| error.to_string())
+    inotifier_daemon::processors::validate(kind, options, config_dir)
+        .map_err(|error| error.to_string())
 }

@@ -26,12 +26,12 @@ pub trait ProcessorFactory: Send + Sync {
     fn build(&self, watch: &WatchConfig, base_dir: &Path) -> Result<Arc<dyn Processor>, String>;
 }
 
-/// The processors inotifier runs natively (`log`, `jsonl`, `exec`, `webhook`).
+/// The processors inotifier runs natively (see [`crate::processors`]).
 pub struct NativeProcessors;
 
 impl ProcessorFactory for NativeProcessors {
     fn build(&self, watch: &WatchConfig, base_dir: &Path) -> Result<Arc<dyn Processor>, String> {
-        inotifier_sinks::build(&watch.processor.kind, &watch.processor.options, base_dir)
+        crate::processors::build(&watch.processor.kind, &watch.processor.options, base_dir)
             .map_err(|error| error.to_string())
     }
 }

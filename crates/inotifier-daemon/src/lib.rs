@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod notify;
 pub mod pidfile;
 mod pipeline;
+pub mod processors;
 mod router;
 pub mod stats;
 pub mod status;

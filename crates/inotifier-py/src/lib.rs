@@ -60,10 +60,11 @@ fn valid_mask_names() -> Vec<&'static str> {
     inotifier_core::valid_names().collect()
 }
 
-/// The names of the processors the daemon runs natively (`log`, `jsonl`, `exec`, `webhook`).
+/// The names of the processors the daemon runs natively (`log`, `jsonl`, `exec`, `webhook`,
+/// `celery`, `redis_stream`, `jetstream`).
 #[pyfunction]
 fn native_processors() -> Vec<&'static str> {
-    inotifier_sinks::NATIVE_PROCESSORS.to_vec()
+    inotifier_daemon::processors::native_processors().to_vec()
 }
 
 /// Why the native processor `kind` cannot be built from `options_json` (relative paths taken
@@ -75,7 +76,7 @@ fn native_processor_error(kind: &str, options_json: &str, base_dir: PathBuf) -> 
             Ok(options) => options,
             Err(error) => return Some(format!("the options are not a JSON object: {error}")),
         };
-    inotifier_sinks::validate(kind, &options, &base_dir)
+    inotifier_daemon::processors::validate(kind, &options, &base_dir)
         .err()
         .map(|error| error.to_string())
 }

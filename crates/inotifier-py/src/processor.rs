@@ -26,7 +26,9 @@ pub struct PythonProcessors {
 
 impl ProcessorFactory for PythonProcessors {
     fn build(&self, watch: &WatchConfig, _base_dir: &Path) -> Result<Arc<dyn Processor>, String> {
-        if inotifier_sinks::NATIVE_PROCESSORS.contains(&watch.processor.kind.as_str()) {
+        if inotifier_daemon::processors::native_processors()
+            .contains(&watch.processor.kind.as_str())
+        {
             return NativeProcessors.build(watch, &self.base_dir);
         }
         let options = serde_json::Value::Object(watch.processor.options.clone()).to_string();

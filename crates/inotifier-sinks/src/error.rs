@@ -32,7 +32,7 @@ pub enum BuildError {
 }
 
 impl BuildError {
-    pub(crate) fn invalid(
+    pub fn invalid(
         processor: &'static str,
         option: &str,
         message: impl Into<String>,

@@ -47,10 +47,10 @@ mod error;
 pub mod exec;
 pub mod jsonl;
 pub mod log;
-mod options;
+pub mod options;
 mod retry;
 mod semaphore;
-mod template;
+pub mod template;
 mod text;
 pub mod webhook;
 
@@ -132,6 +132,10 @@ pub struct ProcessError {
     /// Whether trying again may succeed (a connection refused, a 5xx, a timeout); a bad request
     /// or a missing program will not.
     pub retryable: bool,
+    /// Whether the destination itself is unreachable (a broker that is down), rather than
+    /// this event failing there: such a failure is retried for as long as it lasts, without
+    /// counting against the event's attempts, so an outage never dead-letters events.
+    pub outage: bool,
 }
 
 impl ProcessError {
@@ -139,6 +143,16 @@ impl ProcessError {
         ProcessError {
             message: message.into(),
             retryable: true,
+            outage: false,
+        }
+    }
+
+    /// The destination cannot be reached at all (see [`ProcessError::outage`]).
+    pub fn outage(message: impl Into<String>) -> ProcessError {
+        ProcessError {
+            message: message.into(),
+            retryable: true,
+            outage: true,
         }
     }
 
@@ -146,6 +160,7 @@ impl ProcessError {
         ProcessError {
             message: message.into(),
             retryable: false,
+            outage: false,
         }
     }
 }

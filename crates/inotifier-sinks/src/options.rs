@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::error::BuildError;
 
 /// Deserializes `options` into `T`, a struct with `deny_unknown_fields`.
-pub(crate) fn parse<T: DeserializeOwned>(
+pub fn parse<T: DeserializeOwned>(
     processor: &'static str,
     options: &Map<String, Value>,
 ) -> Result<T, BuildError> {
@@ -54,7 +54,7 @@ pub(crate) fn parse<T: DeserializeOwned>(
 
 /// The field names of a struct deriving `Deserialize`, as serde's derive hands them to
 /// `deserialize_struct`.
-pub(crate) fn struct_fields<T: DeserializeOwned>() -> &'static [&'static str] {
+pub fn struct_fields<T: DeserializeOwned>() -> &'static [&'static str] {
     let mut fields = None;
     let _ = T::deserialize(FieldProbe(&mut fields));
     fields.unwrap_or(&[])
@@ -87,7 +87,7 @@ impl<'de> Deserializer<'de> for FieldProbe<'_> {
 }
 
 /// `path` as given if absolute, else under `base_dir`.
-pub(crate) fn resolve(base_dir: &Path, path: &Path) -> PathBuf {
+pub fn resolve(base_dir: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -97,7 +97,7 @@ pub(crate) fn resolve(base_dir: &Path, path: &Path) -> PathBuf {
 
 /// A duration more than zero: a string such as `"30s"` or `"200ms"` (see
 /// [`inotifier_core::duration::parse_duration`]), or a number of seconds.
-pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     struct DurationVisitor;
 
     impl Visitor<'_> for DurationVisitor {
@@ -149,7 +149,7 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Dur
 
 /// A table of names to values, where a value may be a string, a number or a boolean (written
 /// as TOML or JSON would); every value is kept as a string.
-pub(crate) fn string_table<'de, D: Deserializer<'de>>(
+pub fn string_table<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {
     let table: BTreeMap<String, Scalar> = serde::Deserialize::deserialize(deserializer)?;

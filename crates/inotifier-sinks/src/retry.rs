@@ -78,9 +78,10 @@ impl RetryPolicy {
     }
 
     /// Whether to make another attempt after attempt `attempt` (1-based) failed with `error`:
-    /// the error is retryable and fewer than `attempts` attempts were made.
+    /// the error is retryable and fewer than `attempts` attempts were made, or the destination
+    /// is down ([`ProcessError::outage`]), which is waited out however long it lasts.
     pub fn should_retry(&self, attempt: u32, error: &ProcessError) -> bool {
-        error.retryable && attempt < self.attempts
+        error.retryable && (error.outage || attempt < self.attempts)
     }
 
     /// Processes `event` with `processor` until it succeeds, fails permanently, or the
@@ -110,25 +111,32 @@ impl RetryPolicy {
         mut error: ProcessError,
         mut sleep: impl FnMut(Duration) -> bool,
     ) -> Result<u32, RetryFailure> {
-        let mut attempt = 1;
+        // `tries` sets the backoff; `failures` counts only the failures of the event itself,
+        // not those of an outage, against the policy's attempts.
+        let mut tries = 1;
+        let mut failures = u32::from(!error.outage);
         loop {
             let pathname = event.pathname();
             let pathname = String::from_utf8_lossy(pathname.as_os_str().as_bytes());
-            if self.should_retry(attempt, &error) {
-                let delay = self.delay(attempt);
+            if self.should_retry(failures, &error) {
+                let delay = self.delay(tries);
                 tracing::warn!(
                     event.id = event.id,
                     event.maskname = %event.maskname(),
                     event.pathname = %pathname,
-                    attempt,
+                    attempt = tries,
+                    outage = error.outage,
                     retry_in_ms = delay.as_millis() as u64,
                     "{error}"
                 );
                 if sleep(delay) {
-                    attempt += 1;
+                    tries += 1;
                     match processor.process(event) {
-                        Ok(()) => return Ok(attempt),
-                        Err(next) => error = next,
+                        Ok(()) => return Ok(tries),
+                        Err(next) => {
+                            failures += u32::from(!next.outage);
+                            error = next;
+                        }
                     }
                     continue;
                 }
@@ -137,14 +145,14 @@ impl RetryPolicy {
                     event.id = event.id,
                     event.maskname = %event.maskname(),
                     event.pathname = %pathname,
-                    attempt,
+                    attempt = tries,
                     retryable = error.retryable,
                     "{error}; giving up on the event"
                 );
             }
             return Err(RetryFailure {
                 error,
-                attempts: attempt,
+                attempts: tries,
             });
         }
     }
@@ -244,6 +252,63 @@ mod tests {
             ..policy
         };
         assert!(!once.should_retry(1, &retryable));
+    }
+
+    #[test]
+    fn an_outage_is_retried_without_counting_against_the_attempts() {
+        let policy = policy();
+        let outage = ProcessError::outage("broker down");
+        assert!(policy.should_retry(0, &outage));
+        assert!(policy.should_retry(u32::MAX, &outage));
+
+        /// Down for `outages` calls, then fails on the event itself once, then succeeds.
+        struct Flaky {
+            calls: std::sync::atomic::AtomicU32,
+            outages: u32,
+        }
+        impl Processor for Flaky {
+            fn process(&self, _: &Event) -> Result<(), ProcessError> {
+                let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                match call {
+                    n if n < self.outages => Err(ProcessError::outage("down")),
+                    n if n == self.outages => Err(ProcessError::retryable("500")),
+                    _ => Ok(()),
+                }
+            }
+        }
+        let event = Event {
+            id: 1,
+            mask: inotifier_core::Mask::IN_CREATE,
+            cookie: 0,
+            wd: 1,
+            path: std::sync::Arc::from(std::path::Path::new("/srv")),
+            name: "a".into(),
+            src_pathname: None,
+            origin: inotifier_core::Origin::Kernel,
+            time_ns: 0,
+            watches: std::sync::Arc::from([]),
+        };
+        let two = RetryPolicy {
+            attempts: 2,
+            initial: Duration::ZERO,
+            ..policy
+        };
+        let flaky = Flaky {
+            calls: 0.into(),
+            outages: 20,
+        };
+        let first = flaky.process(&event).unwrap_err();
+        assert_eq!(two.retry_failed(&flaky, &event, first, |_| true), Ok(22));
+        let once = RetryPolicy { attempts: 1, ..two };
+        let flaky = Flaky {
+            calls: 0.into(),
+            outages: 3,
+        };
+        let first = flaky.process(&event).unwrap_err();
+        let failure = once
+            .retry_failed(&flaky, &event, first, |_| true)
+            .unwrap_err();
+        assert_eq!((failure.error.outage, failure.attempts), (false, 4));
     }
 
     #[test]

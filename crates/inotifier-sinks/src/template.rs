@@ -41,14 +41,14 @@ enum Piece {
 
 /// One argument: literal text and placeholders.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Template {
+pub struct Template {
     pieces: Vec<Piece>,
 }
 
 impl Template {
     /// Parses `{name}` placeholders; `{{` and `}}` stand for literal braces. The error says
     /// what is wrong and what is valid.
-    pub(crate) fn parse(text: &str) -> Result<Template, String> {
+    pub fn parse(text: &str) -> Result<Template, String> {
         let mut pieces = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -94,7 +94,7 @@ impl Template {
     }
 
     /// The argument for `event`: the exact bytes of its fields, whatever they are.
-    pub(crate) fn render(&self, event: &Event) -> OsString {
+    pub fn render(&self, event: &Event) -> OsString {
         let mut out = Vec::new();
         for piece in &self.pieces {
             match piece {

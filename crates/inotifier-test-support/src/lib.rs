@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub mod hook_server;
+pub mod services;
 pub mod workloads;
 
 const LOCK_PATH: &str = "/run/inotifier-tests.lock";

@@ -1,0 +1,76 @@
+//! inotifier's processors that deliver events to message brokers, for when one machine is not
+//! enough: any number of hosts each run the daemon and feed one fleet of workers.
+//!
+//! | kind | delivers each event as | module |
+//! | --- | --- | --- |
+//! | `celery` | a Celery task (message protocol v2), over Redis or AMQP (RabbitMQ) | [`celery`] |
+//! | `redis_stream` | an entry of a Redis stream (`XADD`) | [`redis_stream`] |
+//! | `jetstream` | a message published to NATS JetStream, acknowledged by its stream | [`jetstream`] |
+//!
+//! # Delivery
+//! An event counts as processed only once the broker confirmed it: Redis answered the
+//! command, RabbitMQ confirmed the publish (publisher confirms), JetStream acknowledged it
+//! into a stream. With the daemon's journal, unconfirmed events are delivered again after a
+//! restart: delivery is at least once, and every message carries an id that stays the same
+//! when the event is delivered again ([`identity`]).
+//!
+//! A broker that cannot be reached fails the event as an outage
+//! ([`inotifier_sinks::ProcessError::outage`]): the daemon retries it with backoff for as
+//! long as the outage lasts, without counting against the watch's attempts, and the
+//! connection is made again on the next try ([`link`]). Events are sent in batches, many
+//! commands in flight on one connection.
+//!
+//! Broker URLs with passwords come from the daemon's environment, never from the
+//! configuration ([`url`]). TLS (`rediss://`, `amqps://`, `tls://`) is not supported yet.
+
+pub mod amqp;
+pub mod celery;
+pub mod fields;
+pub mod identity;
+pub mod jetstream;
+pub mod link;
+pub mod nats;
+pub mod redis_stream;
+pub mod resp;
+pub mod url;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use inotifier_sinks::{BuildError, Processor};
+use serde_json::{Map, Value};
+
+/// The kinds [`build`] knows.
+pub const BROKER_PROCESSORS: &[&str] = &[celery::NAME, redis_stream::NAME, jetstream::NAME];
+
+/// Makes the broker processor `kind` from its `options`. Opens no connection: the first
+/// batch of events connects, so a broker that is down at start delays delivery, not the
+/// daemon.
+pub fn build(
+    kind: &str,
+    options: &Map<String, Value>,
+    base_dir: &Path,
+) -> Result<Arc<dyn Processor>, BuildError> {
+    Ok(match kind {
+        celery::NAME => Arc::new(celery::CeleryProcessor::build(options, base_dir)?),
+        redis_stream::NAME => Arc::new(redis_stream::RedisStreamProcessor::build(options)?),
+        jetstream::NAME => Arc::new(jetstream::JetStreamProcessor::build(options)?),
+        _ => return Err(unknown(kind)),
+    })
+}
+
+/// Checks what [`build`] checks, without connecting.
+pub fn validate(
+    kind: &str,
+    options: &Map<String, Value>,
+    base_dir: &Path,
+) -> Result<(), BuildError> {
+    build(kind, options, base_dir).map(drop)
+}
+
+fn unknown(kind: &str) -> BuildError {
+    BuildError::UnknownProcessor {
+        kind: kind.to_string(),
+        expected: BROKER_PROCESSORS.to_vec(),
+    }
+}
