@@ -26,7 +26,7 @@ pub fn build(
     if inotifier_brokers::BROKER_PROCESSORS.contains(&kind) {
         inotifier_brokers::build(kind, options, base_dir)
     } else {
-        inotifier_sinks::build(kind, options, base_dir).map_err(|error| with_all_kinds(error))
+        inotifier_sinks::build(kind, options, base_dir).map_err(with_all_kinds)
     }
 }
 
