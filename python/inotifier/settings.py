@@ -7,7 +7,8 @@
 - ``mask``: an int (``IN_CREATE | IN_DELETE``), a string of names joined by ``|`` or ``,``
   (``"IN_CREATE|IN_DELETE"``, ``"create,delete"``), or a list of names;
 - ``processor``: a dotted path (``"myapp.event_processors.Upload"``) or the class itself; or
-  the name of a native processor (``"log"``, ``"jsonl"``, ``"exec"``, ``"webhook"``), which the
+  the name of a native processor (``"log"``, ``"jsonl"``, ``"exec"``, ``"webhook"``, ``"celery"``,
+  ``"redis_stream"``, ``"jetstream"``), which the
   daemon runs in Rust without calling Python per event, configured by ``options``;
 - ``options``: a dict with any of ``recursive`` (bool, default False), ``auto_add`` (bool,
   default = recursive), ``exclude`` and ``include`` (lists of globs), ``settle`` (seconds a file
@@ -193,6 +194,19 @@ def _globs(value, what, where):
     return tuple(value)
 
 
+def export_celery_broker_url(processor_options):
+    """The ``celery`` processor reads its broker URL from the daemon's environment (a URL
+    with a password is a secret, never written in its options). A Django project configured
+    for Celery has it in ``settings.CELERY_BROKER_URL``: that is exported to the environment
+    the daemon inherits, unless the options or the environment already say where to send."""
+    if "broker_url" in processor_options:
+        return
+    variable = processor_options.get("broker_url_env", "CELERY_BROKER_URL")
+    url = getattr(settings, "CELERY_BROKER_URL", None)
+    if isinstance(variable, str) and url and not os.environ.get(variable):
+        os.environ[variable] = str(url)
+
+
 def processor_name(processor):
     if isinstance(processor, str):
         return processor
@@ -341,6 +355,8 @@ def normalise(entry, index):
             "Use only str, int, float, bool, None, lists and dicts in processor options.",
         ) from None
     if native:
+        if name == "celery":
+            export_celery_broker_url(processor_options)
         # The daemon's own check (files are neither created nor opened), with relative paths
         # taken from where the daemon will take them.
         error = native_processor_error(

