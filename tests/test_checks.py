@@ -277,3 +277,33 @@ def test_e017_two_watches_with_one_journal_key(settings, tmp_path):
 def test_e008_a_bad_watch_name(settings, tmp_path, name):
     settings.INOTIFIER_WATCH_PATHS = [(str(tmp_path), "IN_CREATE", SIGNALER, {"name": name})]
     assert error_ids() == ["inotifier.E008"]
+
+
+def test_e014_celery_needs_a_broker_url_and_takes_the_projects(settings, tmp_path, monkeypatch):
+    """A ``celery`` watch without a broker URL anywhere is E014, naming where to put one; with
+    ``settings.CELERY_BROKER_URL`` (as a Django project using Celery has) it is valid, and the
+    URL, password included, is exported to the daemon's environment, not its options."""
+    # Empty counts as unset; monkeypatch puts back whatever was there.
+    monkeypatch.setenv("CELERY_BROKER_URL", "")
+    settings.INOTIFIER_WATCH_PATHS = [
+        (tmp_path, "IN_READY", "celery", {"options": {"task": "app.tasks.on_file"}})
+    ]
+    if hasattr(settings, "CELERY_BROKER_URL"):
+        del settings.CELERY_BROKER_URL
+    (error,) = inotifier_errors()
+    assert error.id == "inotifier.E014"
+    assert "CELERY_BROKER_URL" in error.msg
+    settings.CELERY_BROKER_URL = "amqp://app:s3cret@broker.internal//"
+    assert inotifier_errors() == []
+    assert os.environ["CELERY_BROKER_URL"] == "amqp://app:s3cret@broker.internal//"
+    settings.INOTIFIER_WATCH_PATHS = [
+        (
+            tmp_path,
+            "IN_READY",
+            "celery",
+            {"options": {"task": "t", "broker_url": "amqp://app:s3cret@broker.internal//"}},
+        )
+    ]
+    (error,) = inotifier_errors()
+    assert "put the whole URL in the environment variable" in error.msg
+    assert "s3cret" not in error.msg
