@@ -307,3 +307,17 @@ def test_e014_celery_needs_a_broker_url_and_takes_the_projects(settings, tmp_pat
     (error,) = inotifier_errors()
     assert "put the whole URL in the environment variable" in error.msg
     assert "s3cret" not in error.msg
+
+
+def test_the_broker_processors_are_native_processors(settings, tmp_path):
+    settings.INOTIFIER_WATCH_PATHS = [
+        (tmp_path, "IN_READY", "redis_stream", {"options": {"stream": "uploads", "maxlen": 1000}}),
+        (tmp_path, "IN_READY", "jetstream", {"options": {"subject": "uploads.{maskname}"}}),
+    ]
+    assert inotifier_errors() == []
+    settings.INOTIFIER_WATCH_PATHS = [
+        (tmp_path, "IN_READY", "redis_stream", {"options": {"streams": "uploads"}}),
+    ]
+    (error,) = inotifier_errors()
+    assert error.id == "inotifier.E014"
+    assert "unknown option `streams` for processor redis_stream" in error.msg
