@@ -209,6 +209,7 @@ fn a_wrong_password_is_an_outage_that_names_the_user_and_the_fix() {
     // An outage: events wait, undead-lettered, while an operator corrects the credentials.
     assert!(error.outage, "{error:?}");
     let message = error.to_string();
+    eprintln!("{message}");
     assert!(
         message.contains("refused the login of user \"guest\""),
         "{message}"
@@ -233,6 +234,7 @@ fn an_unknown_virtual_host_is_explained() {
     };
     assert!(error.outage, "{error:?}");
     let message = error.to_string();
+    eprintln!("{message}");
     assert!(message.contains("530 NOT_ALLOWED"), "{message}");
     assert!(message.contains("inotifier-no-such-vhost"), "{message}");
     assert!(message.contains("rabbitmqctl add_vhost"), "{message}");
@@ -259,6 +261,7 @@ fn a_port_nobody_listens_on_is_a_quick_outage_naming_the_address() {
     );
     assert!(error.outage, "{error:?}");
     let message = error.to_string();
+    eprintln!("{message}");
     assert!(
         message.starts_with(&format!(
             "cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:{port}: "
@@ -281,6 +284,7 @@ fn a_queue_declared_again_otherwise_is_refused_clearly_and_a_new_connection_work
     let error = connection.declare_queue(&queue, false).unwrap_err();
     assert!(error.outage, "{error:?}");
     let message = error.to_string();
+    eprintln!("{message}");
     assert!(
         message.contains(&format!("declaring the queue {queue:?}")),
         "{message}"
@@ -343,6 +347,7 @@ fn a_connection_closed_by_the_broker_fails_the_next_publish_as_an_outage() {
     let error = outcome.failure.expect("a failure after the close");
     assert!(error.outage, "{error:?}");
     let text = error.to_string();
+    eprintln!("{text}");
     assert!(
         text.contains("closed by the test") || text.contains("closed the connection"),
         "{text}"
@@ -383,4 +388,29 @@ fn a_routing_key_too_long_fails_its_message_only() {
     // The connection is still usable.
     assert_eq!(connection.publish_confirmed(&[good]).confirmed, 1);
     assert_eq!(connection.delete_queue(&queue), Ok(2));
+}
+
+#[test]
+fn publishing_to_a_missing_exchange_is_an_outage_that_says_to_declare_it() {
+    if !RABBITMQ.available("publishing_to_a_missing_exchange_is_an_outage_that_says_to_declare_it")
+    {
+        return;
+    }
+    let exchange = unique("missing");
+    let properties = Properties::default();
+    let message = Publish {
+        exchange: &exchange,
+        routing_key: "files",
+        properties: &properties,
+        body: b"event",
+    };
+    let mut connection = connect();
+    let outcome = connection.publish_confirmed(&[message.clone(), message]);
+    assert_eq!(outcome.confirmed, 0);
+    let error = outcome.failure.expect("no such exchange");
+    assert!(error.outage, "{error:?}");
+    let text = error.to_string();
+    eprintln!("{text}");
+    assert!(text.contains("404 NOT_FOUND - no exchange"), "{text}");
+    assert!(text.contains("declare it first"), "{text}");
 }

@@ -341,10 +341,15 @@ impl AmqpConnection {
              password in the broker URL, in the daemon's environment variable that holds it",
             self.broker, self.user
         );
-        if self.user == "guest" {
+        let remote = self
+            .reader
+            .get_ref()
+            .peer_addr()
+            .is_ok_and(|address| !address.ip().is_loopback());
+        if self.user == "guest" && remote {
             message.push_str(
-                " (RabbitMQ also refuses the user guest on connections from other hosts than \
-                 localhost: create a user)",
+                " (RabbitMQ refuses the user guest on connections from other hosts than \
+                 localhost: create a user for the daemon)",
             );
         }
         ProcessError::outage(message)
@@ -474,7 +479,10 @@ impl AmqpConnection {
             sent += 1;
         }
         if sent > 0 {
-            let doing = format!("publishing {sent} messages");
+            let doing = match sent {
+                1 => "publishing a message".to_string(),
+                sent => format!("publishing {sent} messages"),
+            };
             let first_tag = self.next_delivery_tag;
             self.next_delivery_tag += sent as u64;
             let mut settled = vec![None; sent];
@@ -717,8 +725,8 @@ impl AmqpConnection {
         match code {
             PRECONDITION_FAILED => "; the broker has it with other properties (durability, \
                  type or arguments) than these: configure the same ones, or delete it on the \
-                 broker (rabbitmqctl delete_queue, or the management UI) so that it is \
-                 declared again"
+                 broker (rabbitmqctl delete_queue for a queue, or the management UI) so \
+                 that it is declared again"
                 .to_string(),
             NOT_FOUND => "; declare it first, or correct the name".to_string(),
             ACCESS_REFUSED => format!(
