@@ -414,3 +414,66 @@ fn publishing_to_a_missing_exchange_is_an_outage_that_says_to_declare_it() {
     assert!(text.contains("404 NOT_FOUND - no exchange"), "{text}");
     assert!(text.contains("declare it first"), "{text}");
 }
+
+#[test]
+fn a_message_the_broker_refuses_is_retryable_and_the_connection_stays_usable() {
+    if !RABBITMQ
+        .available("a_message_the_broker_refuses_is_retryable_and_the_connection_stays_usable")
+    {
+        return;
+    }
+    let queue = unique("full");
+    let full_at_two = [
+        ("x-max-length".to_string(), FieldValue::Long(2)),
+        (
+            "x-overflow".to_string(),
+            FieldValue::LongString(b"reject-publish".to_vec()),
+        ),
+    ];
+    let properties = Properties::default();
+    let message = Publish {
+        exchange: "",
+        routing_key: &queue,
+        properties: &properties,
+        body: b"event",
+    };
+    let mut connection = connect();
+    connection
+        .declare_queue_with(&queue, false, &full_at_two)
+        .unwrap();
+    let outcome = connection.publish_confirmed(&vec![message.clone(); 5]);
+    assert_eq!(outcome.confirmed, 2);
+    let error = outcome.failure.expect("the third message is refused");
+    assert!(error.retryable && !error.outage, "{error:?}");
+    let text = error.to_string();
+    eprintln!("{text}");
+    assert!(text.contains("refused the message"), "{text}");
+    assert!(text.contains(&queue), "{text}");
+
+    assert_eq!(connection.delete_queue(&queue), Ok(2));
+    connection.declare_queue(&queue, false).unwrap();
+    let outcome = connection.publish_confirmed(&[message]);
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    assert_eq!(connection.delete_queue(&queue), Ok(1));
+}
+
+#[test]
+fn a_batch_beyond_the_pipelining_window_is_confirmed_whole() {
+    if !RABBITMQ.available("a_batch_beyond_the_pipelining_window_is_confirmed_whole") {
+        return;
+    }
+    let queue = unique("window");
+    let properties = Properties::default();
+    let message = Publish {
+        exchange: "",
+        routing_key: &queue,
+        properties: &properties,
+        body: b"event",
+    };
+    let mut connection = connect();
+    connection.declare_queue(&queue, false).unwrap();
+    let outcome = connection.publish_confirmed(&vec![message; 5000]);
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    assert_eq!(outcome.confirmed, 5000);
+    assert_eq!(connection.delete_queue(&queue), Ok(5000));
+}

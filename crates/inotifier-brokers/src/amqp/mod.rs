@@ -376,13 +376,24 @@ impl AmqpConnection {
 
     /// Declares a queue (not exclusive, not auto-deleted, no arguments).
     pub fn declare_queue(&mut self, name: &str, durable: bool) -> Result<(), ProcessError> {
+        self.declare_queue_with(name, durable, &[])
+    }
+
+    /// Declares a queue with `arguments` (`x-max-priority`, `x-queue-type`, ...): they must
+    /// be those of an existing queue, as Celery's configuration declares them.
+    pub fn declare_queue_with(
+        &mut self,
+        name: &str,
+        durable: bool,
+        arguments: &[(String, FieldValue)],
+    ) -> Result<(), ProcessError> {
         let doing = format!("declaring the queue {name:?}");
-        self.call(&doing, QUEUE_DECLARE, QUEUE_DECLARE_OK, |arguments| {
-            arguments.short(0);
-            arguments.shortstr("the queue name", name)?;
+        self.call(&doing, QUEUE_DECLARE, QUEUE_DECLARE_OK, |encoder| {
+            encoder.short(0);
+            encoder.shortstr("the queue name", name)?;
             // passive, durable, exclusive, auto-delete, no-wait
-            arguments.bits(&[false, durable, false, false, false]);
-            arguments.table(&[])
+            encoder.bits(&[false, durable, false, false, false]);
+            encoder.table(arguments)
         })
         .map(drop)
     }
