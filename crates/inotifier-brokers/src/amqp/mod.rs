@@ -118,7 +118,7 @@ const MIN_FRAME_MAX: u32 = 4096;
 const WINDOW_MESSAGES: usize = 2048;
 const WINDOW_BYTES: usize = 4 << 20;
 
-/// reply codes of connection.close and channel.close this client explains.
+/// Reply codes of connection.close and channel.close that this client explains.
 const CONNECTION_FORCED: u16 = 320;
 const ACCESS_REFUSED: u16 = 403;
 const NOT_FOUND: u16 = 404;
@@ -136,6 +136,8 @@ enum AmqpError {
     Unexpected { got: String, expected: String },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Unencodable(#[from] TooLong),
     #[error("the broker closed the connection: {0}")]
     ConnectionClosed(Close),
     #[error("the broker closed the channel: {0}")]
@@ -585,9 +587,7 @@ impl AmqpConnection {
         arguments: impl FnOnce(&mut Encoder) -> Result<(), TooLong>,
     ) -> Result<(), AmqpError> {
         let mut frames = Encoder::default();
-        frames
-            .method(channel, method, arguments)
-            .map_err(|error| Malformed(format!("cannot send {}: {error}", method_name(method))))?;
+        frames.method(channel, method, arguments)?;
         self.write(&frames.bytes)
     }
 
