@@ -292,19 +292,25 @@ def rabbitmq_stop():
 
 
 def rabbitmq_start():
-    """The machine's start command, then waits until RabbitMQ serves again."""
+    """The machine's start command, then waits until RabbitMQ serves again (``await_startup``
+    fails at once until the node has registered, hence the retries)."""
     if not listening(RABBITMQ.host, RABBITMQ.port, timeout=0.5):
         subprocess.run(["rabbitmq-server", "-detached"], check=True, timeout=120)
-    subprocess.run(
-        ["rabbitmqctl", "await_startup", "--timeout", "120"],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
     wait_for(
         lambda: listening(RABBITMQ.host, RABBITMQ.port, timeout=0.5),
         timeout=120,
         what="RabbitMQ to listen",
+    )
+    wait_for(
+        lambda: (
+            subprocess.run(
+                ["rabbitmqctl", "await_startup", "--timeout", "60"], capture_output=True, timeout=90
+            ).returncode
+            == 0
+        ),
+        timeout=120,
+        interval=0.5,
+        what="RabbitMQ to finish starting",
     )
 
 
