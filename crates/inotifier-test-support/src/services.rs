@@ -55,14 +55,9 @@ impl Service {
     /// True when the service is running. Otherwise, the test that asked, `test`, is skipped
     /// (false, with the reason reported), or fails when services are required.
     pub fn available(&self, test: &str) -> bool {
-        if listening(self.address) {
+        let Some(reason) = self.missing(test) else {
             return true;
-        }
-        let reason = format!(
-            "{test}: skipped: {} is not running on {} (start it with `{}`; \
-             INOTIFIER_REQUIRE_SERVICES=1 makes this a failure)",
-            self.name, self.address, self.start
-        );
+        };
         assert!(!required(), "{reason}");
         eprintln!("{reason}");
         if let Some(file) = std::env::var_os("INOTIFIER_SKIPPED_FILE")
@@ -74,5 +69,49 @@ impl Service {
             let _ = writeln!(file, "{reason}");
         }
         false
+    }
+
+    /// Why `test` cannot run: the service is not listening; None when it is.
+    pub fn missing(&self, test: &str) -> Option<String> {
+        (!listening(self.address)).then(|| {
+            format!(
+                "{test}: skipped: {} is not running on {} (start it with `{}`; \
+                 INOTIFIER_REQUIRE_SERVICES=1 makes this a failure)",
+                self.name, self.address, self.start
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_service_is_named_with_its_start_command() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address: &'static str = Box::leak(format!("127.0.0.1:{port}").into_boxed_str());
+        let absent = Service {
+            name: "Test broker",
+            address,
+            start: "test-broker --start",
+        };
+        assert_eq!(
+            absent.missing("t").unwrap(),
+            format!(
+                "t: skipped: Test broker is not running on {address} (start it with \
+                 `test-broker --start`; INOTIFIER_REQUIRE_SERVICES=1 makes this a failure)"
+            )
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address: &'static str =
+            Box::leak(listener.local_addr().unwrap().to_string().into_boxed_str());
+        let running = Service { address, ..absent };
+        assert_eq!(running.missing("t"), None);
+        assert!(running.available("t"));
     }
 }
