@@ -220,9 +220,13 @@ impl JetStreamProcessor {
         };
         // The leading run of acknowledged messages is delivered; the first other one fails.
         let mut processed = 0;
+        let mut duplicates = 0;
         for ack in &acks {
             match ack {
-                Some(Ack::Stored { .. }) => processed += 1,
+                Some(Ack::Stored { duplicate, .. }) => {
+                    processed += 1;
+                    duplicates += usize::from(*duplicate);
+                }
                 Some(Ack::Refused(failure)) => {
                     return BatchOutcome::failed(
                         processed,
@@ -231,6 +235,15 @@ impl JetStreamProcessor {
                 }
                 None => break,
             }
+        }
+        if duplicates > 0 {
+            // Events delivered again (after a restart or a lost acknowledgement) that the
+            // stream had already stored: dropped by JetStream, as meant.
+            tracing::debug!(
+                broker = %self.link.what(),
+                duplicates,
+                "JetStream already had these messages"
+            );
         }
         if processed < messages.len() {
             let failure = sent.err().unwrap_or_else(|| {
