@@ -441,12 +441,18 @@ const STORAGE_ERROR_CODES: &[u32] = &[10077, 10023];
 /// Reads the reply to a message published to `subject`.
 fn parse_ack(reply: &Message, subject: &str) -> Ack {
     if reply.status == Some(503) {
+        // A stream for every subject of the same first token: what a template such as
+        // `inotifier.{maskname}` publishes to.
+        let subjects = match subject.split_once('.') {
+            Some((first, _)) => format!("{first}.>"),
+            None => subject.to_string(),
+        };
         return Ack::Refused(Refusal::Outage(format!(
             "no JetStream stream takes subject {subject} (NATS answered: no responders): \
-             create one, for instance `nats stream add INOTIFIER --subjects 'inotifier.>' \
-             --storage file --defaults`, or with nats-py `await \
-             nats.connect(...).jetstream().add_stream(name=\"INOTIFIER\", \
-             subjects=[\"inotifier.>\"])`"
+             create one, for instance with the nats CLI `nats stream add INOTIFIER \
+             --subjects '{subjects}' --storage file --defaults`, or with nats-py `js = (await \
+             nats.connect(URL)).jetstream(); await js.add_stream(name=\"INOTIFIER\", \
+             subjects=[\"{subjects}\"])`; delivery resumes by itself once it exists"
         )));
     }
     if let Some(status) = reply.status {
@@ -796,7 +802,11 @@ mod tests {
             message.contains("no JetStream stream takes subject x.y"),
             "{message}"
         );
-        assert!(message.contains("nats stream add"), "{message}");
+        assert!(
+            message.contains("nats stream add INOTIFIER --subjects 'x.>'"),
+            "{message}"
+        );
+        assert!(message.contains(r#"subjects=["x.>"]"#), "{message}");
         let full =
             r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#;
         assert!(matches!(
