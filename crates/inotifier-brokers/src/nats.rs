@@ -138,6 +138,8 @@ pub struct NatsConnection {
     /// `_INBOX.<random>.`: reply subjects are this with a number appended.
     inbox_prefix: String,
     next_reply: u64,
+    /// The connection's timeout, for messages.
+    timeout: Duration,
 }
 
 /// The subscription id of the inbox.
@@ -166,6 +168,7 @@ impl NatsConnection {
             info: ServerInfo::default(),
             inbox_prefix: format!("_INBOX.{}.", random_token()),
             next_reply: 0,
+            timeout: options.timeout,
         };
         let deadline = Instant::now() + options.timeout;
         match connection.read_op(deadline)? {
@@ -249,12 +252,7 @@ impl NatsConnection {
             if is_timeout(&source) {
                 NatsError::Timeout {
                     url: self.what.clone(),
-                    timeout: self
-                        .stream
-                        .write_timeout()
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default(),
+                    timeout: self.timeout,
                 }
             } else {
                 NatsError::Io {
@@ -265,7 +263,8 @@ impl NatsConnection {
         })
     }
 
-    /// The next message to the inbox, waiting until `deadline` at most. Server PINGs are
+    /// The next message to the inbox, waiting until `deadline` at most (a timeout error names
+    /// the connection's timeout). Server PINGs are
     /// answered on the way; `-ERR` ends the connection's usefulness and is returned.
     pub fn next_message(&mut self, deadline: Instant) -> Result<Message, NatsError> {
         loop {
@@ -283,20 +282,20 @@ impl NatsConnection {
         }
     }
 
-    /// Publishes `payload` to `subject` with `headers` and waits for the reply: a request,
-    /// such as one of the JetStream API (`$JS.API.STREAM.CREATE.<name>`).
+    /// Publishes `payload` to `subject` with `headers` and waits for the reply, for the
+    /// connection's timeout at most: a request, such as one of the JetStream API
+    /// (`$JS.API.STREAM.CREATE.<name>`).
     pub fn request(
         &mut self,
         subject: &str,
         headers: &[(&str, &str)],
         payload: &[u8],
-        timeout: Duration,
     ) -> Result<Message, NatsError> {
         let reply = self.new_reply_subject();
         let mut bytes = Vec::new();
         encode_hpub(&mut bytes, subject, Some(&reply), headers, payload);
         self.send(&bytes)?;
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + self.timeout;
         loop {
             let message = self.next_message(deadline)?;
             // A late reply to an earlier request is skipped.
@@ -321,7 +320,7 @@ impl NatsConnection {
             let left = deadline.saturating_duration_since(Instant::now());
             let timeout = || NatsError::Timeout {
                 url: self.what.clone(),
-                timeout: left,
+                timeout: self.timeout,
             };
             if left.is_zero() {
                 return Err(timeout());

@@ -42,7 +42,7 @@ fn client(address: &str) -> NatsConnection {
 
 fn api(connection: &mut NatsConnection, subject: &str, body: &Value) -> Value {
     let reply: Message = connection
-        .request(subject, &[], body.to_string().as_bytes(), TIMEOUT)
+        .request(subject, &[], body.to_string().as_bytes())
         .unwrap();
     let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
     assert!(reply.get("error").is_none(), "{subject}: {reply}");
@@ -87,7 +87,7 @@ impl Stream {
     fn publish_raw(&mut self, subject: &str, message_id: &str) -> Value {
         let reply = self
             .connection
-            .request(subject, &[("Nats-Msg-Id", message_id)], b"{}", TIMEOUT)
+            .request(subject, &[("Nats-Msg-Id", message_id)], b"{}")
             .unwrap();
         serde_json::from_slice(&reply.payload).unwrap()
     }
@@ -95,12 +95,9 @@ impl Stream {
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        let _ = self.connection.request(
-            &format!("$JS.API.STREAM.DELETE.{}", self.name),
-            &[],
-            b"",
-            TIMEOUT,
-        );
+        let _ = self
+            .connection
+            .request(&format!("$JS.API.STREAM.DELETE.{}", self.name), &[], b"");
     }
 }
 
