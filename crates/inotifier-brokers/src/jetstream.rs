@@ -215,8 +215,22 @@ impl JetStreamProcessor {
         let sent = if messages.is_empty() {
             Ok(())
         } else {
-            self.link
-                .with(|connection| self.exchange(connection, messages, &mut acks))
+            // A connection the server closed while it was idle is replaced at once, before
+            // anything is published on it: that is no outage.
+            let mut closed_while_idle = false;
+            let first_try = self.link.with(|connection| {
+                if let Err(error) = connection.check_alive() {
+                    closed_while_idle = true;
+                    return Err(self.outage(error));
+                }
+                self.exchange(connection, messages, &mut acks)
+            });
+            if closed_while_idle {
+                self.link
+                    .with(|connection| self.exchange(connection, messages, &mut acks))
+            } else {
+                first_try
+            }
         };
         // The leading run of acknowledged messages is delivered; the first other one fails.
         let mut processed = 0;

@@ -305,6 +305,57 @@ impl NatsConnection {
         }
     }
 
+    /// Handles what the server sent while the connection was idle, without waiting: answers
+    /// its PINGs, takes its INFO updates, skips late replies. An error when the server has
+    /// closed the connection meanwhile (after PINGs left unanswered while nothing read them,
+    /// a restart...), so that the caller connects again before publishing rather than learn
+    /// it from a missing acknowledgement.
+    pub fn check_alive(&mut self) -> Result<(), NatsError> {
+        let io_error = |source| NatsError::Io {
+            url: self.what.clone(),
+            source,
+        };
+        self.stream.set_nonblocking(true).map_err(io_error)?;
+        let read = loop {
+            match self.incoming.fill(&mut self.stream) {
+                Ok(0) => {
+                    break Err(NatsError::Closed {
+                        url: self.what.clone(),
+                    });
+                }
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    break Err(NatsError::Io {
+                        url: self.what.clone(),
+                        source,
+                    });
+                }
+            }
+        };
+        self.stream.set_nonblocking(false).map_err(io_error)?;
+        read?;
+        loop {
+            match self
+                .incoming
+                .next_op()
+                .map_err(|what| self.protocol(what))?
+            {
+                None => return Ok(()),
+                Some(ServerOp::Ping) => self.send(b"PONG\r\n")?,
+                Some(ServerOp::Info(info)) => self.info = *info,
+                Some(ServerOp::Err(message)) => {
+                    return Err(NatsError::Server {
+                        url: self.what.clone(),
+                        message,
+                    });
+                }
+                Some(ServerOp::Msg(_) | ServerOp::Pong | ServerOp::Ok) => {}
+            }
+        }
+    }
+
     /// Reads until a whole operation is buffered, answering the server's PING.
     fn read_op(&mut self, deadline: Instant) -> Result<ServerOp, NatsError> {
         loop {

@@ -57,8 +57,12 @@ struct Stream {
 
 impl Stream {
     fn create(subjects: &str) -> Stream {
+        Stream::create_at(NATS.address, subjects)
+    }
+
+    fn create_at(address: &str, subjects: &str) -> Stream {
         let name = unique("INOTIFIER_TEST_");
-        let mut connection = client(NATS.address);
+        let mut connection = client(address);
         api(
             &mut connection,
             &format!("$JS.API.STREAM.CREATE.{name}"),
@@ -227,11 +231,7 @@ fn no_stream_for_the_subject_is_an_outage_saying_how_to_make_one() {
 #[test]
 fn an_unreachable_server_is_an_outage_found_quickly() {
     // Nothing listens on a port just freed.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let processor = processor(json!({
         "url": format!("nats://127.0.0.1:{port}"),
         "timeout": "5s",
@@ -269,40 +269,63 @@ impl Drop for PrivateServer {
     }
 }
 
-#[test]
-fn refused_credentials_are_an_outage_naming_the_fix() {
-    let Ok(program) = which("nats-server") else {
-        eprintln!("refused_credentials_are_an_outage_naming_the_fix: skipped: no nats-server");
-        return;
-    };
-    let port = TcpListener::bind("127.0.0.1:0")
+impl PrivateServer {
+    /// Starts `nats-server` with `arguments` on a free port of its own and waits until it
+    /// listens; None (the test is skipped) when nats-server is not installed.
+    fn start(test: &str, arguments: impl Fn(u16) -> Vec<String>) -> Option<(PrivateServer, u16)> {
+        let Ok(program) = which("nats-server") else {
+            eprintln!("{test}: skipped: nats-server is not installed");
+            return None;
+        };
+        let port = free_port();
+        let server = PrivateServer(
+            Command::new(program)
+                .args(arguments(port))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for("the private nats-server to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Some((server, port))
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let _server = PrivateServer(
-        Command::new(program)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "--auth",
-                "s3cret",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+        .port()
+}
+
+fn wait_for(what: &str, condition: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the private nats-server did not start"
-        );
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn refused_credentials_are_an_outage_naming_the_fix() {
+    let test = "refused_credentials_are_an_outage_naming_the_fix";
+    let Some((_server, port)) = PrivateServer::start(test, |port| {
+        [
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--auth",
+            "s3cret",
+        ]
+        .map(String::from)
+        .to_vec()
+    }) else {
+        return;
+    };
     let processor = processor(json!({"url": format!("nats://127.0.0.1:{port}")}));
     let failure = processor.process(&events(1)[0]).unwrap_err();
     assert!(failure.outage, "{failure:?}");
@@ -320,4 +343,73 @@ fn which(program: &str) -> Result<std::path::PathBuf, ()> {
         .map(|directory| directory.join(program))
         .find(|candidate| candidate.is_file())
         .ok_or(())
+}
+
+/// How many clients the server with monitoring port `monitoring_port` has (`/connz`).
+fn connections(monitoring_port: u16) -> u64 {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", monitoring_port)) else {
+        return u64::MAX;
+    };
+    stream
+        .write_all(b"GET /connz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|connz| connz["num_connections"].as_u64())
+        .unwrap_or(u64::MAX)
+}
+
+#[test]
+fn a_connection_the_server_closed_while_idle_is_replaced_without_a_failure() {
+    let test = "a_connection_the_server_closed_while_idle_is_replaced_without_a_failure";
+    let monitoring = free_port();
+    let directory = std::env::temp_dir().join(unique("inotifier-nats-idle-"));
+    std::fs::create_dir_all(&directory).unwrap();
+    let config = directory.join("nats.conf");
+    // The server pings every 100 ms and closes a client that leaves one PING unanswered: an
+    // idle processor, which reads nothing between batches, is closed within a second.
+    std::fs::write(
+        &config,
+        format!(
+            "ping_interval: \"100ms\"\nping_max: 1\nhttp_port: {monitoring}\n\
+             jetstream {{ store_dir: \"{}\" }}\n",
+            directory.join("jetstream").display()
+        ),
+    )
+    .unwrap();
+    let config_arg = config.display().to_string();
+    let Some((server, port)) = PrivateServer::start(test, |port| {
+        [
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-c",
+            &config_arg,
+        ]
+        .map(String::from)
+        .to_vec()
+    }) else {
+        return;
+    };
+    let address = format!("127.0.0.1:{port}");
+    let prefix = unique("idle.");
+    // Its connection idles too, and is closed alike; the server dies with its streams.
+    let _stream = Stream::create_at(&address, &format!("{prefix}.>"));
+    let processor = processor(json!({
+        "url": format!("nats://{address}"),
+        "subject": format!("{prefix}.events"),
+    }));
+    let events = events(2);
+    processor.process(&events[0]).unwrap();
+    wait_for("the server to close the idle connection", || {
+        connections(monitoring) == 0
+    });
+    processor.process(&events[1]).unwrap();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&directory);
 }
