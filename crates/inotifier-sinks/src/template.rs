@@ -104,6 +104,25 @@ impl Template {
         }
         OsString::from_vec(out)
     }
+
+    /// Like [`Template::render`], with each placeholder's bytes written by `escape` (literal
+    /// text is kept as it is): for a destination where some bytes of a field are not allowed,
+    /// such as a NATS subject.
+    pub fn render_escaped(&self, event: &Event, escape: impl Fn(&[u8], &mut Vec<u8>)) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut value = Vec::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => out.extend_from_slice(text.as_bytes()),
+                Piece::Field(field) => {
+                    value.clear();
+                    field_bytes(*field, event, &mut value);
+                    escape(&value, &mut out);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// `{pathname}, {path}, ...`
@@ -180,6 +199,20 @@ mod tests {
                 .render(&plain)
                 .as_bytes(),
             b"<>"
+        );
+    }
+
+    #[test]
+    fn escaped_rendering_escapes_the_fields_only() {
+        let template = Template::parse("a.b {name}/{src_pathname}").unwrap();
+        let upper = |value: &[u8], out: &mut Vec<u8>| {
+            out.push(b'<');
+            out.extend(value.to_ascii_uppercase());
+            out.push(b'>');
+        };
+        assert_eq!(
+            template.render_escaped(&event(), upper),
+            b"a.b <CAF\xe9 {X}.TXT>/</SRV/OLD NAME>"
         );
     }
 
