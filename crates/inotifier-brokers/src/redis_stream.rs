@@ -261,6 +261,17 @@ impl RedisStreamProcessor {
         }
     }
 
+    /// The leading run of events whose `XADD` got an entry id, and the failure of the first
+    /// that did not.
+    fn outcome(&self, events: &[&Event], replies: &[Reply]) -> BatchOutcome {
+        for (done, (event, reply)) in events.iter().zip(replies).enumerate() {
+            if !matches!(reply, Reply::Bulk(Some(_))) {
+                return BatchOutcome::failed(done, self.refused(event, reply));
+            }
+        }
+        BatchOutcome::all(events.len())
+    }
+
     /// The failure of `event`, whose `XADD` got `reply`.
     fn refused(&self, event: &Event, reply: &Reply) -> ProcessError {
         let server = self.link.what();
@@ -333,16 +344,10 @@ impl Processor for RedisStreamProcessor {
             .iter()
             .map(|event| self.command(event, &mut value))
             .collect();
-        let replies = match self.send(&commands) {
-            Ok(replies) => replies,
-            Err(error) => return BatchOutcome::failed(0, error),
-        };
-        for (done, (event, reply)) in events.iter().zip(&replies).enumerate() {
-            if !matches!(reply, Reply::Bulk(Some(_))) {
-                return BatchOutcome::failed(done, self.refused(event, reply));
-            }
+        match self.send(&commands) {
+            Ok(replies) => self.outcome(events, &replies),
+            Err(error) => BatchOutcome::failed(0, error),
         }
-        BatchOutcome::all(events.len())
     }
 
     fn close(&self) {
@@ -517,5 +522,30 @@ mod tests {
         assert!(wrong.message.contains("event 42 (/srv/in/a b.txt)"));
         let other = refused("ERR The ID specified in XADD is equal or smaller");
         assert!(!other.retryable, "{other:?}");
+    }
+
+    #[test]
+    fn a_batch_is_processed_up_to_its_first_refused_event() {
+        let processor = build(json!({"url": "redis://127.0.0.1:1/0"})).unwrap();
+        let (first, second, third) = (event(), event(), event());
+        let events = [&first, &second, &third];
+        let entry = || Reply::Bulk(Some(b"1-0".to_vec()));
+        assert_eq!(
+            processor.outcome(&events, &[entry(), entry(), entry()]),
+            BatchOutcome::all(3)
+        );
+        let outcome = processor.outcome(
+            &events,
+            &[entry(), Reply::Error("OOM no memory".into()), entry()],
+        );
+        assert_eq!(outcome.processed, 1);
+        assert!(outcome.failure.is_some_and(|error| error.outage));
+        let outcome = processor.outcome(&events, &[Reply::Bulk(None), entry(), entry()]);
+        assert_eq!(outcome.processed, 0);
+        assert!(
+            outcome
+                .failure
+                .is_some_and(|error| error.retryable && !error.outage)
+        );
     }
 }
