@@ -60,10 +60,7 @@ def require(service):
     """Skips (or, when services are required, fails) the test unless ``service`` runs."""
     if listening(service.host, service.port):
         return
-    reason = (
-        f"{service.name} is not running on {service.address} "
-        f"(start it with `{service.start}`)"
-    )
+    reason = f"{service.name} is not running on {service.address} (start it with `{service.start}`)"
     if required():
         pytest.fail(f"{reason}; INOTIFIER_REQUIRE_SERVICES is set")
     pytest.skip(reason)
