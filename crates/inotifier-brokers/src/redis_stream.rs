@@ -243,18 +243,21 @@ impl RedisStreamProcessor {
             .arg(identity::message_id(&self.source, event.id))
     }
 
-    /// Sends `commands` as one pipeline. A connection that worked before and fails now may
+    /// Sends `commands` as one pipeline. A connection that worked before and breaks now may
     /// have been closed while idle (a Redis restart): it is replaced and the pipeline sent
     /// once more at once, rather than after the retry delay. Commands Redis executed before
-    /// the break are executed again: entries with the same `message_id`.
+    /// the break are executed again: entries with the same `message_id`. A Redis that did not
+    /// answer in time may still be working: it is not sent more at once.
     fn send(&self, commands: &[Command]) -> Result<Vec<Reply>, ProcessError> {
-        let mut on_used_connection = false;
+        let mut send_again = false;
         let result = self.link.with(|connection| {
-            on_used_connection = connection.pipelines() > 0;
-            connection.pipeline(commands)
+            let used = connection.pipelines() > 0;
+            let result = connection.pipeline(commands);
+            send_again = result.is_err() && used && !connection.timed_out();
+            result
         });
         match result {
-            Err(error) if error.outage && on_used_connection => {
+            Err(error) if error.outage && send_again => {
                 self.link.with(|connection| connection.pipeline(commands))
             }
             other => other,

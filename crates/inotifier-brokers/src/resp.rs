@@ -237,6 +237,9 @@ pub struct RedisConnection {
     out: Vec<u8>,
     /// Pipelines sent since the handshake.
     pipelines: u64,
+    /// Whether the last failure was the server not answering in time (rather than the
+    /// connection breaking).
+    timed_out: bool,
 }
 
 impl std::fmt::Debug for RedisConnection {
@@ -277,6 +280,7 @@ impl RedisConnection {
             stream: BufReader::with_capacity(64 * 1024, stream),
             out: Vec::new(),
             pipelines: 0,
+            timed_out: false,
         };
         connection.handshake(url, url_origin, database)?;
         connection.pipelines = 0;
@@ -341,6 +345,12 @@ impl RedisConnection {
         self.pipelines
     }
 
+    /// Whether the last pipeline failed because the server did not answer within the
+    /// timeout: it may still be working on the commands.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+
     /// Sends `commands` in one write and reads their replies, in order. A broken connection
     /// is an outage.
     pub fn pipeline(&mut self, commands: &[Command]) -> Result<Vec<Reply>, ProcessError> {
@@ -353,7 +363,7 @@ impl RedisConnection {
             command.encode(&mut self.out);
         }
         if let Err(error) = self.stream.get_mut().write_all(&self.out) {
-            return Err(self.broken("sending", &ReadError::Io(error)));
+            return Err(self.broken("sending", ReadError::Io(error)));
         }
         // A large pipeline leaves a large buffer: keep a moderate one for the next.
         if self.out.capacity() > 1024 * 1024 {
@@ -363,26 +373,24 @@ impl RedisConnection {
         for _ in commands {
             match read_reply(&mut self.stream) {
                 Ok(reply) => replies.push(reply),
-                Err(error) => return Err(self.broken("reading a reply", &error)),
+                Err(error) => return Err(self.broken("reading a reply", error)),
             }
         }
         Ok(replies)
     }
 
-    fn broken(&self, doing: &str, error: &ReadError) -> ProcessError {
-        let server = &self.server;
-        let what = match error {
+    fn broken(&mut self, doing: &str, error: ReadError) -> ProcessError {
+        self.timed_out = matches!(
+            &error,
             ReadError::Io(error)
-                if matches!(
-                    error.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                format!("no answer within {:?}", self.timeout)
-            }
-            other => other.to_string(),
+                if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+        );
+        let what = if self.timed_out {
+            format!("no answer within {:?}", self.timeout)
+        } else {
+            error.to_string()
         };
-        ProcessError::outage(format!("Redis {server}: {doing}: {what}"))
+        ProcessError::outage(format!("Redis {}: {doing}: {what}", self.server))
     }
 }
 

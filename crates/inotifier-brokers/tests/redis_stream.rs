@@ -150,6 +150,59 @@ fn a_key_that_is_not_a_stream_fails_for_good_and_maxlen_trims() {
     redis.pipeline(&[Command::new("DEL").arg(&key)]).unwrap();
 }
 
+/// The ids of the clients of database `db` whose last command was XADD.
+fn xadd_clients(redis: &mut RedisConnection, db: u32) -> Vec<i64> {
+    let reply = redis
+        .pipeline(&[Command::new("CLIENT").arg("LIST").arg("TYPE").arg("normal")])
+        .unwrap();
+    let [Reply::Bulk(Some(list))] = &reply[..] else {
+        panic!("CLIENT LIST answered {reply:?}");
+    };
+    String::from_utf8_lossy(list)
+        .lines()
+        .filter(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            fields.contains(&format!("db={db}").as_str()) && fields.contains(&"cmd=xadd")
+        })
+        .filter_map(|line| line.strip_prefix("id=")?.split(' ').next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_connection_closed_while_idle_is_replaced_without_a_failure() {
+    if !REDIS.available("a_connection_closed_while_idle_is_replaced_without_a_failure") {
+        return;
+    }
+    // A database of its own, to tell this test's connection from the others'.
+    let db = 9;
+    let key = stream_key("idle");
+    let url =
+        BrokerUrl::parse(&format!("redis://127.0.0.1:6379/{db}"), &[("redis", 6379)]).unwrap();
+    let mut redis = RedisConnection::connect(&url, Duration::from_secs(10)).unwrap();
+    let before = xadd_clients(&mut redis, db);
+    let processor = processor(json!({"url": url.to_string(), "stream": key, "source": "web-1"}));
+    processor.process(&event(1, "a")).unwrap();
+    let ours: Vec<i64> = xadd_clients(&mut redis, db)
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    let killed = redis
+        .pipeline(&[Command::new("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(ours[0].to_string())])
+        .unwrap();
+    assert_eq!(killed, [Reply::Integer(1)]);
+    processor.process(&event(2, "b")).unwrap();
+    let ids: Vec<String> = entries(&mut redis, &key)
+        .iter()
+        .map(|entry| entry.last().unwrap().1.clone())
+        .collect();
+    assert_eq!(ids, [message_id("web-1", 1), message_id("web-1", 2)]);
+    redis.pipeline(&[Command::new("DEL").arg(&key)]).unwrap();
+}
+
 #[test]
 fn a_redis_that_is_not_there_is_an_outage_and_stopping_sends_nothing() {
     if !REDIS.available("a_redis_that_is_not_there_is_an_outage_and_stopping_sends_nothing") {
