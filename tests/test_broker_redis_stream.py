@@ -311,7 +311,7 @@ def test_a_daemon_stopped_while_redis_is_down_delivers_after_its_restart(
         timeout=30,
         what="the daemon to read the burst and fail to deliver it",
     )
-    toml_daemon.stop()
+    assert toml_daemon.stop() == 0, toml_daemon.stderr()
     assert toml_daemon.status()["running"] is False
     assert pending(inotifier_bin, tmp_path) == 2 * total
     assert "retries given up" in toml_daemon.stderr()
@@ -330,6 +330,7 @@ def test_a_daemon_stopped_while_redis_is_down_delivers_after_its_restart(
         )
 
     wait_for(complete, timeout=60, interval=0.1, what="every file's events after the restart")
+    assert f"{2 * total} event(s) pending since the last run redelivered" in toml_daemon.stderr()
     for pathname, entries in reader.by_pathname().items():
         masknames = [fields["maskname"] for fields in distinct_events(entries)]
         assert masknames.index("IN_CREATE") < masknames.index("IN_CLOSE_WRITE"), pathname
