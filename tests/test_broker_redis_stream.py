@@ -342,3 +342,39 @@ def test_a_daemon_stopped_while_redis_is_down_delivers_after_its_restart(
         what="the journal to acknowledge every event",
     )
     assert toml_daemon.stop() == 0, toml_daemon.stderr()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            'streams = "x"',
+            "unknown option `streams` for processor redis_stream: expected one of url, url_env, "
+            "stream, maxlen, fields, source, timeout",
+        ),
+        (
+            'url = "redis://:s3cret@127.0.0.1:6379/0"',
+            "put the whole URL in the environment variable REDIS_URL",
+        ),
+        ('fields = ["pathname", "file"]', 'unknown event field "file": expected one of event'),
+        ("maxlen = 0", "option `maxlen` of processor redis_stream: must be at least 1"),
+    ],
+)
+def test_check_refuses_bad_options_saying_what_is_valid(tmp_path, inotifier_bin, options, message):
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    config_file = tmp_path / "inotifier.toml"
+    config_file.write_text(
+        f'[[watch]]\npath = "{watched}"\nevents = "IN_CLOSE_WRITE"\n'
+        f'processor = "redis_stream"\n[watch.options]\n{options}\n'
+    )
+    result = subprocess.run(
+        [str(inotifier_bin), "check", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,  # the test asserts on the exit status
+    )
+    assert result.returncode == 1, result
+    assert message in result.stderr, result.stderr
+    assert "s3cret" not in result.stderr
