@@ -222,7 +222,9 @@ def test_a_burst_reaches_the_stream_complete_and_in_order_per_file(
         reader.delete()
 
 
-def test_a_redis_restarted_mid_burst_loses_nothing(toml_daemon, private_redis, tmp_path):
+def test_a_redis_restarted_mid_burst_loses_nothing(
+    toml_daemon, private_redis, tmp_path, inotifier_bin
+):
     total = 2000
     stream = "inotifier-test:restart"
     watched = tmp_path / "watched"
@@ -279,6 +281,11 @@ def test_a_redis_restarted_mid_burst_loses_nothing(toml_daemon, private_redis, t
             lambda: toml_daemon.status().get("delivered", 0) >= 2 * total,
             timeout=30,
             what="the daemon to count every event delivered",
+        )
+        wait_for(
+            lambda: pending(inotifier_bin, tmp_path) == 0,
+            timeout=30,
+            what="the journal to acknowledge every event",
         )
         status = toml_daemon.status()
         assert status["failed"] == 0, status
