@@ -12,6 +12,10 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     task_acks_late=False,
+    # After a reconnection to RabbitMQ, a worker whose event loop has nothing else to do can
+    # leave deliveries unread in its buffer (seen: 4 unacknowledged, nothing running, until
+    # any other message arrived); heartbeats give the loop something to do every few seconds.
+    broker_heartbeat=10,
 )
 
 TASK = "inotifier_tests.record"

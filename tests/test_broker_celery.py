@@ -51,7 +51,7 @@ class Worker:
                 [
                     sys.executable, "-m", "celery", "-A", "celery_recorder", "worker",
                     "-Q", self.queue, "--pool", "solo", "--without-gossip", "--without-mingle",
-                    "--without-heartbeat", "-l", "info", "-n", f"{self.queue}@%h",
+                    "-l", "info", "-n", f"{self.queue}@%h",
                 ],
                 env=self.env, cwd=TESTS_DIR, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
@@ -244,41 +244,54 @@ def purge(transport, broker_url, queue):
             connection.close()
 
 
-def burst_across_restart(watched, names, worker, stop_broker, start_broker):
-    """Makes the files in a thread; once the worker ran some tasks, stops the broker while
-    files keep coming, starts it again, and waits until every file's events ran."""
+def burst_across_restart(watched, names, delivered, stop_broker, start_broker):
+    """Makes the files in a thread; once ``delivered()`` says some tasks reached the broker,
+    stops the broker while files keep coming, and starts it again. Returns how many had
+    been delivered when it stopped."""
     burst = threading.Thread(target=make_files, args=(watched, names, 50, 0.1))
     burst.start()
     try:
-        wait_for(lambda: len(worker.tasks()) >= 50, timeout=60, what="the first tasks")
+        wait_for(lambda: delivered() >= 50, timeout=60, what="the first tasks")
+        stopped_at = delivered()
         stop_broker()
-        stopped_at = len(worker.tasks())
     finally:
         burst.join(timeout=120)
     try:
         assert stopped_at < 2 * len(names), "the broker stopped inside the burst"
     finally:
         start_broker()
-    wait_for(lambda: all_files_in(worker, names), timeout=180, what="every task to run")
     return stopped_at
 
 
 def test_celery_over_redis_across_a_redis_restart(toml_daemon, workers, private_redis, tmp_path):
+    """The worker starts once Redis is back: a worker reading while Redis goes down can lose
+    the message it was popping (kombu's Redis transport takes a message off the list before the
+    worker has it), which would be Celery's loss, not the daemon's. docs/brokers.md says so."""
+    import redis
+
     queue = unique("inotifier-restart")
     watched = tmp_path / "watched"
     watched.mkdir()
     celery_config(toml_daemon, watched, queue, private_redis.url)
     toml_daemon.start()
-    worker = workers(private_redis.url, queue)
     names = [f"r{index:04}.txt" for index in range(600)]
+
+    def queued():
+        try:
+            return redis.Redis.from_url(private_redis.url).llen(queue)
+        except redis.ConnectionError:
+            return 0
+
     stopped_at = burst_across_restart(
-        watched, names, worker, private_redis.stop, private_redis.start
+        watched, names, queued, private_redis.stop, private_redis.start
     )
+    worker = workers(private_redis.url, queue)
+    wait_for(lambda: all_files_in(worker, names), timeout=180, what="every task to run")
     tasks = worker.tasks()
     assert_every_event_arrived(tasks, names)
     duplicates = check_task_ids(tasks)
     print(f"stopped after {stopped_at} tasks; {duplicates} redelivered")
-    assert "outage" in toml_daemon.stderr() or "connection" in toml_daemon.stderr()
+    assert "outage=true" in toml_daemon.stderr()
     assert toml_daemon.stop() == 0
 
 
@@ -326,7 +339,10 @@ def test_celery_over_amqp_across_a_rabbitmq_restart(toml_daemon, workers, tmp_pa
     worker = workers(AMQP_URL, queue)
     names = [f"a{index:04}.txt" for index in range(600)]
     try:
-        stopped_at = burst_across_restart(watched, names, worker, rabbitmq_stop, rabbitmq_start)
+        stopped_at = burst_across_restart(
+            watched, names, lambda: len(worker.tasks()), rabbitmq_stop, rabbitmq_start
+        )
+        wait_for(lambda: all_files_in(worker, names), timeout=180, what="every task to run")
     finally:
         rabbitmq_start()
     tasks = worker.tasks()
