@@ -79,7 +79,7 @@ const SCHEMES: &[(&str, u16)] = &[("redis", 6379)];
 
 /// Error codes (the first word of an error reply) that mean Redis cannot take a write now,
 /// whatever the write: waited out as outages.
-const OUTAGE_CODES: &[&str] = &[
+pub(crate) const OUTAGE_CODES: &[&str] = &[
     "OOM",
     "LOADING",
     "READONLY",

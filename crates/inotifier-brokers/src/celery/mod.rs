@@ -288,16 +288,8 @@ fn amqp_transport(url: BrokerUrl, route: Route, timeout: Duration) -> Transport 
 /// An error reply to LPUSH: Redis cannot take writes now (an outage), or the queue's key
 /// holds something else (permanent until someone fixes it).
 fn redis_refusal(server: &str, error: &str) -> ProcessError {
-    const BUSY: &[&str] = &[
-        "OOM",
-        "LOADING",
-        "READONLY",
-        "MASTERDOWN",
-        "BUSY",
-        "TRYAGAIN",
-    ];
     let code = error.split_whitespace().next().unwrap_or_default();
-    if BUSY.contains(&code) {
+    if crate::redis_stream::OUTAGE_CODES.contains(&code) {
         ProcessError::outage(format!("Redis {server} refused the task: {error}"))
     } else {
         ProcessError::permanent(format!(
