@@ -37,8 +37,16 @@ install_cleanup
 
 peer() { "$PYTHON" "$HERE/broker_peer.py" "$@"; }
 
-# pending CONFIG: events not yet acknowledged in the journal.
+# pending CONFIG: events not yet acknowledged in the journal; last_acked CONFIG: the last
+# event id acknowledged (one processor per run).
 pending() { "$INOTIFIER" journal -c "$1" summary 2>/dev/null | awk 'NR > 1 { s += $2 } END { print s + 0 }'; }
+last_acked() { "$INOTIFIER" journal -c "$1" summary 2>/dev/null | awk 'NR > 1 && $5 != "-" { print $5 }' | tail -1; }
+# all_acked CONFIG ID: event ID is acknowledged and nothing is pending.
+all_acked() {
+    local summary
+    summary=$("$INOTIFIER" journal -c "$1" summary 2>/dev/null) || return 1
+    awk -v id="$2" 'NR > 1 { pending += $2; last = $5 } END { exit !(pending == 0 && last + 0 >= id) }' <<<"$summary"
+}
 
 # ---------------------------------------------------------------- build
 mkdir -p "$BUILD"
@@ -74,7 +82,7 @@ delivered() {
 
 # run TARGET I: prints "TARGET count=C rate=R cpu_ticks=T".
 run() {
-    local target=$1 i=$2 run pid t0 t1 cpu0 cpu1 count name
+    local target=$1 i=$2 run pid t0 t1 cpu0 cpu1 count name base acked
     run=$MNT/$target-$i
     name=inotifier-bbench-$target-$i-$$
     mkdir -p "$run/w"
@@ -94,24 +102,31 @@ EOF
     CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// \
         "$INOTIFIER" run -c "$run/inotifier.toml" >/dev/null 2>"$run/err" &
     pid=$!; PIDS+=("$pid")
-    # A probe event, delivered: the daemon runs and is connected to its broker.
+    # Once the watch is in place, a probe event, delivered: the daemon is connected to its
+    # broker.
+    WAIT_POLL=0.1 wait_for 30 running "$run/inotifier.toml" || die "$target did not start: $(cat "$run/err")"
     touch "$run/w/probe"
     WAIT_POLL=0.1 wait_for 30 probe_delivered "$target" "$name" "$run" \
         || die "$target: the probe was not delivered: $(cat "$run/err")"
+    WAIT_POLL=0.05 wait_for 30 nothing_pending "$run/inotifier.toml" || die "$target: the probe stays pending"
+    base=$(delivered "$target" "$name" "$run")
+    acked=$(last_acked "$run/inotifier.toml")
     cpu0=$(cpu_ticks "$pid")
     t0=$(burst queued "$pid" "$run/w" "$NEVENTS")
-    WAIT_POLL=0.05 wait_for 120 nothing_pending "$run/inotifier.toml" \
-        || log "$target: events still pending after 120 s"
+    # Every event of the burst journaled (ids follow one another) and none pending.
+    WAIT_POLL=0.02 wait_for 180 all_acked "$run/inotifier.toml" $((acked + NEVENTS)) \
+        || log "$target: events still pending after 180 s"
     t1=$(now_us)
     cpu1=$(cpu_ticks "$pid")
     stop_pid "$pid"
-    count=$(( $(delivered "$target" "$name" "$run") - 1 ))
+    count=$(( $(delivered "$target" "$name" "$run") - base ))
     [[ $target == jsonl ]] || peer cleanup "$target" "$name"
     NAME=""
     echo "$target count=$count rate=$(per_second "$count" $((t1 - t0))) cpu_ticks=$((cpu1 - cpu0))"
     rm -rf "$run"
 }
 
+running() { "$INOTIFIER" status -c "$1" 2>/dev/null | grep -q '^state: *running'; }
 probe_delivered() { (( $(delivered "$@") >= 1 )); }
 nothing_pending() { (( $(pending "$1") == 0 )); }
 
