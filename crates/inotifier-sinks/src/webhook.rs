@@ -38,7 +38,11 @@
 //!
 //! # Failures
 //! - A 2xx response is success (its body is read and ignored).
-//! - Connection errors (refused, reset, DNS, TLS), timeouts, 5xx and 429 are retryable.
+//! - A receiver that cannot be reached (connection refused, no route, a name that does not
+//!   resolve) is an outage: retried with backoff for as long as it lasts, without counting
+//!   against the watch's attempts, so a receiver that is down never dead-letters events.
+//! - Other connection errors (reset, TLS), timeouts, 5xx and 429 are retryable, within the
+//!   watch's attempts.
 //! - Any other status (3xx, 4xx) is a permanent failure: sending the same request again would
 //!   get the same answer. The message has the status and the start of the response body.
 
@@ -193,7 +197,9 @@ impl Processor for WebhookProcessor {
             Ok(response) => response,
             Err(error) => {
                 let message = self.failure(event, format_args!("failed: {error}"));
-                return Err(if retryable_error(&error) {
+                return Err(if unreachable(&error) {
+                    ProcessError::outage(message)
+                } else if retryable_error(&error) {
                     ProcessError::retryable(message)
                 } else {
                     ProcessError::permanent(message)
@@ -246,6 +252,24 @@ fn signature(key: &hmac::Key, body: &[u8]) -> String {
 
 /// Whether sending again may work: the network and the server may recover, a malformed
 /// request will not.
+/// The receiver cannot be reached at all (refused, no route, a name that does not resolve):
+/// an outage, waited out without counting against the event's attempts. A reset or a timeout
+/// is not: a request that makes the receiver fail that way would otherwise be tried forever.
+fn unreachable(error: &ureq::Error) -> bool {
+    use std::io::ErrorKind;
+    match error {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        ureq::Error::Io(error) => matches!(
+            error.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
+                | ErrorKind::AddrNotAvailable
+        ),
+        _ => false,
+    }
+}
+
 fn retryable_error(error: &ureq::Error) -> bool {
     !matches!(
         error,

@@ -194,7 +194,43 @@ fn a_refused_connection_is_retryable() {
         .process(&event(Path::new("/d"), b"f"))
         .unwrap_err();
     assert!(error.retryable, "{error:?}");
+    assert!(
+        error.outage,
+        "a receiver that is down is an outage: {error:?}"
+    );
     assert!(error.message.contains(&port.to_string()), "{error}");
+}
+
+#[test]
+fn a_receiver_that_is_down_is_waited_for_beyond_the_attempts() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let processor = webhook(json!({"url": format!("http://127.0.0.1:{port}/hooks")}));
+    let event = event(Path::new("/d"), b"f");
+    let policy = RetryPolicy {
+        attempts: 2,
+        initial: Duration::from_millis(1),
+        max: Duration::from_millis(5),
+        multiplier: 2.0,
+    };
+    let first = processor.process(&event).unwrap_err();
+    // The receiver comes up after five more refused tries, far beyond the two attempts.
+    let mut waits = 0;
+    let mut server = None;
+    let port_text = port.to_string();
+    let tries = policy
+        .retry_failed(&*processor, &event, first, |_| {
+            waits += 1;
+            if waits == 5 {
+                server = Some(Server::start(&["--port", &port_text]));
+            }
+            true
+        })
+        .expect("delivered once the receiver is up");
+    assert_eq!(tries, 6);
+    assert_eq!(server.expect("started").requests().len(), 1);
 }
 
 #[test]
