@@ -16,7 +16,7 @@ is an error with its id and a hint saying how to fix it.
 | inotifier.E011 | ``PROJECT_PATH`` not an existing directory |
 | inotifier.E012 | ``INOTIFIER_LOG_LEVEL`` not error, warn, info, debug or trace |
 | inotifier.E013 | ``INOTIFIER_DRAIN_TIMEOUT`` not a number of seconds >= 0 |
-| inotifier.E014 | options a native processor (log, jsonl, exec, webhook) refuses |
+| inotifier.E014 | options a native processor refuses (log, jsonl, exec, webhook, brokers) |
 | inotifier.E015 | ``INOTIFIER_WORKERS`` not a whole number from 1 to 1024 |
 | inotifier.E016 | ``INOTIFIER_JOURNAL`` not a dict, unknown key, wrong type, directory missing |
 | inotifier.E017 | two watches with the same processor and path and no distinct ``name`` |
