@@ -243,27 +243,6 @@ impl RedisStreamProcessor {
             .arg(identity::message_id(&self.source, event.id))
     }
 
-    /// Sends `commands` as one pipeline. A connection that worked before and breaks now may
-    /// have been closed while idle (a Redis restart): it is replaced and the pipeline sent
-    /// once more at once, rather than after the retry delay. Commands Redis executed before
-    /// the break are executed again: entries with the same `message_id`. A Redis that did not
-    /// answer in time may still be working: it is not sent more at once.
-    fn send(&self, commands: &[Command]) -> Result<Vec<Reply>, ProcessError> {
-        let mut send_again = false;
-        let result = self.link.with(|connection| {
-            let used = connection.pipelines() > 0;
-            let result = connection.pipeline(commands);
-            send_again = result.is_err() && used && !connection.timed_out();
-            result
-        });
-        match result {
-            Err(error) if error.outage && send_again => {
-                self.link.with(|connection| connection.pipeline(commands))
-            }
-            other => other,
-        }
-    }
-
     /// The leading run of events whose `XADD` got an entry id, and the failure of the first
     /// that did not.
     fn outcome(&self, events: &[&Event], replies: &[Reply]) -> BatchOutcome {
@@ -347,7 +326,7 @@ impl Processor for RedisStreamProcessor {
             .iter()
             .map(|event| self.command(event, &mut value))
             .collect();
-        match self.send(&commands) {
+        match resp::send(&self.link, &commands) {
             Ok(replies) => self.outcome(events, &replies),
             Err(error) => BatchOutcome::failed(0, error),
         }

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use inotifier_sinks::ProcessError;
 
+use crate::link::Link;
 use crate::url::BrokerUrl;
 
 /// The longest bulk string read: Redis's own default limit (`proto-max-bulk-len`).
@@ -427,6 +428,30 @@ fn open(url: &BrokerUrl, server: &str, timeout: Duration) -> Result<TcpStream, P
         Some((address, error)) => format!("Redis {server}: cannot connect to {address}: {error}"),
         None => format!("Redis {server}: {} has no address", url.host),
     }))
+}
+
+/// Sends `commands` as one pipeline on `link`'s connection. A connection that worked before
+/// and breaks now may have been closed while idle (a Redis restart): it is replaced and the
+/// pipeline sent once more at once, rather than after the retry delay. Commands Redis
+/// executed before the break are executed again (delivery is at least once). A Redis that did
+/// not answer in time may still be working: it is not sent more at once.
+pub fn send(
+    link: &Link<RedisConnection>,
+    commands: &[Command],
+) -> Result<Vec<Reply>, ProcessError> {
+    let mut send_again = false;
+    let result = link.with(|connection| {
+        let used = connection.pipelines() > 0;
+        let result = connection.pipeline(commands);
+        send_again = result.is_err() && used && !connection.timed_out();
+        result
+    });
+    match result {
+        Err(error) if error.outage && send_again => {
+            link.with(|connection| connection.pipeline(commands))
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -77,11 +77,12 @@ impl RetryPolicy {
         Duration::from_nanos(half + jitter)
     }
 
-    /// Whether to make another attempt after attempt `attempt` (1-based) failed with `error`:
-    /// the error is retryable and fewer than `attempts` attempts were made, or the destination
-    /// is down ([`ProcessError::outage`]), which is waited out however long it lasts.
-    pub fn should_retry(&self, attempt: u32, error: &ProcessError) -> bool {
-        error.retryable && (error.outage || attempt < self.attempts)
+    /// Whether to try again after `failures` attempts failed on the event itself (outages
+    /// not counted), the last try having failed with `error`: the error is retryable and
+    /// fewer than `attempts` attempts failed, or the destination is down
+    /// ([`ProcessError::outage`]), which is waited out however long it lasts.
+    pub fn should_retry(&self, failures: u32, error: &ProcessError) -> bool {
+        error.retryable && (error.outage || failures < self.attempts)
     }
 
     /// Processes `event` with `processor` until it succeeds, fails permanently, or the

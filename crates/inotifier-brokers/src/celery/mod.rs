@@ -38,7 +38,8 @@
 //!
 //! # Delivery
 //! - Redis: `LPUSH` of kombu's JSON envelope onto the queue's list; the reply is the
-//!   confirmation. A batch of events is one pipeline.
+//!   confirmation. A batch of events is one pipeline; a connection Redis closed while idle (a
+//!   restart) is replaced and the pipeline sent again at once ([`crate::resp::send`]).
 //! - AMQP: publisher confirms on a channel; the queue (durable, as Celery declares it) and a
 //!   named exchange are declared at each connection, so messages sent before any worker
 //!   started wait in the queue. Persistent messages (delivery mode 2).
@@ -174,7 +175,7 @@ impl CeleryProcessor {
         };
         let timeout = parsed.timeout;
         let transport = if url.scheme == "redis" {
-            redis_transport(url, timeout)?
+            redis_transport(url, timeout)
         } else {
             amqp_transport(url, route.clone(), timeout)
         };
@@ -204,7 +205,7 @@ impl CeleryProcessor {
                 Command::new("LPUSH").arg(&self.route.queue).arg(envelope)
             })
             .collect();
-        let replies = match link.with(|connection| connection.pipeline(&commands)) {
+        let replies = match crate::resp::send(link, &commands) {
             Ok(replies) => replies,
             Err(error) => return BatchOutcome::failed(0, error),
         };
@@ -263,11 +264,11 @@ impl CeleryProcessor {
     }
 }
 
-fn redis_transport(url: BrokerUrl, timeout: Duration) -> Result<Transport, BuildError> {
+fn redis_transport(url: BrokerUrl, timeout: Duration) -> Transport {
     let what = url.to_string();
-    Ok(Transport::Redis(Link::new(what, move || {
+    Transport::Redis(Link::new(what, move || {
         RedisConnection::connect(&url, timeout)
-    })))
+    }))
 }
 
 fn amqp_transport(url: BrokerUrl, route: Route, timeout: Duration) -> Transport {
