@@ -9,99 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, ChildGuard};
+use common::BIN;
+use common::project::{LONG, Project, kill, stop, wait_for};
 use inotifier_test_support::hook_server::HookServer;
-use inotifier_test_support::{Sysctl, inotify_exclusive, inotify_shared, wait_until};
-
-const LONG: Duration = Duration::from_secs(60);
-
-#[track_caller]
-fn wait_for(what: &str, timeout: Duration, condition: impl FnMut() -> bool) {
-    assert!(
-        wait_until(timeout, condition),
-        "{what}: not within {timeout:?}"
-    );
-}
-
-/// A config in a temporary directory: `watched/` is watched, the pid file and the journal are
-/// in `run/` (unless the config says otherwise), the daemon's log goes to `daemon.log`.
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    fn new(config: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("watched")).unwrap();
-        std::fs::write(dir.path().join("inotifier.toml"), config).unwrap();
-        Project { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn watched(&self, name: &str) -> PathBuf {
-        self.path("watched").join(name)
-    }
-
-    /// `inotifier run` in the foreground, its stderr appended to `daemon.log`; waits until it
-    /// says it is ready.
-    fn run(&self) -> ChildGuard {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.path("daemon.log"))
-            .unwrap();
-        let before = self.log().matches("ready: ").count();
-        let daemon = ChildGuard::spawn(
-            Command::new(BIN)
-                .args(["run", "-c"])
-                .arg(self.path("inotifier.toml"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log),
-        );
-        wait_for("the daemon to be ready", LONG, || {
-            self.log().matches("ready: ").count() > before
-        });
-        daemon
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
-    }
-
-    fn lines(&self, name: &str) -> Vec<String> {
-        std::fs::read_to_string(self.path(name))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn jsonl(&self, name: &str) -> Vec<serde_json::Value> {
-        self.lines(name)
-            .iter()
-            .map(|line| serde_json::from_str(line).expect("a JSON line"))
-            .collect()
-    }
-}
-
-/// Stops a foreground daemon with SIGTERM and expects a clean exit.
-fn stop(mut daemon: ChildGuard) {
-    daemon.signal(libc::SIGTERM);
-    let status = daemon.expect_exit(LONG, "the daemon to stop");
-    assert!(status.success(), "{status:?}");
-}
-
-fn kill(mut daemon: ChildGuard) {
-    daemon.signal(libc::SIGKILL);
-    daemon.expect_exit(LONG, "the killed daemon to be reaped");
-}
+use inotifier_test_support::{Sysctl, inotify_exclusive, inotify_shared};
 
 /// Records `ID ORIGIN NAME` per event, slowly (50 ms each), through a shell that gets the
 /// name as an argument, never as code.

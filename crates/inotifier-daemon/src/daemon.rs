@@ -17,9 +17,6 @@ use crate::pipeline::{self, Pipeline, SharedPipeline};
 use crate::router::{Abandoner, Cursor, Route, Router};
 use crate::stats::{Snapshot, Stats};
 
-/// Events read from the journal at a time when a restart redelivers what was pending.
-const BACKLOG_PAGE: usize = 4096;
-
 /// Builds the processor of a watch. The binary builds native processors; the Django app also
 /// builds Python ones.
 pub trait ProcessorFactory: Send + Sync {
@@ -98,8 +95,7 @@ impl Daemon {
             config.daemon.workers,
             config.daemon.queue_capacity,
             stats.clone(),
-        )
-        .map_err(DaemonError::Thread)?;
+        );
         let abandoner = router.abandoner();
         let journal = match &config.journal.path {
             Some(path) => {
@@ -232,34 +228,21 @@ impl Daemon {
             .events
             .contains(inotifier_core::Mask::IN_READY)
             .then(|| watch.ready.clone());
-        let mut redelivered = 0;
-        let mut from = 0;
-        let mut next_page = || {
-            let Some(cursor) = cursor.as_ref().filter(|_| !replacing) else {
-                return Vec::new();
-            };
-            match cursor
-                .journal
-                .pending_from(cursor.processor, from, BACKLOG_PAGE)
-            {
-                Ok(page) => {
-                    redelivered += page.len();
-                    from = page.last().map_or(from, |event| event.id + 1);
-                    page
-                }
-                Err(error) => {
-                    tracing::error!("cannot read what the journal owes {}: {error}", watch.key());
-                    Vec::new()
-                }
-            }
+        // What the journal still owes this processor goes first; a watch replacing one of
+        // the same key in a reload leaves it to the one it replaces.
+        let owed = match cursor.as_ref().filter(|_| !replacing) {
+            Some(cursor) => cursor.journal.pending_count(cursor.processor)?,
+            None => 0,
         };
-        pipeline::lock(&self.pipeline).register(route, ready, &mut next_page);
-        if redelivered > 0 {
+        if owed > 0 {
             tracing::info!(
-                "{redelivered} event(s) pending since the last run redelivered to {}",
+                "{owed} event(s) pending since the last run redelivered to {}",
                 watch.key()
             );
         }
+        pipeline::lock(&self.pipeline)
+            .register(route, ready, (owed > 0).then_some(0))
+            .map_err(DaemonError::Thread)?;
         tracing::info!(
             "watching {} for {} with processor {}",
             watch.path.display(),

@@ -56,22 +56,19 @@ impl Pipeline {
     }
 
     /// Starts sending the events of `route.watch` to its processor, including any that
-    /// arrived before this call; `backlog` pages first, from the oldest (what the journal
-    /// still owes this processor), so that each file's events stay in order.
+    /// arrived before this call. `owed_from`: the journal still owes this processor its
+    /// events from that id on (pending at the last stop); they come first, from the oldest, so
+    /// that each file's events stay in order.
     pub fn register(
         &mut self,
         route: Route,
         ready: Option<ReadyOptions>,
-        backlog: &mut dyn FnMut() -> Vec<Event>,
-    ) {
+        owed_from: Option<u64>,
+    ) -> std::io::Result<()> {
         let id = route.watch;
         let route = Arc::new(route);
-        loop {
-            let page = backlog();
-            if page.is_empty() {
-                break;
-            }
-            self.redeliver(&route, page);
+        if let Some(router) = &self.router {
+            router.open(&route, owed_from)?;
         }
         self.ready.set_watch(id, route.events, ready);
         self.routes.insert(id, route);
@@ -83,12 +80,17 @@ impl Pipeline {
         if !held.is_empty() {
             self.process(held, Instant::now());
         }
+        Ok(())
     }
 
     /// Stops routing the events of `watch`; what is queued for its processor still runs.
     pub fn unregister(&mut self, watch: WatchId) {
         self.ready.remove_watch(watch);
-        self.routes.remove(&watch);
+        if let Some(route) = self.routes.remove(&watch)
+            && let Some(router) = &self.router
+        {
+            router.close(&route);
+        }
     }
 
     fn is_future(&self, watch: WatchId) -> bool {
@@ -138,17 +140,12 @@ impl Pipeline {
         router.dispatch(routed);
     }
 
-    /// Hands the router events read from the journal (pending at the last stop, or put back
-    /// by `inotifier journal retry`/`replay`) for one route: already journaled, they are not
-    /// appended again.
+    /// Hands the router events that `inotifier journal retry`/`replay` put back for one
+    /// route: already journaled, they are not appended again.
     pub fn redeliver(&self, route: &Arc<Route>, events: Vec<Event>) {
-        let Some(router) = &self.router else { return };
-        router.dispatch(
-            events
-                .into_iter()
-                .map(|event| (event, vec![route.clone()]))
-                .collect(),
-        );
+        if let Some(router) = &self.router {
+            router.redeliver(route, events);
+        }
     }
 
     /// Whether a file of `watch` still has its ready event to come.

@@ -1,18 +1,28 @@
-//! Hands each event to the processors of the watches it matched, on a bounded pool of worker
-//! threads.
+//! Hands each event to the processors of the watches it matched.
 //!
-//! Events are sharded by pathname: one file's events always go to the same worker, so they are
-//! processed in order, while different files are processed concurrently. Each worker has a
-//! bounded queue; when a processor is slow its queue fills and [`Router::dispatch`] blocks, which
-//! holds back the reader and, past the kernel's queue, turns into an overflow and a rescan:
-//! memory stays bounded whatever the processors do.
+//! Every route (a watch's processor) has a lane of its own: its own worker threads, each with a
+//! bounded queue. A processor that is down, retrying or slow fills only its own lane; the other
+//! processors, and the other watches, go on at their own speed. Within a lane, events are
+//! sharded by pathname: one file's events always go to the same worker, so they are processed
+//! in order, while different files are processed concurrently.
+//!
+//! What happens when a lane's queues are full depends on the journal:
+//! - With a journal (the default), the lane falls behind: the events it cannot take now are on
+//!   disk already (they are appended before they are routed) and stay pending there. The lane's
+//!   feeder thread reads them back, page by page and in id order, as its workers free room,
+//!   until it has caught up; then the lane takes events live again. Reading never waits for a
+//!   processor, and what one processor is owed is bounded by the journal's disk, not memory.
+//! - Without a journal, there is nowhere else to keep them: [`Router::dispatch`] waits for
+//!   room, which holds back the reader for every watch and, past the kernel's queue, turns into
+//!   an overflow and a rescan. Memory stays bounded, at the cost of isolation; the log says so.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,6 +31,9 @@ use inotifier_journal::{Journal, ProcessorId};
 use inotifier_sinks::{BatchOutcome, ProcessError, Processor, RetryFailure, RetryPolicy};
 
 use crate::stats::Stats;
+
+/// How long a feeder waits before it reads the journal again after a read failed.
+const FEEDER_RETRY: Duration = Duration::from_secs(1);
 
 /// Where one watch's events go.
 pub struct Route {
@@ -66,15 +79,14 @@ impl Route {
 }
 
 impl Drop for Route {
-    /// The last job holding a route has run: the processor will get no more events.
+    /// The last worker holding a route has ended: the processor will get no more events.
     fn drop(&mut self) {
         self.processor.close();
     }
 }
 
-struct Job {
-    event: Arc<Event>,
-    routes: Vec<Arc<Route>>,
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Lets a stopping daemon give up on retries and queued events once its drain deadline passed.
@@ -88,7 +100,7 @@ struct Abandon {
 impl Abandon {
     fn set(&self) {
         self.flag.store(true, Ordering::SeqCst);
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = lock(&self.lock);
         self.wake.notify_all();
     }
 
@@ -99,7 +111,7 @@ impl Abandon {
     /// Sleeps for `duration` unless abandoned first; returns whether it was abandoned.
     fn sleep(&self, duration: Duration) -> bool {
         let deadline = Instant::now() + duration;
-        let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = lock(&self.lock);
         while !self.is_set() {
             let now = Instant::now();
             if now >= deadline {
@@ -125,8 +137,8 @@ impl Abandoner {
     }
 }
 
-/// Room in one worker's queue, counted in events: the dispatcher takes room before it queues a
-/// chunk, the worker gives it back once the chunk is processed.
+/// Room in one worker's queue, counted in events: a chunk takes room before it is queued, the
+/// worker gives it back once the chunk is processed.
 struct Room {
     free: Mutex<usize>,
     freed: Condvar,
@@ -140,12 +152,27 @@ impl Room {
         }
     }
 
-    /// Takes room for up to `wanted` events; with `wait`, waits until there is room for one at
-    /// least. Returns how many it took.
-    fn take(&self, wanted: usize, wait: bool) -> usize {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while wait && *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+    /// Takes room for up to `wanted` events, without waiting. Returns how many it took.
+    fn take_now(&self, wanted: usize) -> usize {
+        let mut free = lock(&self.free);
+        let taken = wanted.min(*free);
+        *free -= taken;
+        taken
+    }
+
+    /// Takes room for at least one and up to `wanted` events, waiting while there is none;
+    /// returns 0 only once `give_up()` says so (checked at least every 100 ms).
+    fn take_waiting(&self, wanted: usize, give_up: &dyn Fn() -> bool) -> usize {
+        let mut free = lock(&self.free);
+        while *free == 0 {
+            if give_up() {
+                return 0;
+            }
+            free = self
+                .freed
+                .wait_timeout(free, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         let taken = wanted.min(*free);
         *free -= taken;
@@ -153,46 +180,303 @@ impl Room {
     }
 
     fn give(&self, count: usize) {
-        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += count;
+        if count == 0 {
+            return;
+        }
+        *lock(&self.free) += count;
         self.freed.notify_all();
     }
 }
 
-struct Worker {
-    queue: mpsc::Sender<Vec<Job>>,
+struct WorkerQueue {
+    chunks: mpsc::Sender<Vec<Arc<Event>>>,
     room: Arc<Room>,
 }
 
-pub struct Router {
-    workers: Vec<Worker>,
-    threads: Vec<JoinHandle<()>>,
+/// Whether a lane takes events as they come, or is catching up from the journal.
+struct LaneState {
+    /// Behind: the journal holds this lane's events from this id on; the feeder hands them
+    /// over, and events routed meanwhile stay in the journal for it.
+    behind_from: Option<u64>,
+    /// Events `inotifier journal retry` or `replay` put back, for the feeder to queue (it may
+    /// wait for room; the thread that found them may not).
+    requeued: Vec<Arc<Event>>,
+    /// When it fell behind, for the log line once it caught up.
+    behind_since: Option<Instant>,
+    /// Whether the no-journal warning was logged since the lane last had room.
+    warned_full: bool,
+}
+
+/// One route's workers and queues.
+struct Lane {
+    route: Arc<Route>,
+    queues: Vec<WorkerQueue>,
+    state: Mutex<LaneState>,
+    /// Wakes the feeder when the lane falls behind or closes.
+    wake: Condvar,
+    closed: AtomicBool,
     capacity: usize,
     hasher: foldhash::fast::RandomState,
+    stats: Arc<Stats>,
+}
+
+impl Lane {
+    fn worker_of(&self, event: &Event) -> usize {
+        let mut hasher = self.hasher.build_hasher();
+        event.path.hash(&mut hasher);
+        event.name.hash(&mut hasher);
+        (hasher.finish() % self.queues.len() as u64) as usize
+    }
+
+    /// Splits `events` into one chunk per worker, each in the order given.
+    fn shard(&self, events: Vec<Arc<Event>>) -> Vec<Vec<Arc<Event>>> {
+        let mut chunks: Vec<Vec<Arc<Event>>> = (0..self.queues.len()).map(|_| Vec::new()).collect();
+        for event in events {
+            chunks[self.worker_of(&event)].push(event);
+        }
+        chunks
+    }
+
+    fn send(&self, worker: usize, chunk: Vec<Arc<Event>>) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.stats.seen(chunk.len());
+        // A worker only ends once its queue closes, after the lane is gone.
+        let _ = self.queues[worker].chunks.send(chunk);
+    }
+
+    /// Queues `events`, waiting for room as the workers free it. Returns false when it gave
+    /// up because the lane closed or the daemon ran out of drain time (the rest not queued).
+    fn send_waiting(&self, events: Vec<Arc<Event>>, abandon: &Abandon) -> bool {
+        let give_up = || self.closed.load(Ordering::SeqCst) || abandon.is_set();
+        for (worker, mut chunk) in self.shard(events).into_iter().enumerate() {
+            while !chunk.is_empty() {
+                let room = self.queues[worker].room.take_waiting(chunk.len(), &give_up);
+                if room == 0 {
+                    return false;
+                }
+                let rest = chunk.split_off(room);
+                self.send(worker, std::mem::replace(&mut chunk, rest));
+            }
+        }
+        true
+    }
+
+    /// Queues what fits of `events` (in id order) now. With a journal, the lane falls behind
+    /// from the first event that does not fit; without one, the rest waits for room.
+    fn offer(&self, events: Vec<Arc<Event>>, abandon: &Abandon) {
+        let mut state = lock(&self.state);
+        if state.behind_from.is_some() {
+            // The journal holds them: the feeder reads them after what it owes already.
+            return;
+        }
+        let mut chunks = self.shard(events);
+        let taken: Vec<usize> = chunks
+            .iter()
+            .zip(&self.queues)
+            .map(|(chunk, queue)| queue.room.take_now(chunk.len()))
+            .collect();
+        // The first event, in id order, that found no room.
+        let cut = chunks
+            .iter()
+            .zip(&taken)
+            .filter_map(|(chunk, &taken)| chunk.get(taken).map(|event| event.id))
+            .min();
+        let Some(cut) = cut else {
+            state.warned_full = false;
+            drop(state);
+            for (worker, chunk) in chunks.into_iter().enumerate() {
+                self.send(worker, chunk);
+            }
+            return;
+        };
+        if self.route.cursor.is_some() {
+            // Everything from `cut` on waits in the journal, also what found room: a lane's
+            // events reach its workers in id order.
+            for (worker, (chunk, taken)) in chunks.iter_mut().zip(taken).enumerate() {
+                let keep = chunk.partition_point(|event| event.id < cut);
+                chunk.truncate(keep);
+                self.queues[worker].room.give(taken - keep);
+                self.send(worker, std::mem::take(chunk));
+            }
+            state.behind_from = Some(cut);
+            state.behind_since = Some(Instant::now());
+            self.stats.fell_behind();
+            self.wake.notify_all();
+            tracing::warn!(
+                "processor {} of {} is not keeping up: its queue of {} event(s) per worker is \
+                 full. Its events from id {cut} on wait in the journal and reach it in order as \
+                 it catches up; other watches are not held up",
+                self.route.processor_name,
+                self.route.path.display(),
+                self.capacity
+            );
+            return;
+        }
+        if !state.warned_full {
+            state.warned_full = true;
+            tracing::warn!(
+                "processor {} of {} is not keeping up and there is no journal to hold its \
+                 events: reading waits for it, for every watch (enable [journal] to let one \
+                 processor fall behind alone)",
+                self.route.processor_name,
+                self.route.path.display()
+            );
+        }
+        drop(state);
+        let mut rest = Vec::new();
+        for (worker, (mut chunk, taken)) in chunks.into_iter().zip(taken).enumerate() {
+            let waiting = chunk.split_off(taken);
+            self.send(worker, chunk);
+            rest.extend(waiting);
+        }
+        rest.sort_by_key(|event| event.id);
+        self.send_waiting(rest, abandon);
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let _state = lock(&self.state);
+        self.wake.notify_all();
+    }
+}
+
+/// Reads what a lane that fell behind is owed from the journal and queues it, page by page,
+/// until none is left; then the lane takes events live again.
+fn feed(lane: Arc<Lane>, page: usize, abandon: Arc<Abandon>) {
+    let Some(cursor) = lane.route.cursor.clone() else {
+        return;
+    };
+    let mut delivered_since_behind = 0usize;
+    let mut failing = false;
+    loop {
+        let (from, requeued) = {
+            let mut state = lock(&lane.state);
+            loop {
+                if lane.closed.load(Ordering::SeqCst) {
+                    return;
+                }
+                if state.behind_from.is_some() || !state.requeued.is_empty() {
+                    break (state.behind_from, std::mem::take(&mut state.requeued));
+                }
+                state = lane.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        // Put back by an admin command: older than anything the lane has queued, so their
+        // order relative to it is moot; queued as they are.
+        if !requeued.is_empty() && !lane.send_waiting(requeued, &abandon) {
+            return;
+        }
+        let Some(from) = from else {
+            continue;
+        };
+        let events = match cursor.journal.pending_from(cursor.processor, from, page) {
+            Ok(events) => {
+                failing = false;
+                events
+            }
+            Err(error) => {
+                if !failing {
+                    tracing::error!(
+                        "cannot read what the journal owes {} of {} ({error}); trying again \
+                         every second",
+                        lane.route.processor_name,
+                        lane.route.path.display()
+                    );
+                }
+                failing = true;
+                let state = lock(&lane.state);
+                let _ = lane.wake.wait_timeout(state, FEEDER_RETRY);
+                continue;
+            }
+        };
+        if let Some(last) = events.last() {
+            let next = last.id + 1;
+            let count = events.len();
+            if !lane.send_waiting(events.into_iter().map(Arc::new).collect(), &abandon) {
+                // Closed or out of drain time: what was not queued stays pending in the
+                // journal for the next start.
+                return;
+            }
+            delivered_since_behind += count;
+            lock(&lane.state).behind_from = Some(next);
+            continue;
+        }
+        // Nothing left from `from` on. Checked again under the lock that routing takes, so
+        // that no event journaled meanwhile is skipped by both: either this read sees it, or
+        // routing, after the switch, queues it live.
+        let mut state = lock(&lane.state);
+        if let Ok(more) = cursor.journal.pending_from(cursor.processor, from, 1)
+            && more.is_empty()
+        {
+            state.behind_from = None;
+            let since = state.behind_since.take();
+            lane.stats.caught_up();
+            if delivered_since_behind > 0 {
+                tracing::info!(
+                    "processor {} of {} caught up: {delivered_since_behind} event(s) handed over \
+                     from the journal{}",
+                    lane.route.processor_name,
+                    lane.route.path.display(),
+                    since.map_or(String::new(), |since| format!(
+                        " in {:.1?}",
+                        since.elapsed()
+                    ))
+                );
+            }
+            delivered_since_behind = 0;
+        }
+    }
+}
+
+pub struct Router {
+    /// The open lanes, by their route's address (held by the lane, so it stays unique).
+    lanes: Mutex<HashMap<usize, Arc<Lane>>>,
+    /// Every thread any lane started; they end once their lane closed and drained.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    workers: usize,
+    capacity: usize,
     abandon: Arc<Abandon>,
     stats: Arc<Stats>,
 }
 
+fn key(route: &Arc<Route>) -> usize {
+    Arc::as_ptr(route) as usize
+}
+
 impl Router {
-    /// Starts `workers` threads, each with room for `queue_capacity` waiting events.
-    pub fn new(
-        workers: usize,
-        queue_capacity: usize,
-        stats: Arc<Stats>,
-    ) -> std::io::Result<Router> {
-        let capacity = queue_capacity.max(1);
-        let abandon = Arc::new(Abandon::default());
+    /// A router whose lanes get `workers` threads each, each with room for `queue_capacity`
+    /// waiting events.
+    pub fn new(workers: usize, queue_capacity: usize, stats: Arc<Stats>) -> Router {
+        Router {
+            lanes: Mutex::new(HashMap::new()),
+            threads: Mutex::new(Vec::new()),
+            workers: workers.max(1),
+            capacity: queue_capacity.max(1),
+            abandon: Arc::new(Abandon::default()),
+            stats,
+        }
+    }
+
+    /// Starts the lane of `route`: its workers and, with a journal, its feeder. `behind_from`
+    /// starts it behind (a restart owes it what the journal holds from that id on).
+    pub fn open(&self, route: &Arc<Route>, behind_from: Option<u64>) -> std::io::Result<()> {
+        let capacity = self.capacity;
         let mut queues = Vec::new();
         let mut threads = Vec::new();
-        for index in 0..workers.max(1) {
-            let (queue, chunks) = mpsc::channel::<Vec<Job>>();
+        for index in 0..self.workers {
+            let (chunks_tx, chunks) = mpsc::channel::<Vec<Arc<Event>>>();
             let room = Arc::new(Room::new(capacity));
-            let (abandon, stats, worker_room) = (abandon.clone(), stats.clone(), room.clone());
+            let (abandon, stats, worker_room) =
+                (self.abandon.clone(), self.stats.clone(), room.clone());
+            let route = route.clone();
             let thread = std::thread::Builder::new()
-                .name(format!("inotifier-worker-{index}"))
+                .name(format!("inotifier-worker-{}-{index}", route.watch.0))
                 .spawn(move || {
                     // Chunks that queued up while the worker was busy go into one batch (fewer,
-                    // larger processor calls), up to half the queue, so that the dispatcher
-                    // can fill the other half meanwhile.
+                    // larger processor calls), up to half the queue, so that the other half
+                    // can fill meanwhile.
                     let most = (capacity / 2).max(1);
                     while let Ok(mut batch) = chunks.recv() {
                         while batch.len() < most {
@@ -201,23 +485,82 @@ impl Router {
                                 Err(_) => break,
                             }
                         }
-                        for (route, events) in by_route(&batch) {
-                            deliver(route, &events, &abandon, &stats);
-                        }
+                        let events: Vec<&Event> = batch.iter().map(|event| &**event).collect();
+                        deliver(&route, &events, &abandon, &stats);
                         worker_room.give(batch.len());
                     }
                 })?;
-            queues.push(Worker { queue, room });
+            queues.push(WorkerQueue {
+                chunks: chunks_tx,
+                room,
+            });
             threads.push(thread);
         }
-        Ok(Router {
-            workers: queues,
-            threads,
+        let lane = Arc::new(Lane {
+            route: route.clone(),
+            queues,
+            state: Mutex::new(LaneState {
+                behind_from: None,
+                requeued: Vec::new(),
+                behind_since: None,
+                warned_full: false,
+            }),
+            wake: Condvar::new(),
+            closed: AtomicBool::new(false),
             capacity,
             hasher: foldhash::fast::RandomState::default(),
-            abandon,
-            stats,
-        })
+            stats: self.stats.clone(),
+        });
+        if route.cursor.is_some() {
+            if let Some(from) = behind_from {
+                let mut state = lock(&lane.state);
+                state.behind_from = Some(from);
+                state.behind_since = Some(Instant::now());
+                self.stats.fell_behind();
+            }
+            let (feeder_lane, abandon) = (lane.clone(), self.abandon.clone());
+            let page = capacity * self.workers;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("inotifier-feeder-{}", route.watch.0))
+                    .spawn(move || feed(feeder_lane, page, abandon))?,
+            );
+        }
+        lock(&self.lanes).insert(key(route), lane);
+        lock(&self.threads).extend(threads);
+        Ok(())
+    }
+
+    /// Closes the lane of `route`: its workers finish what is queued, then end. What a lane
+    /// that was behind had not queued stays pending in the journal; a lane of the same
+    /// journal cursor still open (the route that replaced it in a reload) takes it over.
+    pub fn close(&self, route: &Arc<Route>) {
+        let mut lanes = lock(&self.lanes);
+        let Some(lane) = lanes.remove(&key(route)) else {
+            return;
+        };
+        lane.close();
+        let owed = lock(&lane.state).behind_from;
+        if let (Some(from), Some(cursor)) = (owed, &route.cursor) {
+            self.stats.caught_up();
+            let successor = lanes.values().find(|other| {
+                other
+                    .route
+                    .cursor
+                    .as_ref()
+                    .is_some_and(|c| c.processor == cursor.processor)
+            });
+            if let Some(successor) = successor {
+                // Events it queued live since may come again: at least once, never lost.
+                let mut state = lock(&successor.state);
+                if state.behind_from.is_none() {
+                    self.stats.fell_behind();
+                    state.behind_since = Some(Instant::now());
+                }
+                state.behind_from = Some(state.behind_from.map_or(from, |own| own.min(from)));
+                successor.wake.notify_all();
+            }
+        }
     }
 
     /// Waits for `duration` unless a stopping daemon's drain deadline passes first; returns
@@ -232,54 +575,61 @@ impl Router {
         Abandoner(self.abandon.clone())
     }
 
-    /// Queues each event for its routes on the worker of its file, a chunk per worker (one
-    /// wake-up per chunk, not per event), blocking while a worker's queue is full.
+    /// Queues each event for each of its routes, in the lane of that route (a chunk per
+    /// worker: one wake-up per chunk, not per event). Events come in id order.
     pub fn dispatch(&self, events: Vec<(Event, Vec<Arc<Route>>)>) {
-        let mut chunks: Vec<Vec<Job>> = (0..self.workers.len()).map(|_| Vec::new()).collect();
-        for (event, routes) in events {
-            if routes.is_empty() {
-                continue;
-            }
-            let mut hasher = self.hasher.build_hasher();
-            event.path.hash(&mut hasher);
-            event.name.hash(&mut hasher);
-            let worker = (hasher.finish() % self.workers.len() as u64) as usize;
-            chunks[worker].push(Job {
-                event: Arc::new(event),
-                routes,
-            });
-            if chunks[worker].len() == self.capacity {
-                self.send_all(&mut chunks);
-            }
-        }
-        self.send_all(&mut chunks);
-    }
-
-    /// Hands each worker its chunk: first what fits in every queue now, then the rest as room
-    /// frees up, so that one full queue does not keep the others idle.
-    fn send_all(&self, chunks: &mut [Vec<Job>]) {
-        for wait in [false, true] {
-            for (worker, chunk) in self.workers.iter().zip(chunks.iter_mut()) {
-                while !chunk.is_empty() {
-                    let room = worker.room.take(chunk.len(), wait);
-                    if room == 0 {
-                        break;
+        let mut by_lane: Vec<(Arc<Lane>, Vec<Arc<Event>>)> = Vec::new();
+        {
+            let lanes = lock(&self.lanes);
+            for (event, routes) in events {
+                let event = Arc::new(event);
+                for route in routes {
+                    let Some(lane) = lanes.get(&key(&route)) else {
+                        // Closed by a reload between routing and now: the watch that
+                        // replaced it routes the same changes.
+                        continue;
+                    };
+                    match by_lane
+                        .iter_mut()
+                        .find(|(known, _)| Arc::ptr_eq(known, lane))
+                    {
+                        Some((_, events)) => events.push(event.clone()),
+                        None => by_lane.push((lane.clone(), vec![event.clone()])),
                     }
-                    let rest = chunk.split_off(room);
-                    self.stats.seen(chunk.len());
-                    // A worker only ends when its queue closes: the send cannot fail meanwhile.
-                    let _ = worker.queue.send(std::mem::replace(chunk, rest));
                 }
             }
         }
+        for (lane, events) in by_lane {
+            lane.offer(events, &self.abandon);
+        }
+    }
+
+    /// Queues events that `inotifier journal retry` or `replay` put back in the journal for
+    /// `route`, through its feeder: they are not appended again, and the caller never waits.
+    pub fn redeliver(&self, route: &Arc<Route>, events: Vec<Event>) {
+        let Some(lane) = lock(&self.lanes).get(&key(route)).cloned() else {
+            return;
+        };
+        let mut state = lock(&lane.state);
+        // What the feeder reads from the journal anyway is not queued twice.
+        let owed_from = state.behind_from.unwrap_or(u64::MAX);
+        state.requeued.extend(
+            events
+                .into_iter()
+                .filter(|event| event.id < owed_from)
+                .map(Arc::new),
+        );
+        lane.wake.notify_all();
     }
 
     /// Lets the workers finish what is queued, until `deadline`; after it, pending retries and
     /// queued events are given up (and counted). Returns whether everything was delivered.
-    pub fn drain(mut self, deadline: Instant) -> bool {
-        self.workers.clear();
+    pub fn drain(self, deadline: Instant) -> bool {
+        for lane in lock(&self.lanes).drain().map(|(_, lane)| lane) {
+            lane.close();
+        }
+        let threads = std::mem::take(&mut *lock(&self.threads));
         let (done_tx, done_rx) = mpsc::channel();
-        let threads = std::mem::take(&mut self.threads);
         let joiner = std::thread::spawn(move || {
             for thread in threads {
                 let _ = thread.join();
@@ -295,28 +645,6 @@ impl Router {
         let _ = joiner.join();
         finished && self.stats.snapshot().abandoned == 0
     }
-}
-
-/// The events of a chunk grouped by route, each group in the chunk's order: a processor gets
-/// its events as one batch (one GIL acquisition for a Python processor, not one per event),
-/// and the events of one file stay in order since they share a worker.
-fn by_route(chunk: &[Job]) -> Vec<(&Route, Vec<&Event>)> {
-    let mut groups: Vec<(&Arc<Route>, Vec<&Event>)> = Vec::new();
-    for job in chunk {
-        for route in &job.routes {
-            match groups
-                .iter_mut()
-                .find(|(known, _)| Arc::ptr_eq(known, route))
-            {
-                Some((_, events)) => events.push(&job.event),
-                None => groups.push((route, vec![&job.event])),
-            }
-        }
-    }
-    groups
-        .into_iter()
-        .map(|(route, events)| (&**route, events))
-        .collect()
 }
 
 /// Runs a batch of events through one processor. An event that fails is retried per the

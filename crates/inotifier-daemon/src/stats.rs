@@ -10,6 +10,7 @@ pub struct Stats {
     retried: AtomicU64,
     abandoned: AtomicU64,
     batches: AtomicU64,
+    behind: AtomicU64,
 }
 
 /// The counters at one moment.
@@ -28,6 +29,8 @@ pub struct Snapshot {
     /// Calls of processors, each with a batch of events: `delivered / batches` is how many
     /// events a call carried on average.
     pub batches: u64,
+    /// Processors that fell behind and are catching up from the journal.
+    pub behind: u64,
 }
 
 impl Stats {
@@ -55,6 +58,14 @@ impl Stats {
         self.batches.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn fell_behind(&self) {
+        self.behind.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn caught_up(&self) {
+        self.behind.fetch_sub(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             seen: self.seen.load(Ordering::Relaxed),
@@ -63,6 +74,7 @@ impl Stats {
             retried: self.retried.load(Ordering::Relaxed),
             abandoned: self.abandoned.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
+            behind: self.behind.load(Ordering::Relaxed),
         }
     }
 }

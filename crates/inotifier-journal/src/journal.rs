@@ -287,6 +287,18 @@ impl Journal {
         self.pending_from(processor, 0, usize::MAX)
     }
 
+    /// How many events `processor` has not acknowledged and are not dead.
+    pub fn pending_count(&self, processor: ProcessorId) -> Result<u64> {
+        self.shared.with_conn(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT count(*) FROM deliveries WHERE processor = ?1 AND state < 2 AND state = {}",
+                schema::PENDING
+            ))?
+            .query_row([processor.0], |row| row.get::<_, i64>(0))
+            .map(|count| count as u64)
+        })
+    }
+
     /// [`Journal::pending`] a page at a time: at most `limit` events with ids from `from` on.
     /// After a long outage a processor can have millions pending; the daemon need not hold
     /// them all in memory.

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod project;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;

@@ -1,0 +1,98 @@
+//! A daemon under test: `inotifier run` on a config in a temporary directory, its log, and
+//! what its processors wrote.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use inotifier_test_support::wait_until;
+
+use super::{BIN, ChildGuard};
+
+pub const LONG: Duration = Duration::from_secs(60);
+
+#[track_caller]
+pub fn wait_for(what: &str, timeout: Duration, condition: impl FnMut() -> bool) {
+    assert!(
+        wait_until(timeout, condition),
+        "{what}: not within {timeout:?}"
+    );
+}
+
+/// A config in a temporary directory: `watched/` is watched, the pid file and the journal are
+/// in `run/` (unless the config says otherwise), the daemon's log goes to `daemon.log`.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(config: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("watched")).unwrap();
+        std::fs::write(dir.path().join("inotifier.toml"), config).unwrap();
+        Project { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn watched(&self, name: &str) -> PathBuf {
+        self.path("watched").join(name)
+    }
+
+    /// `inotifier run` in the foreground, its stderr appended to `daemon.log`; waits until it
+    /// says it is ready.
+    pub fn run(&self) -> ChildGuard {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.path("daemon.log"))
+            .unwrap();
+        let before = self.log().matches("ready: ").count();
+        let daemon = ChildGuard::spawn(
+            Command::new(BIN)
+                .args(["run", "-c"])
+                .arg(self.path("inotifier.toml"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        wait_for("the daemon to be ready", LONG, || {
+            self.log().matches("ready: ").count() > before
+        });
+        daemon
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        std::fs::read_to_string(self.path(name))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn jsonl(&self, name: &str) -> Vec<serde_json::Value> {
+        self.lines(name)
+            .iter()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
+    }
+}
+
+/// Stops a foreground daemon with SIGTERM and expects a clean exit.
+pub fn stop(mut daemon: ChildGuard) {
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.expect_exit(LONG, "the daemon to stop");
+    assert!(status.success(), "{status:?}");
+}
+
+pub fn kill(mut daemon: ChildGuard) {
+    daemon.signal(libc::SIGKILL);
+    daemon.expect_exit(LONG, "the killed daemon to be reaped");
+}

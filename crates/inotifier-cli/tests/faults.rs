@@ -1,0 +1,181 @@
+//! The daemon on an operator's bad day: a receiver that is down, a journal that lost its
+//! content, a second daemon on the same journal, descriptors inherited from the caller, a pid
+//! file lock held by another program, a watch root removed and made again. One test per
+//! failure seen in the field; each runs `inotifier run` or `start` for real, on real files,
+//! against real receivers.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::Path;
+
+use common::project::{LONG, Project, stop, wait_for};
+use inotifier_test_support::hook_server::HookServer;
+use inotifier_test_support::inotify_shared;
+
+/// A port nothing listens on (yet): connections to it are refused.
+fn refused_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A webhook watch on `path` posting to `port`, retrying every 20-200 ms for as long as the
+/// receiver is unreachable.
+fn webhook_watch(path: &str, port: u16, events: &str) -> String {
+    format!(
+        r#"
+[[watch]]
+name = "hook"
+path = "{path}"
+events = "{events}"
+processor = "webhook"
+[watch.options]
+url = "http://127.0.0.1:{port}/hook"
+[watch.retry]
+attempts = 3
+initial = "20ms"
+max = "200ms"
+"#
+    )
+}
+
+fn jsonl_watch(path: &str, out: &str, events: &str) -> String {
+    format!(
+        r#"
+[[watch]]
+name = "lines"
+path = "{path}"
+events = "{events}"
+processor = "jsonl"
+[watch.options]
+path = "{out}"
+"#
+    )
+}
+
+fn names(events: &[serde_json::Value], mask: &str) -> BTreeSet<String> {
+    events
+        .iter()
+        .filter(|event| event["maskname"] == mask)
+        .map(|event| event["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn write_files(dir: &Path, prefix: &str, count: usize) {
+    for index in 0..count {
+        std::fs::write(dir.join(format!("{prefix}{index:05}")), b"x").unwrap();
+    }
+}
+
+/// Point 1, across watches: a webhook whose receiver is down holds up none of another
+/// watch's deliveries, even with more of its own events waiting than it has workers.
+fn an_unreachable_receiver_holds_up_no_other_watch(journal: bool) {
+    let _lock = inotify_shared();
+    let port = refused_port();
+    let project = Project::new(&format!(
+        "[daemon]\npid_file = \"run/inotifier.pid\"\nlog_level = \"info\"\n[journal]\nenabled = \
+         {journal}\n{}{}",
+        webhook_watch("watched/a", port, "IN_CLOSE_WRITE"),
+        jsonl_watch("watched/b", "b.jsonl", "IN_CLOSE_WRITE")
+    ));
+    std::fs::create_dir(project.watched("a")).unwrap();
+    std::fs::create_dir(project.watched("b")).unwrap();
+    let daemon = project.run();
+    write_files(&project.watched("a"), "a", 20);
+    wait_for("the webhook's outage to be retried", LONG, || {
+        project.log().contains("retry_in_ms")
+    });
+    write_files(&project.watched("b"), "b", 50);
+    wait_for("every file of b delivered", LONG, || {
+        names(&project.jsonl("b.jsonl"), "IN_CLOSE_WRITE").len() == 50
+    });
+    // Once the receiver is up, the webhook gets its 20 as well.
+    let server = HookServer::start(
+        &project.path("requests.jsonl"),
+        &["--port", &port.to_string()],
+        &[],
+    );
+    wait_for("the webhook's 20 files", LONG, || {
+        server.request_lines().len() >= 20
+    });
+    stop(daemon);
+}
+
+#[test]
+fn an_unreachable_receiver_holds_up_no_other_watch_with_the_journal() {
+    an_unreachable_receiver_holds_up_no_other_watch(true);
+}
+
+#[test]
+fn an_unreachable_receiver_holds_up_no_other_watch_without_a_journal() {
+    an_unreachable_receiver_holds_up_no_other_watch(false);
+}
+
+/// The bodies of the requests `server` received, in order.
+fn posted(server: &HookServer) -> Vec<serde_json::Value> {
+    server
+        .request_lines()
+        .iter()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .map(|request| serde_json::from_str(request["body"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+/// Point 1, on one directory: a jsonl processor beside a webhook that is down gets all 3,000
+/// files while the webhook's lane, far past its queue, falls behind into the journal; once the
+/// receiver is up, the webhook gets every event too, each file's in order, each once.
+#[test]
+fn a_processor_beside_one_that_is_down_delivers_everything_and_the_other_catches_up() {
+    let _lock = inotify_shared();
+    let port = refused_port();
+    let events = "IN_CREATE|IN_CLOSE_WRITE";
+    let project = Project::new(&format!(
+        "[daemon]\npid_file = \"run/inotifier.pid\"\nlog_level = \"info\"\nworkers = 2\n\
+         queue_capacity = 64\n{}{}",
+        webhook_watch("watched", port, events),
+        jsonl_watch("watched", "lines.jsonl", events)
+    ));
+    let daemon = project.run();
+    let files = 3000;
+    write_files(&project.watched(""), "f", files);
+    wait_for("every file in the jsonl output", LONG, || {
+        names(&project.jsonl("lines.jsonl"), "IN_CLOSE_WRITE").len() == files
+    });
+    assert!(
+        project.log().contains("is not keeping up"),
+        "the webhook's lane fell behind: {}",
+        project.log()
+    );
+    let server = HookServer::start(
+        &project.path("requests.jsonl"),
+        &["--port", &port.to_string()],
+        &[],
+    );
+    wait_for("every event posted", LONG, || {
+        posted(&server).len() >= 2 * files
+    });
+    wait_for("the webhook's lane to catch up", LONG, || {
+        project.log().contains("caught up")
+    });
+    stop(daemon);
+    let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut ids = BTreeSet::new();
+    for event in posted(&server) {
+        assert!(
+            ids.insert(event["id"].as_u64().unwrap()),
+            "posted twice: {event}"
+        );
+        by_file
+            .entry(event["name"].as_str().unwrap().to_string())
+            .or_default()
+            .push(event["maskname"].as_str().unwrap().to_string());
+    }
+    assert_eq!(by_file.len(), files);
+    for (name, masks) in &by_file {
+        assert_eq!(masks, &["IN_CREATE", "IN_CLOSE_WRITE"], "{name}");
+    }
+}
