@@ -1,6 +1,8 @@
 """Helpers of the tests: the test project's manage.py in a subprocess, waiting on conditions
 with deadlines, and ending every daemon a test started by its pid."""
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -15,6 +17,24 @@ from inotifier import _native
 
 TESTS_DIR = Path(__file__).resolve().parent
 MANAGE = TESTS_DIR / "manage.py"
+
+
+@contextlib.contextmanager
+def inotify_limit(name, value):
+    """Sets /proc/sys/fs/inotify/NAME for the block, holding the machine-wide test lock the
+    Rust tests use (inotifier-test-support), so that none of them runs meanwhile."""
+    lock_path = (
+        "/run/inotifier-tests.lock" if os.path.isdir("/run") else "/tmp/inotifier-tests.lock"
+    )
+    limit = Path("/proc/sys/fs/inotify") / name
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        previous = limit.read_text()
+        limit.write_text(str(value(previous)))
+        try:
+            yield
+        finally:
+            limit.write_text(previous)
 
 
 def wait_for(condition, timeout=10.0, interval=0.02, what="the condition"):

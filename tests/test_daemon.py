@@ -5,7 +5,7 @@ import os
 import re
 import signal
 
-from conftest import pid_alive, wait_for
+from conftest import inotify_limit, pid_alive, wait_for
 from inotifier import _native
 
 RECORDER = "recorder.record.RecordingProcessor"
@@ -276,3 +276,37 @@ def test_a_runtime_directory_open_to_others_is_a_command_error(project, tmp_path
         assert result.returncode == 1, command
         assert "set PROJECT_PATH" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_python_processors_get_the_queue_overflow_whatever_their_mask(project):
+    # pyinotify handed process_IN_Q_OVERFLOW to every processor; native ones get it only when
+    # they ask (the Rust fault tests check that side).
+    project.watches = [[str(project.watched), "IN_CREATE", RECORDER]]
+    # Until the daemon watches: a queue's size is fixed when its instance is made.
+    with inotify_limit("max_queued_events", lambda _: 64):
+        process = project.popen("inotifier_start", "--foreground")
+        wait_for(project.watching, what="the daemon to be watching")
+    # Stopped, the daemon reads nothing: 300 files overflow a queue of 64 for certain.
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        for index in range(300):
+            (project.watched / f"f{index:03}").touch()
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    overflow = wait_for(
+        lambda: [e for e in project.events() if e["maskname"] == "IN_Q_OVERFLOW"],
+        timeout=30,
+        what="IN_Q_OVERFLOW at the Python processor",
+    )
+    assert overflow[0]["pathname"] == str(project.watched)
+    wait_for(
+        lambda: (
+            {e["name"] for e in project.events() if e["maskname"] == "IN_CREATE"}
+            >= {f"f{index:03}" for index in range(300)}
+        ),
+        timeout=30,
+        what="every file, through the rescan",
+    )
+    os.kill(process.pid, signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 0

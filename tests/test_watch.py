@@ -4,7 +4,6 @@ files. Every wait has a deadline: a watch ends after ``QUIET`` seconds without a
 import asyncio
 import contextlib
 import errno
-import fcntl
 import os
 import signal
 import threading
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import inotifier
 import pytest
+from conftest import inotify_limit
 from inotifier._native import Watcher
 
 # A watch that saw no event for this long has nothing more to say: the test fails.
@@ -371,24 +371,6 @@ def inotify_watches_in_use():
         with contextlib.suppress(OSError):
             watches += info.read_text().count("inotify wd:")
     return watches
-
-
-@contextlib.contextmanager
-def inotify_limit(name, value):
-    """Sets /proc/sys/fs/inotify/NAME for the block, holding the machine-wide test lock the
-    Rust tests use (inotifier-test-support), so that none of them runs meanwhile."""
-    lock_path = (
-        "/run/inotifier-tests.lock" if os.path.isdir("/run") else "/tmp/inotifier-tests.lock"
-    )
-    limit = Path("/proc/sys/fs/inotify") / name
-    with open(lock_path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        previous = limit.read_text()
-        limit.write_text(str(value(previous)))
-        try:
-            yield
-        finally:
-            limit.write_text(previous)
 
 
 def test_out_of_watches_is_an_os_error_with_enospc(tmp_path):

@@ -54,6 +54,7 @@ from django.utils.module_loading import import_string
 
 from inotifier._native import (
     ALL_EVENTS,
+    IN_Q_OVERFLOW,
     IN_READY,
     glob_error,
     native_processor_error,
@@ -118,10 +119,13 @@ class Watch:
 
     def document(self):
         """This watch as the native daemon reads it."""
+        # pyinotify handed every processor IN_Q_OVERFLOW whatever its mask
+        # (process_IN_Q_OVERFLOW); Python processors keep that, native ones get it when asked.
+        mask = self.mask | IN_Q_OVERFLOW if self.processor is not None else self.mask
         return {
             "name": self.name,
             "path": self.path,
-            "mask": self.mask,
+            "mask": mask,
             "processor": self.processor_name,
             "recursive": self.recursive,
             "auto_add": self.auto_add,

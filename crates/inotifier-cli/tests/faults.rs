@@ -12,7 +12,7 @@ use std::path::Path;
 
 use common::project::{LONG, Project, stop, wait_for};
 use inotifier_test_support::hook_server::HookServer;
-use inotifier_test_support::inotify_shared;
+use inotifier_test_support::{Sysctl, inotify_exclusive, inotify_shared};
 
 /// A port nothing listens on (yet): connections to it are refused.
 fn refused_port() -> u16 {
@@ -178,4 +178,77 @@ fn a_processor_beside_one_that_is_down_delivers_everything_and_the_other_catches
     for (name, masks) in &by_file {
         assert_eq!(masks, &["IN_CREATE", "IN_CLOSE_WRITE"], "{name}");
     }
+}
+
+/// An exec watch on `watched` recording `MASKNAME|PATHNAME` per event into `out`, through a
+/// shell that gets them as arguments, never as code.
+fn exec_recorder(name: &str, events: &str, out: &Path) -> String {
+    format!(
+        r#"
+[[watch]]
+name = "{name}"
+path = "watched"
+events = "{events}"
+processor = "exec"
+[watch.options]
+argv = ["/bin/sh", "-c", "printf '%s|%s\n' \"$1\" \"$2\" >> \"$0\"", "{}", "{{maskname}}", "{{pathname}}"]
+"#,
+        out.display()
+    )
+}
+
+fn recorded(out: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            let (mask, pathname) = line.split_once('|').expect("MASK|PATHNAME");
+            (mask.to_string(), pathname.to_string())
+        })
+        .collect()
+}
+
+/// Point 12: a kernel queue overflow reaches only the watches that asked for IN_Q_OVERFLOW,
+/// with the watched path as its pathname; the others get the rescan's events alone, and no
+/// command runs with an empty `{pathname}`.
+#[test]
+fn a_queue_overflow_reaches_only_the_watches_that_asked_for_it() {
+    let exclusive = inotify_exclusive();
+    // Before the daemon starts: a queue's size is fixed when its instance is made.
+    let _queue = Sysctl::set("max_queued_events", 64, &exclusive);
+    let dir = tempfile::tempdir().unwrap();
+    let (files_out, overflow_out) = (dir.path().join("files"), dir.path().join("overflows"));
+    let project = Project::new(&format!(
+        "[daemon]\npid_file = \"run/inotifier.pid\"\nlog_level = \"info\"\n{}{}",
+        exec_recorder("files", "IN_CLOSE_WRITE", &files_out),
+        exec_recorder("overflows", "IN_Q_OVERFLOW", &overflow_out),
+    ));
+    let mut daemon = project.run();
+    // Stopped, the daemon reads nothing: 300 files overflow a queue of 64 for certain.
+    daemon.signal(libc::SIGSTOP);
+    let files = 300;
+    write_files(&project.watched(""), "f", files);
+    daemon.signal(libc::SIGCONT);
+    wait_for("every file, through the rescan", LONG, || {
+        recorded(&files_out).len() >= files
+    });
+    let watched = project.watched("").canonicalize().unwrap();
+    wait_for("the overflow at the watch that asked for it", LONG, || {
+        recorded(&overflow_out)
+            .iter()
+            .any(|(mask, pathname)| mask == "IN_Q_OVERFLOW" && Path::new(pathname) == watched)
+    });
+    stop(daemon);
+    let files_seen = recorded(&files_out);
+    assert!(
+        files_seen
+            .iter()
+            .all(|(mask, pathname)| mask == "IN_CLOSE_WRITE" && !pathname.is_empty()),
+        "only the files' own events: {files_seen:?}"
+    );
+    assert!(
+        recorded(&overflow_out)
+            .iter()
+            .all(|(mask, _)| mask == "IN_Q_OVERFLOW"),
+    );
 }

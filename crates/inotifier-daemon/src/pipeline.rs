@@ -130,6 +130,19 @@ impl Pipeline {
             if routes.is_empty() {
                 continue;
             }
+            if is_queue_overflow(&event) {
+                // It concerns every watch and names no file: each watch that asked for it
+                // gets its own, naming its watched path, so that `{pathname}` is never empty.
+                for route in routes {
+                    let mut own = event.clone();
+                    own.path = Arc::from(route.path.as_path());
+                    own.watches = vec![route.watch].into();
+                    own.id = self.next_id;
+                    self.next_id += 1;
+                    routed.push((own, vec![route]));
+                }
+                continue;
+            }
             event.id = self.next_id;
             self.next_id += 1;
             routed.push((event, routes));
@@ -177,15 +190,15 @@ impl Pipeline {
 }
 
 /// Whether a watch asking for `wanted` gets an event with `mask`. The kernel always sends
-/// `IN_Q_OVERFLOW` and `IN_IGNORED`, and so do we: a processor must know events were lost or
-/// that its watch is gone.
+/// `IN_IGNORED` and `IN_UNMOUNT`, and so do we: a processor must know that its watch is gone.
+/// `IN_Q_OVERFLOW` goes only where it was asked for: the rescan that follows it reports what
+/// changed, and a processor that runs a command per file has nothing to run it on.
 fn wants(wanted: Mask, mask: Mask) -> bool {
-    mask.intersects(
-        wanted
-            .union(Mask::IN_Q_OVERFLOW)
-            .union(Mask::IN_IGNORED)
-            .union(Mask::IN_UNMOUNT),
-    )
+    mask.intersects(wanted.union(Mask::IN_IGNORED).union(Mask::IN_UNMOUNT))
+}
+
+fn is_queue_overflow(event: &Event) -> bool {
+    event.mask.contains(Mask::IN_Q_OVERFLOW) && event.path.as_os_str().is_empty()
 }
 
 pub fn lock(shared: &SharedPipeline) -> MutexGuard<'_, Pipeline> {
