@@ -3,9 +3,12 @@ Every process a test starts is ended by its pid (see conftest.Project.end_everyt
 
 import os
 import re
+import shlex
 import signal
+import subprocess
+import sys
 
-from conftest import inotify_limit, pid_alive, wait_for
+from conftest import MANAGE, inotify_limit, pid_alive, wait_for
 from inotifier import _native
 
 RECORDER = "recorder.record.RecordingProcessor"
@@ -310,3 +313,27 @@ def test_python_processors_get_the_queue_overflow_whatever_their_mask(project):
     os.kill(process.pid, signal.SIGTERM)
     process.communicate(timeout=30)
     assert process.returncode == 0
+
+
+def test_start_keeps_none_of_the_callers_descriptors(project):
+    # The caller reads the starter's output through a pipe on descriptor 5 too: the daemon must
+    # not hold that pipe, or `cat` (and the caller) would wait for the daemon's end.
+    project.watches = [[str(project.watched), "IN_CREATE", RECORDER]]
+    manage = f"{shlex.quote(sys.executable)} {shlex.quote(str(MANAGE))}"
+    try:
+        started = subprocess.run(
+            ["/bin/sh", "-c", f"{manage} inotifier_start 5>&1 | cat"],
+            env=project.env(),
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,  # asserted below
+        )
+    finally:
+        # Ended at teardown whatever happened, found by its pid file.
+        if pid := running_pid(project):
+            project.started_pids.append(pid)
+    assert started.returncode == 0, started.stderr
+    assert re.search(r"inotifier started: pid (\d+)", started.stdout), started.stdout
+    stopped = project.manage("inotifier_stop", "--timeout", "30")
+    assert stopped.returncode == 0, stopped.stderr

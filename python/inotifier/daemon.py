@@ -4,6 +4,7 @@ The daemon runs in the process of ``manage.py inotifier_start`` (or in its daemo
 with Django set up: processors, signals and receivers are the project's own code.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -73,6 +74,7 @@ def start_background(watches):
         os.umask(0o027)
         os.chdir("/")
         _redirect(stdout, stderr)
+        _close_inherited(write_end)
     except BaseException as error:  # noqa: BLE001  the child must never return to the caller
         _report_failure(write_end, error)
         os._exit(1)
@@ -89,6 +91,18 @@ def start_background(watches):
             sys.stderr.flush()
         finally:
             os._exit(status)
+
+
+def _close_inherited(keep):
+    """Closes what the caller of ``manage.py`` left open (a pipe ``inotifier_start 5>&1 | cat``
+    waits on, a socket): Python opens its own descriptors non-inheritable, so the inheritable
+    ones above 2 are the caller's, and the daemon must not hold them for its whole life."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed already
+                if os.get_inheritable(fd):
+                    os.close(fd)
 
 
 def _report_failure(write_end, error):

@@ -8,34 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::project::{DaemonGuard, alive};
 use common::{BIN, DEADLINE, Finished, Watcher, run_inotifier};
 use inotifier_test_support::hook_server::HookServer;
 use inotifier_test_support::workloads::write_reopening;
 use inotifier_test_support::{inotify_shared, wait_until};
-
-/// A daemon started in the background; killed by its pid if the test ends without stopping it.
-struct DaemonGuard {
-    pid: i32,
-}
-
-impl Drop for DaemonGuard {
-    fn drop(&mut self) {
-        if alive(self.pid) {
-            // SAFETY: kill(2) of the daemon this test started.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        }
-    }
-}
-
-/// Whether `pid` runs (a zombie waiting for an init that does not reap counts as gone).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
 
 #[track_caller]
 fn wait_for(what: &str, condition: impl FnMut() -> bool) {

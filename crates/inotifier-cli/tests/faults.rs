@@ -223,7 +223,7 @@ fn a_queue_overflow_reaches_only_the_watches_that_asked_for_it() {
         exec_recorder("files", "IN_CLOSE_WRITE", &files_out),
         exec_recorder("overflows", "IN_Q_OVERFLOW", &overflow_out),
     ));
-    let mut daemon = project.run();
+    let daemon = project.run();
     // Stopped, the daemon reads nothing: 300 files overflow a queue of 64 for certain.
     daemon.signal(libc::SIGSTOP);
     let files = 300;
@@ -250,5 +250,81 @@ fn a_queue_overflow_reaches_only_the_watches_that_asked_for_it() {
         recorded(&overflow_out)
             .iter()
             .all(|(mask, _)| mask == "IN_Q_OVERFLOW"),
+    );
+}
+
+/// An exec watch recording, per event, whether the command it ran had descriptor 5 open.
+fn descriptor_probe(out: &Path) -> String {
+    format!(
+        r#"[daemon]
+pid_file = "run/inotifier.pid"
+[[watch]]
+path = "watched"
+events = "IN_CLOSE_WRITE"
+processor = "exec"
+[watch.options]
+argv = ["/bin/sh", "-c", "if [ -e /proc/self/fd/5 ]; then echo inherited; else echo clean; fi >> \"$0\"", "{}"]
+"#,
+        out.display()
+    )
+}
+
+/// Point 6, `start`: the daemon keeps none of its caller's descriptors, so a caller that
+/// reads its output through a pipe (`inotifier start ... 5>&1 | cat`) gets its end of file.
+#[test]
+fn start_keeps_none_of_the_callers_descriptors() {
+    let _lock = inotify_shared();
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe");
+    let project = Project::new(&descriptor_probe(&probe));
+    let started = common::run_to_exit(
+        std::process::Command::new("/bin/sh")
+            .args(["-c", r#""$0" start -c "$1" 5>&1 | cat"#, common::BIN])
+            .arg(project.path("inotifier.toml")),
+        None,
+        common::DEADLINE,
+    );
+    assert!(started.status.success(), "{}", started.stderr);
+    let pid: i32 = started
+        .stdout
+        .split("pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {:?}", started.stdout));
+    let _guard = common::project::DaemonGuard { pid };
+    std::fs::write(project.watched("one"), b"x").unwrap();
+    wait_for("the probe's line", LONG, || probe.exists());
+    assert_eq!(std::fs::read_to_string(&probe).unwrap(), "clean\n");
+    let stopped = common::run_inotifier(&[
+        "stop",
+        "-c",
+        project.path("inotifier.toml").to_str().unwrap(),
+    ]);
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+}
+
+/// Point 6, `run`: commands the exec processor runs get stdin, stdout and stderr only, not a
+/// descriptor the daemon was started with.
+#[test]
+fn exec_commands_get_only_the_standard_descriptors() {
+    let _lock = inotify_shared();
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe");
+    let project = Project::new(&descriptor_probe(&probe));
+    let held = dir.path().join("held-open");
+    let daemon = project.run_with(
+        std::process::Command::new("/bin/sh")
+            .args(["-c", r#"exec "$0" run -c "$1" 5>"$2""#, common::BIN])
+            .arg(project.path("inotifier.toml"))
+            .arg(&held),
+    );
+    std::fs::write(project.watched("one"), b"x").unwrap();
+    wait_for("the probe's line", LONG, || probe.exists());
+    stop(daemon);
+    assert_eq!(
+        std::fs::read_to_string(&probe).unwrap(),
+        "clean\n",
+        "the command inherited the daemon's descriptor 5"
     );
 }

@@ -89,7 +89,25 @@ pub fn daemonize(stdout: Option<&Path>, stderr: Option<&Path>) -> io::Result<Rol
         libc::dup2(out_fd, 1);
         libc::dup2(err_fd, 2);
     }
-    Ok(Role::Daemon(File::from(write_end)))
+    Ok(Role::Daemon(keep_only_standard_and(write_end)))
+}
+
+/// Closes every descriptor but 0, 1, 2 and `kept`, which becomes descriptor 3: whatever the
+/// caller had open (a pipe `inotifier start 5>&1 | cat` waits on, a socket, a lock) is not held
+/// for the daemon's whole life.
+fn keep_only_standard_and(kept: OwnedFd) -> File {
+    const KEPT: i32 = 3;
+    let fd = kept.into_raw_fd();
+    // SAFETY: dup2/fcntl/close_range on descriptors of this single-threaded process; `fd` is
+    // ours, and 3 is either `fd` itself or taken over (anything there is the caller's).
+    unsafe {
+        if fd != KEPT {
+            libc::dup2(fd, KEPT);
+        }
+        libc::fcntl(KEPT, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::close_range(KEPT as u32 + 1, u32::MAX, 0);
+        File::from_raw_fd(KEPT)
+    }
 }
 
 fn read_outcome(mut pipe: File) -> StartOutcome {

@@ -83,6 +83,7 @@ fn run_inner(
     factory: Arc<dyn ProcessorFactory>,
     options: &mut RunOptions,
 ) -> Result<(), RunError> {
+    inherit_nothing();
     let signals = block_signals().map_err(RunError::Signals)?;
     let pid_file = PidFile::acquire(&config.daemon.pid_file)?;
     let status_path = status::status_path(pid_file.path());
@@ -194,6 +195,22 @@ fn reload(daemon: &mut Daemon, reloader: Option<&mut Reloader>) {
         Err(error) => {
             tracing::error!("reload rejected, the running configuration stays: {error}")
         }
+    }
+}
+
+/// Marks every descriptor this process was started with (but 0, 1, 2) close-on-exec: the
+/// commands the exec processor runs get the standard three only, not a pipe or socket of
+/// whoever started the daemon. Descriptors opened from here on are close-on-exec already
+/// (Rust's and Python's defaults, and SQLite's).
+fn inherit_nothing() {
+    // SAFETY: a plain system call; it only sets flags on this process's descriptors.
+    let rc = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
+    if rc != 0 {
+        tracing::warn!(
+            "cannot mark inherited descriptors close-on-exec ({}): commands run by the exec \
+             processor may inherit them",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

@@ -45,6 +45,16 @@ impl Project {
     /// `inotifier run` in the foreground, its stderr appended to `daemon.log`; waits until it
     /// says it is ready.
     pub fn run(&self) -> ChildGuard {
+        self.run_with(
+            Command::new(BIN)
+                .args(["run", "-c"])
+                .arg(self.path("inotifier.toml")),
+        )
+    }
+
+    /// [`Project::run`] with a command of the caller's that ends up running the daemon (a
+    /// shell that `exec`s it with descriptors of its own, say).
+    pub fn run_with(&self, command: &mut Command) -> ChildGuard {
         let log = File::options()
             .create(true)
             .append(true)
@@ -52,9 +62,7 @@ impl Project {
             .unwrap();
         let before = self.log().matches("ready: ").count();
         let daemon = ChildGuard::spawn(
-            Command::new(BIN)
-                .args(["run", "-c"])
-                .arg(self.path("inotifier.toml"))
+            command
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log),
@@ -95,4 +103,28 @@ pub fn stop(mut daemon: ChildGuard) {
 pub fn kill(mut daemon: ChildGuard) {
     daemon.signal(libc::SIGKILL);
     daemon.expect_exit(LONG, "the killed daemon to be reaped");
+}
+
+/// A daemon started in the background; killed by its pid if the test ends without stopping it.
+pub struct DaemonGuard {
+    pub pid: i32,
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        if alive(self.pid) {
+            // SAFETY: kill(2) of the daemon this test started.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Whether `pid` runs (a zombie waiting for an init that does not reap counts as gone).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
