@@ -328,3 +328,42 @@ fn exec_commands_get_only_the_standard_descriptors() {
         "the command inherited the daemon's descriptor 5"
     );
 }
+
+/// Point 7: a process that is not inotifier holding the pid file's lock is neither reported
+/// as the running daemon nor signalled.
+#[test]
+fn stop_and_status_never_take_a_stranger_holding_the_lock_for_the_daemon() {
+    let project = Project::new(&jsonl_watch("watched", "lines.jsonl", "IN_CREATE").replace(
+        "\n[[watch]]",
+        "[daemon]\npid_file = \"run/inotifier.pid\"\n\n[[watch]]",
+    ));
+    let run = project.path("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let pid_file = run.join("inotifier.pid");
+    let mut stranger = common::ChildGuard::spawn(
+        std::process::Command::new("flock")
+            .arg(&pid_file)
+            .args(["sleep", "60"])
+            .stdin(std::process::Stdio::null()),
+    );
+    let config = project.path("inotifier.toml");
+    let config = config.to_str().unwrap();
+    let mut status = common::run_inotifier(&["status", "-c", config]);
+    wait_for("flock to hold the pid file", LONG, || {
+        status = common::run_inotifier(&["status", "-c", config]);
+        !status.stdout.contains("not running")
+    });
+    let named = format!("locked by pid {}", stranger.pid());
+    assert!(!status.status.success(), "{}", status.stdout);
+    assert!(status.stderr.contains(&named), "{}", status.stderr);
+    assert!(status.stderr.contains("flock"), "{}", status.stderr);
+    let stopped = common::run_inotifier(&["stop", "-c", config, "--timeout", "2"]);
+    assert!(!stopped.status.success(), "{}", stopped.stdout);
+    assert!(
+        stopped.stderr.contains(&named) && stopped.stderr.contains("was not signalled"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(stranger.try_wait().is_none(), "the stranger was signalled");
+}

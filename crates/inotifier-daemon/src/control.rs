@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
+use crate::identity::{self, ProcessIdentity};
 use crate::pidfile::{self, Holder, PidFileError};
 use crate::status::{self, Status};
 
@@ -26,6 +27,18 @@ pub enum StopOutcome {
 pub enum ControlError {
     #[error(transparent)]
     PidFile(#[from] PidFileError),
+    #[error(
+        "the pid file {} is locked by pid {pid} ({}), which is not the inotifier daemon that \
+         uses it: it was not signalled. Find out what holds the file (`fuser {}`); once it \
+         lets go, inotifier can start again",
+        pid_file.display(), exe.as_deref().map_or("its program is unknown".into(),
+        |exe| exe.display().to_string()), pid_file.display()
+    )]
+    NotTheDaemon {
+        pid_file: PathBuf,
+        pid: i32,
+        exe: Option<PathBuf>,
+    },
     #[error("cannot signal pid {pid}: {source}")]
     Signal {
         pid: i32,
@@ -41,6 +54,7 @@ pub fn stop(pid_file: &Path, timeout: Duration) -> Result<StopOutcome, ControlEr
         Holder::NotRunning { stale_pid } => return Ok(StopOutcome::NotRunning { stale_pid }),
         Holder::Running { pid } => pid,
     };
+    verify_daemon(pid_file, pid)?;
     // Start waiting for the lock before signalling, so its release cannot be missed.
     let (released_tx, released_rx) = mpsc::channel();
     let path = pid_file.to_path_buf();
@@ -82,9 +96,7 @@ pub fn status(pid_file: &Path) -> Result<StatusReport, ControlError> {
             stale_pid,
         }),
         Holder::Running { pid } => {
-            let status = status::read(&status::status_path(pid_file))
-                .ok()
-                .filter(|status| status.pid == pid);
+            let status = verify_daemon(pid_file, pid)?;
             let uptime = status.as_ref().and_then(|status| {
                 let started = SystemTime::UNIX_EPOCH + Duration::from_secs(status.started);
                 SystemTime::now().duration_since(started).ok()
@@ -96,4 +108,34 @@ pub fn status(pid_file: &Path) -> Result<StatusReport, ControlError> {
             })
         }
     }
+}
+
+/// Checks that `pid`, which holds the lock of `pid_file`, is the daemon: the process that
+/// wrote the status file beside it (same pid, executable and start time) or, before the
+/// daemon wrote one, a process of this very program. Returns the daemon's status.
+fn verify_daemon(pid_file: &Path, pid: i32) -> Result<Option<Status>, ControlError> {
+    let holder = ProcessIdentity::of(pid);
+    let status = status::read(&status::status_path(pid_file))
+        .ok()
+        .filter(|status| status.pid == pid);
+    let is_daemon = match (&holder, status.as_ref().and_then(|s| s.identity.as_ref())) {
+        (Some(holder), Some(recorded)) => {
+            holder.start_ticks == recorded.start_ticks
+                && identity::same_program(&holder.exe, &recorded.exe)
+        }
+        // A daemon that has not written its status yet (or one of another user, whose /proc
+        // entries cannot be read): the same program as this one.
+        _ => match (identity::executable(pid), std::env::current_exe()) {
+            (Some(exe), Ok(own)) => identity::same_program(&exe, &own),
+            _ => holder.is_none(),
+        },
+    };
+    if !is_daemon {
+        return Err(ControlError::NotTheDaemon {
+            pid_file: pid_file.to_path_buf(),
+            pid,
+            exe: identity::executable(pid),
+        });
+    }
+    Ok(status)
 }

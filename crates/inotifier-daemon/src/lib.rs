@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 mod daemon;
 pub mod daemonize;
+pub mod identity;
 mod journal;
 mod keeper;
 pub mod lifecycle;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::daemon::{Daemon, DaemonError, ProcessorFactory};
+use crate::identity::ProcessIdentity;
 use crate::notify::Notifier;
 use crate::pidfile::{PidFile, PidFileError};
 use crate::status::{self, Status};
@@ -104,6 +105,8 @@ fn run_inner(
         retried: 0,
         abandoned: 0,
         batches: 0,
+        behind: 0,
+        identity: ProcessIdentity::current(),
     };
     write_status(&status_path, &status);
     let mut daemon = match Daemon::start(config, factory) {

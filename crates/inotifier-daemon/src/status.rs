@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::identity::ProcessIdentity;
 use crate::stats::Snapshot;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +32,13 @@ pub struct Status {
     /// Processor calls (see [`Snapshot::batches`]); absent from an older daemon's file.
     #[serde(default)]
     pub batches: u64,
+    /// Processors behind, catching up from the journal.
+    #[serde(default)]
+    pub behind: u64,
+    /// Which process wrote this: `stop` and `status` check that the pid file's lock holder
+    /// is it before calling it the daemon or signalling it.
+    #[serde(default)]
+    pub identity: Option<ProcessIdentity>,
 }
 
 impl Status {
@@ -41,6 +49,7 @@ impl Status {
         self.retried = counters.retried;
         self.abandoned = counters.abandoned;
         self.batches = counters.batches;
+        self.behind = counters.behind;
     }
 }
 
