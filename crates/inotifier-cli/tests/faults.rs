@@ -367,3 +367,49 @@ fn stop_and_status_never_take_a_stranger_holding_the_lock_for_the_daemon() {
     );
     assert!(stranger.try_wait().is_none(), "the stranger was signalled");
 }
+
+/// Point 9: a second daemon on the journal of a running one (another pid file, the same
+/// `[journal] path`) refuses to start, naming the first; once the first stopped, it starts.
+#[test]
+fn a_second_daemon_on_the_same_journal_refuses_to_start() {
+    let _lock = inotify_shared();
+    let watch = jsonl_watch("watched", "lines.jsonl", "IN_CREATE");
+    let project = Project::new(&format!(
+        "[daemon]\npid_file = \"run/one.pid\"\n[journal]\npath = \"shared.journal\"\n{watch}"
+    ));
+    let second = project.path("second.toml");
+    std::fs::write(
+        &second,
+        format!(
+            "[daemon]\npid_file = \"run/two.pid\"\n[journal]\npath = \"shared.journal\"\n{watch}"
+        ),
+    )
+    .unwrap();
+    let first = project.run();
+    let refused = common::run_inotifier(&["run", "-c", second.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("in use by another daemon (pid {})", first.pid())),
+        "{}",
+        refused.stderr
+    );
+    stop(first);
+    let mut again = common::ChildGuard::spawn(
+        std::process::Command::new(common::BIN)
+            .args(["run", "-c"])
+            .arg(&second)
+            .stderr(std::process::Stdio::null()),
+    );
+    wait_for("the second daemon to take the journal", LONG, || {
+        std::fs::read_to_string(project.path("shared.journal.lock"))
+            .is_ok_and(|pid| pid.trim() == again.pid().to_string())
+    });
+    again.signal(libc::SIGTERM);
+    assert!(
+        again
+            .expect_exit(LONG, "the second daemon to stop")
+            .success()
+    );
+}

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use inotifier_core::{Engine, EngineOptions, WatchId, WatchSpec};
-use inotifier_journal::{Journal, JournalError, JournalOptions};
+use inotifier_journal::{Journal, JournalError, JournalLock, JournalOptions};
 use inotifier_sinks::Processor;
 
 use crate::config::FirstStart;
@@ -79,6 +79,8 @@ pub struct Daemon {
     factory: Arc<dyn ProcessorFactory>,
     config: Config,
     journal: Option<Arc<Journal>>,
+    /// Held for the daemon's life: one daemon per journal.
+    journal_lock: Option<JournalLock>,
     keeper: Option<Keeper>,
     /// The watches whose snapshot the journal keeps (catch-up on).
     tracked: TrackedWatches,
@@ -99,6 +101,8 @@ impl Daemon {
         let abandoner = router.abandoner();
         let journal = match &config.journal.path {
             Some(path) => {
+                // First: a second daemon on this journal must not even read it.
+                let lock = JournalLock::acquire(path)?;
                 let options = JournalOptions {
                     retain: config.journal.retain,
                     ..JournalOptions::new(path)
@@ -109,10 +113,11 @@ impl Daemon {
                     path.display(),
                     journal.next_event_id()
                 );
-                Some(journal)
+                Some((journal, lock))
             }
             None => None,
         };
+        let (journal, journal_lock) = journal.unzip();
         let first_id = journal
             .as_ref()
             .map_or(1, |journal| journal.next_event_id());
@@ -135,6 +140,7 @@ impl Daemon {
                 ..config.clone()
             },
             journal,
+            journal_lock,
             keeper: None,
             tracked: TrackedWatches::default(),
         };
@@ -388,6 +394,7 @@ impl Daemon {
             timer_thread,
             abandoner,
             journal,
+            journal_lock,
             keeper,
             ..
         } = self;
@@ -438,6 +445,7 @@ impl Daemon {
                  the next start delivers those events again"
             );
         }
+        drop(journal_lock);
         complete
     }
 }

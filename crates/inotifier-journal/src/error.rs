@@ -35,6 +35,13 @@ pub enum JournalError {
         path.display()
     )]
     Busy { path: PathBuf, detail: String },
+    #[error(
+        "journal {}: in use by another daemon{}; two daemons on one journal would each deliver \
+         every event. Stop the other daemon, or give this one a journal of its own ([journal] \
+         path, or INOTIFIER_JOURNAL[\"path\"] in Django)",
+        path.display(), pid.map_or(String::new(), |pid| format!(" (pid {pid})"))
+    )]
+    InUse { path: PathBuf, pid: Option<i32> },
     #[error("journal {}: is a symbolic link; refusing to follow it", path.display())]
     Symlink { path: PathBuf },
     #[error(
@@ -84,6 +91,7 @@ impl JournalError {
             | JournalError::Full { path, .. }
             | JournalError::ReadOnly { path, .. }
             | JournalError::Busy { path, .. }
+            | JournalError::InUse { path, .. }
             | JournalError::Symlink { path }
             | JournalError::Version { path, .. }
             | JournalError::NotAJournal { path, .. }
