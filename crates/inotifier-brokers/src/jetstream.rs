@@ -61,7 +61,7 @@ use inotifier_sinks::{BatchOutcome, BuildError, ProcessError, Processor, options
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::identity::{host_name, message_id};
+use crate::identity::{MessageIds, host_name};
 use crate::link::Link;
 use crate::nats::{self, ConnectOptions, Message, NatsConnection, NatsError};
 use crate::url::{BrokerUrl, UrlSource};
@@ -111,7 +111,16 @@ pub struct JetStreamProcessor {
     subject: Template,
     stream: Option<String>,
     source: String,
+    ids: crate::identity::MessageIds,
     timeout: Duration,
+}
+
+impl JetStreamProcessor {
+    /// Message ids for the events of the journal whose instance is `journal`.
+    pub fn with_journal(mut self, journal: Option<u64>) -> JetStreamProcessor {
+        self.ids = crate::identity::MessageIds::new(&self.source, journal);
+        self
+    }
 }
 
 impl std::fmt::Debug for JetStreamProcessor {
@@ -162,6 +171,7 @@ impl JetStreamProcessor {
             link,
             subject,
             stream: parsed.stream,
+            ids: MessageIds::new(&source, None),
             source,
             timeout,
         })
@@ -195,7 +205,7 @@ impl JetStreamProcessor {
             event_json(&mut payload, event);
             messages.push(Outgoing {
                 subject,
-                message_id: message_id(&self.source, event.id),
+                message_id: self.ids.of(event.id),
                 event_id: event.id.to_string(),
                 payload,
             });

@@ -26,7 +26,6 @@
 pub mod amqp;
 pub mod celery;
 pub mod fields;
-pub mod identity;
 pub mod jetstream;
 pub mod link;
 pub mod nats;
@@ -34,10 +33,12 @@ pub mod redis_stream;
 pub mod resp;
 pub mod url;
 
+pub use inotifier_sinks::identity;
+
 use std::path::Path;
 use std::sync::Arc;
 
-use inotifier_sinks::{BuildError, Processor};
+use inotifier_sinks::{BuildContext, BuildError, Processor};
 use serde_json::{Map, Value};
 
 /// The kinds [`build`] knows.
@@ -46,15 +47,23 @@ pub const BROKER_PROCESSORS: &[&str] = &[celery::NAME, redis_stream::NAME, jetst
 /// Makes the broker processor `kind` from its `options`. Opens no connection: the first
 /// batch of events connects, so a broker that is down at start delays delivery, not the
 /// daemon.
-pub fn build(
+pub fn build<'a>(
     kind: &str,
     options: &Map<String, Value>,
-    base_dir: &Path,
+    context: impl Into<BuildContext<'a>>,
 ) -> Result<Arc<dyn Processor>, BuildError> {
+    let context = context.into();
+    let journal = context.journal;
     Ok(match kind {
-        celery::NAME => Arc::new(celery::CeleryProcessor::build(options, base_dir)?),
-        redis_stream::NAME => Arc::new(redis_stream::RedisStreamProcessor::build(options)?),
-        jetstream::NAME => Arc::new(jetstream::JetStreamProcessor::build(options)?),
+        celery::NAME => Arc::new(
+            celery::CeleryProcessor::build(options, context.base_dir)?.with_journal(journal),
+        ),
+        redis_stream::NAME => {
+            Arc::new(redis_stream::RedisStreamProcessor::build(options)?.with_journal(journal))
+        }
+        jetstream::NAME => {
+            Arc::new(jetstream::JetStreamProcessor::build(options)?.with_journal(journal))
+        }
         _ => return Err(unknown(kind)),
     })
 }

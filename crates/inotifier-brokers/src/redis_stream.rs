@@ -127,7 +127,16 @@ pub struct RedisStreamProcessor {
     maxlen: Option<u64>,
     fields: Vec<Field>,
     source: String,
+    ids: crate::identity::MessageIds,
     link: Link<RedisConnection>,
+}
+
+impl RedisStreamProcessor {
+    /// Message ids for the events of the journal whose instance is `journal`.
+    pub fn with_journal(mut self, journal: Option<u64>) -> RedisStreamProcessor {
+        self.ids = crate::identity::MessageIds::new(&self.source, journal);
+        self
+    }
 }
 
 impl std::fmt::Debug for RedisStreamProcessor {
@@ -216,6 +225,7 @@ impl RedisStreamProcessor {
             stream: parsed.stream,
             maxlen: parsed.maxlen,
             fields,
+            ids: identity::MessageIds::new(&source_name, None),
             source: source_name,
             link,
         })
@@ -238,9 +248,7 @@ impl RedisStreamProcessor {
             field.write_text(value, event, &self.source);
             command = command.arg(field_name(*field)).arg(&value);
         }
-        command
-            .arg("message_id")
-            .arg(identity::message_id(&self.source, event.id))
+        command.arg("message_id").arg(self.ids.of(event.id))
     }
 
     /// The leading run of events whose `XADD` got an entry id, and the failure of the first

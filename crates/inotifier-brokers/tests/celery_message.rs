@@ -29,6 +29,7 @@ fn event() -> Event {
 
 fn spec() -> TaskSpec {
     TaskSpec {
+        journal: None,
         task: "tasks.record".into(),
         args: vec![Field::Event],
         kwargs: vec![

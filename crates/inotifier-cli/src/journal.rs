@@ -1,9 +1,9 @@
 //! `inotifier journal`: what the durable journal holds, per processor, and the operator's
-//! hands on it: retry dead letters, purge, replay, check, recover, import.
+//! hands on it: retry dead letters, purge, replay, check, recover, reset, import.
 //!
 //! Every subcommand works while the daemon runs (SQLite serializes the writes; what `retry`
-//! and `replay` make pending reaches the running daemon within a second), except `recover`,
-//! which must not run under a daemon.
+//! and `replay` make pending reaches the running daemon within a second), except `recover`
+//! and `reset`, which must not run under a daemon (the journal's lock refuses them).
 
 use std::fs;
 use std::io::{self, Write};
@@ -29,7 +29,7 @@ every event before handing it to a processor, until the processor has handled it
 The journal is found through the config file (--config: its [journal] path, by default the pid \
 file with the extension .journal) or named directly (--journal). Without a subcommand, prints the \
 summary.\n\n\
-Every subcommand but recover works while the daemon runs: events that retry and replay make \
+Every subcommand but recover and reset works while the daemon runs: events that retry and replay make \
 pending are delivered by the running daemon within a second, or by the next start.\n\n\
 Exit status: 0 done, 1 an error (no journal yet, journal disabled, unknown processor, corrupt \
 journal: the message says what to do), 2 a usage error.",
@@ -67,6 +67,7 @@ enum JournalCommand {
     Replay(ReplayArgs),
     Check(CheckArgs),
     Recover(RecoverArgs),
+    Reset(ResetArgs),
     Import(ImportArgs),
 }
 
@@ -178,6 +179,18 @@ what was salvaged and what was lost. Refused while a daemon runs with this journ
 --config, or from a pid file next to the journal with the extension .pid): stop it first."
 )]
 struct RecoverArgs {}
+
+#[derive(Args)]
+#[command(
+    about = "Accept the loss of a journal: move it aside so that the next start makes a new one",
+    long_about = "Accept the loss of a journal that lost its content (a zero-length file, a file \
+without tables) or that you want to start over: move it aside to PATH.reset-<unix time> (with \
+its -wal and -shm), so that the next start makes a new journal, with a new instance id (message \
+ids never repeat the old journal's). What the old journal owed is not delivered; use `recover` \
+instead to salvage what a damaged journal still holds. Refused while a daemon runs with this \
+journal: stop it first."
+)]
+struct ResetArgs {}
 
 #[derive(Args)]
 #[command(
@@ -367,6 +380,18 @@ pub fn run(args: JournalArgs) -> anyhow::Result<ExitCode> {
             let report = Journal::recover(&located.path)?;
             write!(out, "{report}")?;
             writeln!(out, "fresh journal written at {}", located.path.display())?;
+        }
+        JournalCommand::Reset(_) => {
+            if fs::symlink_metadata(&located.path).is_err() {
+                bail!("no journal at {}: nothing to reset", located.path.display());
+            }
+            let aside = Journal::reset(&located.path)?;
+            writeln!(
+                out,
+                "journal {} moved aside to {}; the next start makes a new journal",
+                located.path.display(),
+                aside.display()
+            )?;
         }
         JournalCommand::Import(import) => {
             let events = inotifier_sinks::jsonl::read::read_file(&import.jsonl)

@@ -413,3 +413,69 @@ fn a_second_daemon_on_the_same_journal_refuses_to_start() {
             .success()
     );
 }
+
+/// The journal header of the requests `server` received, in order.
+fn journals_posted(server: &HookServer) -> Vec<String> {
+    server
+        .request_lines()
+        .iter()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .map(|request| {
+            request["headers"]["x-inotifier-journal"]
+                .as_str()
+                .expect("an X-Inotifier-Journal header")
+                .to_string()
+        })
+        .collect()
+}
+
+/// Point 4: a journal file that lost its content is never taken for a first start: `run`
+/// refuses, naming the command that accepts the loss, and leaves the file alone; after
+/// `journal reset`, the new journal has a new identity, so message ids do not repeat even
+/// though event ids start at 1 again.
+#[test]
+fn a_journal_that_lost_its_content_is_refused_until_reset_and_ids_never_repeat() {
+    let _lock = inotify_shared();
+    let server = HookServer::start(
+        &tempfile::tempdir().unwrap().keep().join("requests"),
+        &[],
+        &[],
+    );
+    let project = Project::new(&format!(
+        "[daemon]\npid_file = \"run/inotifier.pid\"\n{}",
+        webhook_watch("watched", server.port, "IN_CLOSE_WRITE")
+    ));
+    let config = project.path("inotifier.toml");
+    let config = config.to_str().unwrap();
+    let daemon = project.run();
+    std::fs::write(project.watched("first"), b"x").unwrap();
+    wait_for("the first post", LONG, || server.request_lines().len() == 1);
+    stop(daemon);
+    let journal = project.path("run/inotifier.journal");
+    std::fs::File::create(&journal).unwrap();
+    let refused = common::run_inotifier(&["run", "-c", config]);
+    assert!(!refused.status.success());
+    assert!(
+        refused.stderr.contains("its content is lost")
+            && refused.stderr.contains(&format!(
+                "inotifier journal reset --journal {}",
+                journal.display()
+            )),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0, "left alone");
+    let reset = common::run_inotifier(&["journal", "reset", "-c", config]);
+    assert!(reset.status.success(), "{}", reset.stderr);
+    assert!(reset.stdout.contains("moved aside to"), "{}", reset.stdout);
+    let daemon = project.run();
+    std::fs::write(project.watched("second"), b"x").unwrap();
+    wait_for("the second post", LONG, || {
+        server.request_lines().len() == 2
+    });
+    stop(daemon);
+    let journals = journals_posted(&server);
+    assert_ne!(journals[0], journals[1], "a new journal, a new identity");
+    let bodies = posted(&server);
+    assert_eq!(bodies[0]["id"], bodies[1]["id"], "event ids start again");
+}

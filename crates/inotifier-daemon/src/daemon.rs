@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use inotifier_core::{Engine, EngineOptions, WatchId, WatchSpec};
 use inotifier_journal::{Journal, JournalError, JournalLock, JournalOptions};
-use inotifier_sinks::Processor;
+use inotifier_sinks::{BuildContext, Processor};
 
 use crate::config::FirstStart;
 use crate::config::{Config, WatchConfig};
@@ -20,15 +20,23 @@ use crate::stats::{Snapshot, Stats};
 /// Builds the processor of a watch. The binary builds native processors; the Django app also
 /// builds Python ones.
 pub trait ProcessorFactory: Send + Sync {
-    fn build(&self, watch: &WatchConfig, base_dir: &Path) -> Result<Arc<dyn Processor>, String>;
+    fn build(
+        &self,
+        watch: &WatchConfig,
+        context: &BuildContext<'_>,
+    ) -> Result<Arc<dyn Processor>, String>;
 }
 
 /// The processors inotifier runs natively (see [`crate::processors`]).
 pub struct NativeProcessors;
 
 impl ProcessorFactory for NativeProcessors {
-    fn build(&self, watch: &WatchConfig, base_dir: &Path) -> Result<Arc<dyn Processor>, String> {
-        crate::processors::build(&watch.processor.kind, &watch.processor.options, base_dir)
+    fn build(
+        &self,
+        watch: &WatchConfig,
+        context: &BuildContext<'_>,
+    ) -> Result<Arc<dyn Processor>, String> {
+        crate::processors::build(&watch.processor.kind, &watch.processor.options, *context)
             .map_err(|error| error.to_string())
     }
 }
@@ -191,14 +199,18 @@ impl Daemon {
     }
 
     fn add(&self, watch: &WatchConfig) -> Result<ActiveWatch, DaemonError> {
-        let processor = self
-            .factory
-            .build(watch, self.base_dir())
-            .map_err(|message| DaemonError::Processor {
-                path: watch.path.clone(),
-                processor: watch.processor.kind.clone(),
-                message,
-            })?;
+        let context = BuildContext {
+            base_dir: self.base_dir(),
+            journal: self.journal.as_ref().map(|journal| journal.instance()),
+        };
+        let processor =
+            self.factory
+                .build(watch, &context)
+                .map_err(|message| DaemonError::Processor {
+                    path: watch.path.clone(),
+                    processor: watch.processor.kind.clone(),
+                    message,
+                })?;
         let spec = WatchSpec {
             path: watch.path.clone(),
             mask: watch.events,

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
-use inotifier_sinks::{BuildError, Processor};
+use inotifier_sinks::{BuildContext, BuildError, Processor};
 use serde_json::{Map, Value};
 
 /// `log`, `jsonl`, `exec`, `webhook`, `celery`, `redis_stream`, `jetstream`.
@@ -17,16 +17,16 @@ pub fn native_processors() -> &'static [&'static str] {
     &ALL
 }
 
-/// Makes the native processor `kind`; relative paths in `options` start at `base_dir`.
+/// Makes the native processor `kind`.
 pub fn build(
     kind: &str,
     options: &Map<String, Value>,
-    base_dir: &Path,
+    context: BuildContext<'_>,
 ) -> Result<Arc<dyn Processor>, BuildError> {
     if inotifier_brokers::BROKER_PROCESSORS.contains(&kind) {
-        inotifier_brokers::build(kind, options, base_dir)
+        inotifier_brokers::build(kind, options, context)
     } else {
-        inotifier_sinks::build(kind, options, base_dir).map_err(with_all_kinds)
+        inotifier_sinks::build(kind, options, context).map_err(with_all_kinds)
     }
 }
 

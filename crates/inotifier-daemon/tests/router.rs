@@ -13,7 +13,7 @@ use inotifier_core::{Event, Filters, Mask};
 use inotifier_daemon::{
     Config, Daemon, DaemonSettings, JournalSettings, ProcessorConfig, ProcessorFactory, WatchConfig,
 };
-use inotifier_sinks::{BatchOutcome, ProcessError, Processor, RetryPolicy};
+use inotifier_sinks::{BatchOutcome, BuildContext, ProcessError, Processor, RetryPolicy};
 use inotifier_test_support::{inotify_shared, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -194,7 +194,11 @@ impl Recorders {
 }
 
 impl ProcessorFactory for Recorders {
-    fn build(&self, watch: &WatchConfig, _: &Path) -> Result<Arc<dyn Processor>, String> {
+    fn build(
+        &self,
+        watch: &WatchConfig,
+        _: &BuildContext<'_>,
+    ) -> Result<Arc<dyn Processor>, String> {
         let label = watch
             .processor
             .kind

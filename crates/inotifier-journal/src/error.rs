@@ -17,6 +17,17 @@ pub enum JournalError {
         path.display(), path.display()
     )]
     Corrupt { path: PathBuf, detail: String },
+    /// Never taken for a first start: the events it owed would be forgotten, and ids would
+    /// start again at 1.
+    #[error(
+        "journal {}: its content is lost ({detail}). Starting on it would forget every delivery \
+         it owed and number events from 1 again, so nothing starts on it. Restore it from a \
+         backup, or accept the loss with `inotifier journal reset --journal {}` \
+         (`manage.py inotifier_journal reset` in Django), which moves it aside so that the \
+         next start begins a new journal",
+        path.display(), path.display()
+    )]
+    Lost { path: PathBuf, detail: String },
     #[error(
         "journal {}: the disk is full ({detail}); free space on its filesystem or move the \
          journal elsewhere; events are not acknowledged to the kernel until it can be written",
@@ -88,6 +99,7 @@ impl JournalError {
     pub fn path(&self) -> &Path {
         match self {
             JournalError::Corrupt { path, .. }
+            | JournalError::Lost { path, .. }
             | JournalError::Full { path, .. }
             | JournalError::ReadOnly { path, .. }
             | JournalError::Busy { path, .. }

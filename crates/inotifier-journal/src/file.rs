@@ -20,13 +20,22 @@ pub(crate) fn companion(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Makes sure `path` is a regular file with mode 0600 (creating it empty if need be), that
-/// it is writable, and that a non-empty one starts like a SQLite database.
+/// Whether the journal exists already; see [`prepare`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    Existing,
+    /// Nothing at the path: [`crate::Journal::open`] makes a new journal under a temporary
+    /// name and links it into place whole, so that a file at the path always was a journal.
+    Missing,
+}
+
+/// Makes sure an existing `path` is a regular file with mode 0600, that it is writable, and
+/// that a non-empty one starts like a SQLite database.
 ///
 /// SQLite creates `-wal` and `-shm` with the mode of the database file (and fchmods them past
 /// the umask), so a 0600 database gives 0600 companions; stale companions are tightened here.
-pub(crate) fn prepare(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
+pub(crate) fn prepare(path: &Path) -> Result<Found> {
+    let found = match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(JournalError::Symlink {
                 path: path.to_path_buf(),
@@ -38,27 +47,23 @@ pub(crate) fn prepare(path: &Path) -> Result<()> {
                 detail: "not a regular file".into(),
             });
         }
+        // Journals are made whole, and a checkpoint never shrinks the file: an empty one lost
+        // its content. Refused before SQLite opens it, which would write to it.
+        Ok(meta) if meta.len() == 0 => {
+            return Err(JournalError::Lost {
+                path: path.to_path_buf(),
+                detail: "a zero-length file".into(),
+            });
+        }
         Ok(_) => {
             let file = open_existing(path)?;
             check_header(path, &file)?;
             tighten(path, &file)?;
+            Found::Existing
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // O_EXCL: if someone races us to the name (a symlink planted meanwhile), we fail
-            // rather than open what they made.
-            let file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(MODE)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(path)
-                .map_err(|e| JournalError::io(path, e))?;
-            // The umask could only have narrowed it; this states the mode exactly.
-            file.set_permissions(fs::Permissions::from_mode(MODE))
-                .map_err(|e| JournalError::io(path, e))?;
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Found::Missing,
         Err(e) => return Err(JournalError::io(path, e)),
-    }
+    };
     for suffix in ["-wal", "-shm"] {
         let companion = companion(path, suffix);
         match fs::symlink_metadata(&companion) {
@@ -84,10 +89,36 @@ pub(crate) fn prepare(path: &Path) -> Result<()> {
             .map_err(|e| JournalError::io(path, io::Error::new(io::ErrorKind::InvalidInput, e)))?;
         // SAFETY: a valid NUL-terminated string; access() only reads it.
         if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
-            return Err(JournalError::io(dir, io::Error::last_os_error()));
+            let error = io::Error::last_os_error();
+            return Err(match JournalError::io(path, error) {
+                JournalError::Io { path, source } => JournalError::Io {
+                    path,
+                    source: io::Error::new(
+                        source.kind(),
+                        format!("its directory {}: {source}", dir.display()),
+                    ),
+                },
+                classified => classified,
+            });
         }
     }
-    Ok(())
+    Ok(found)
+}
+
+/// Creates `path`, empty, mode 0600; fails if anything is there.
+pub(crate) fn create_new(path: &Path) -> Result<()> {
+    // O_EXCL: if someone races us to the name (a symlink planted meanwhile), we fail rather
+    // than open what they made.
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| JournalError::io(path, e))?;
+    // The umask could only have narrowed it; this states the mode exactly.
+    file.set_permissions(fs::Permissions::from_mode(MODE))
+        .map_err(|e| JournalError::io(path, e))
 }
 
 fn open_existing(path: &Path) -> Result<File> {
@@ -110,8 +141,7 @@ fn check_header(path: &Path, mut file: &File) -> Result<()> {
             Err(e) => return Err(JournalError::io(path, e)),
         }
     }
-    // Empty: a journal we (or a crash right after creation) left before SQLite wrote to it.
-    if read == 0 || head == *SQLITE_MAGIC {
+    if head == *SQLITE_MAGIC {
         return Ok(());
     }
     Err(JournalError::Corrupt {

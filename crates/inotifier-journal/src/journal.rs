@@ -64,6 +64,7 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     next_id: AtomicU64,
+    instance: u64,
     retain: usize,
     commit_interval: Duration,
     pruning: Pruning,
@@ -84,16 +85,20 @@ impl Journal {
     /// Opens the journal at `options.path`, creating it (mode 0600) if it does not exist.
     pub fn open(options: &JournalOptions) -> Result<Journal> {
         let path = options.path.clone();
-        file::prepare(&path)?;
+        if file::prepare(&path)? == file::Found::Missing {
+            create(&path)?;
+        }
         let mut conn = schema::connect(&path)?;
-        schema::ensure(&path, &mut conn)?;
+        schema::ensure(&path, &mut conn, false)?;
         let next_id = read_next_id(&path, &conn)?;
+        let instance = schema::instance(&path, &conn)?;
         let shared = Arc::new(Shared {
             path,
             conn: Mutex::new(conn),
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             next_id: AtomicU64::new(next_id),
+            instance,
             retain: options.retain,
             commit_interval: options.commit_interval,
             pruning: Pruning::default(),
@@ -113,6 +118,13 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// A random number drawn when the journal was made. Event ids are numbered per journal, so
+    /// a journal made anew (reset, or recovered with nothing salvaged) numbers from 1 again:
+    /// message ids join this to the event id, so that they never repeat.
+    pub fn instance(&self) -> u64 {
+        self.shared.instance
     }
 
     /// One more than the largest id ever appended: ids are never reused, even once their
@@ -377,6 +389,54 @@ impl Drop for Journal {
             let _ = writer.join();
         }
     }
+}
+
+/// Makes a new journal at `path`, whole: its tables are written under a temporary name, then
+/// linked into place (which fails if something appeared there meanwhile). A file at `path`
+/// therefore always was a journal, and one without tables lost its content.
+fn create(path: &Path) -> Result<()> {
+    for suffix in ["-wal", "-shm"] {
+        let companion = file::companion(path, suffix);
+        if std::fs::symlink_metadata(&companion).is_ok() {
+            return Err(JournalError::Lost {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "the journal file is missing but {} is there",
+                    companion.display()
+                ),
+            });
+        }
+    }
+    let making = file::companion(path, &format!(".new-{}", std::process::id()));
+    let cleanup = |making: &Path| {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(file::companion(making, suffix));
+        }
+    };
+    cleanup(&making);
+    let made = (|| {
+        file::create_new(&making)?;
+        let mut conn = schema::connect(&making)?;
+        schema::ensure(&making, &mut conn, true)?;
+        // Closing the only connection checkpoints the WAL into the file and removes it.
+        conn.close()
+            .map_err(|(conn, e)| JournalError::sqlite(&making, e, schema::errno(&conn)))?;
+        match std::fs::hard_link(&making, path) {
+            // A filesystem without hard links: a rename, which would replace a file that
+            // appeared meanwhile, checked for just before.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EOPNOTSUPP)) => {
+                if std::fs::symlink_metadata(path).is_ok() {
+                    return Err(JournalError::io(path, e));
+                }
+                std::fs::rename(&making, path).map_err(|e| JournalError::io(path, e))
+            }
+            linked => linked.map_err(|e| JournalError::io(path, e)),
+        }
+    })();
+    cleanup(&making);
+    made?;
+    tracing::info!(path = %path.display(), "journal: created");
+    Ok(())
 }
 
 fn read_next_id(path: &Path, conn: &Connection) -> Result<u64> {

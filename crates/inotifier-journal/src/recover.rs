@@ -114,7 +114,19 @@ fn salvage<T>(
     out
 }
 
-fn aside_path(path: &Path) -> PathBuf {
+fn move_with_companions(path: &Path, aside: &Path) -> Result<()> {
+    fs::rename(path, aside).map_err(|e| JournalError::io(path, e))?;
+    for suffix in ["-wal", "-shm"] {
+        match fs::rename(companion(path, suffix), companion(aside, suffix)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(JournalError::io(&companion(path, suffix), e)),
+        }
+    }
+    Ok(())
+}
+
+fn aside_path(path: &Path, why: &str) -> PathBuf {
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -122,7 +134,7 @@ fn aside_path(path: &Path) -> PathBuf {
     let mut n = 0;
     loop {
         let mut name = path.as_os_str().to_os_string();
-        name.push(format!(".corrupt-{stamp}"));
+        name.push(format!(".{why}-{stamp}"));
         if n > 0 {
             name.push(format!("-{n}"));
         }
@@ -135,6 +147,23 @@ fn aside_path(path: &Path) -> PathBuf {
 }
 
 impl Journal {
+    /// Accepts the loss of the journal at `path`: moves it aside (to `PATH.reset-<unix
+    /// time>`, with its `-wal` and `-shm`), so that the next open makes a new journal, with a
+    /// new instance id. Returns where it went. Refused while a daemon holds the journal.
+    pub fn reset(path: &Path) -> Result<PathBuf> {
+        let meta = fs::symlink_metadata(path).map_err(|e| JournalError::io(path, e))?;
+        if meta.file_type().is_symlink() {
+            return Err(JournalError::Symlink {
+                path: path.to_path_buf(),
+            });
+        }
+        let _lock = crate::JournalLock::acquire(path)?;
+        let aside = aside_path(path, "reset");
+        move_with_companions(path, &aside)?;
+        tracing::warn!(from = %path.display(), to = %aside.display(), "journal: moved aside by reset");
+        Ok(aside)
+    }
+
     /// Moves the journal at `path` aside (to `PATH.corrupt-<unix time>`, with its `-wal`),
     /// reads what it can of it table by table, and writes a fresh journal at `path` with
     /// that. Run it with the daemon stopped.
@@ -145,15 +174,9 @@ impl Journal {
                 path: path.to_path_buf(),
             });
         }
-        let aside = aside_path(path);
-        fs::rename(path, &aside).map_err(|e| JournalError::io(path, e))?;
-        for suffix in ["-wal", "-shm"] {
-            match fs::rename(companion(path, suffix), companion(&aside, suffix)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(JournalError::io(&companion(path, suffix), e)),
-            }
-        }
+        let _lock = crate::JournalLock::acquire(path)?;
+        let aside = aside_path(path, "corrupt");
+        move_with_companions(path, &aside)?;
         tracing::warn!(from = %path.display(), to = %aside.display(), "journal: moved the damaged journal aside");
 
         let mut report = RecoverReport {

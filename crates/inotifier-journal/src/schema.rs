@@ -24,6 +24,7 @@ CREATE TABLE meta (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO meta (key, value) VALUES ('next_event_id', 1);
+INSERT INTO meta (key, value) VALUES ('instance', random() & 9223372036854775807);
 CREATE TABLE processors (
     id INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
@@ -123,10 +124,10 @@ pub(crate) fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Creates the tables in a new journal, or checks an existing one's version and tables.
-/// Reading `sqlite_master` parses page 1 and the schema, the cheap half of a corruption check
-/// that stays fast however large the journal is.
-pub(crate) fn ensure(path: &Path, conn: &mut Connection) -> Result<()> {
+/// Creates the tables in a new journal (`creating`: the file is ours, made a moment ago), or
+/// checks an existing one's version and tables. Reading `sqlite_master` parses page 1 and the
+/// schema, the cheap half of a corruption check that stays fast however large the journal is.
+pub(crate) fn ensure(path: &Path, conn: &mut Connection, creating: bool) -> Result<()> {
     let fail = |conn: &Connection, e| JournalError::sqlite(path, e, errno(conn));
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -145,11 +146,18 @@ pub(crate) fn ensure(path: &Path, conn: &mut Connection) -> Result<()> {
             .map_err(|e| fail(&tx, e))?
     };
     if version == 0 && tables.is_empty() {
+        if !creating {
+            // Journals are made whole under another name: an empty one at the path lost its
+            // content (truncated, or replaced).
+            return Err(JournalError::Lost {
+                path: path.to_path_buf(),
+                detail: "the file holds no tables".into(),
+            });
+        }
         tx.execute_batch(SCHEMA).map_err(|e| fail(&tx, e))?;
         tx.pragma_update(None, "user_version", VERSION)
             .map_err(|e| fail(&tx, e))?;
         tx.commit().map_err(|e| fail(conn, e))?;
-        tracing::info!(path = %path.display(), "journal: created");
         return Ok(());
     }
     if version > VERSION {
@@ -178,6 +186,21 @@ pub(crate) fn ensure(path: &Path, conn: &mut Connection) -> Result<()> {
             detail: format!("tables missing: {}", missing.join(", ")),
         });
     }
+    // Journals made before instances existed get theirs now.
+    tx.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance', random() & 9223372036854775807)",
+        [],
+    )
+    .map_err(|e| fail(&tx, e))?;
     tx.commit().map_err(|e| fail(conn, e))?;
     Ok(())
+}
+
+/// The journal's instance id (see [`crate::Journal::instance`]).
+pub(crate) fn instance(path: &Path, conn: &Connection) -> Result<u64> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'instance'", [], |row| {
+        row.get::<_, i64>(0)
+    })
+    .map(|value| value as u64)
+    .map_err(|e| JournalError::sqlite(path, e, errno(conn)))
 }

@@ -176,6 +176,23 @@ pub fn journal_recover(py: Python<'_>, path: PathBuf) -> PyResult<String> {
     })
 }
 
+/// Moves a journal aside so that the next start makes a new one (see `inotifier journal
+/// reset`); where it went. Refused (RuntimeError) while a daemon holds the journal.
+#[pyfunction]
+pub fn journal_reset(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    py.detach(|| {
+        if fs::symlink_metadata(&path).is_err() {
+            return Err(error(format!(
+                "no journal at {}: nothing to reset",
+                path.display()
+            )));
+        }
+        Journal::reset(&path)
+            .map(|aside| aside.display().to_string())
+            .map_err(error)
+    })
+}
+
 /// Appends the events of the JSON-lines file `jsonl` (as the jsonl processor writes them) as
 /// pending for `processor`, with new ids; `(first, last)` ids given, or None for an empty
 /// file. A line that is not an event appends nothing (a ValueError names `FILE:LINE`).

@@ -255,6 +255,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(journal::journal_replay, module)?)?;
     module.add_function(wrap_pyfunction!(journal::journal_check, module)?)?;
     module.add_function(wrap_pyfunction!(journal::journal_recover, module)?)?;
+    module.add_function(wrap_pyfunction!(journal::journal_reset, module)?)?;
     module.add_function(wrap_pyfunction!(journal::journal_import, module)?)?;
     module.add_class::<watcher::Watcher>()?;
     module.add_class::<event::PyEvent>()?;

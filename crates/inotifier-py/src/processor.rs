@@ -3,12 +3,12 @@
 //! router's worker thread. The GIL is taken once per batch of events, not per event, and
 //! released while the worker waits for more.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use inotifier_core::Event;
 use inotifier_daemon::{NativeProcessors, ProcessorFactory, WatchConfig};
-use inotifier_sinks::{BatchOutcome, ProcessError, Processor};
+use inotifier_sinks::{BatchOutcome, BuildContext, ProcessError, Processor};
 use pyo3::prelude::*;
 
 use crate::event;
@@ -25,11 +25,19 @@ pub struct PythonProcessors {
 }
 
 impl ProcessorFactory for PythonProcessors {
-    fn build(&self, watch: &WatchConfig, _base_dir: &Path) -> Result<Arc<dyn Processor>, String> {
+    fn build(
+        &self,
+        watch: &WatchConfig,
+        context: &BuildContext<'_>,
+    ) -> Result<Arc<dyn Processor>, String> {
         if inotifier_daemon::processors::native_processors()
             .contains(&watch.processor.kind.as_str())
         {
-            return NativeProcessors.build(watch, &self.base_dir);
+            let context = BuildContext {
+                base_dir: &self.base_dir,
+                ..*context
+            };
+            return NativeProcessors.build(watch, &context);
         }
         let options = serde_json::Value::Object(watch.processor.options.clone()).to_string();
         Python::attach(|py| {

@@ -45,6 +45,7 @@
 mod child;
 mod error;
 pub mod exec;
+pub mod identity;
 pub mod jsonl;
 pub mod log;
 pub mod options;
@@ -165,19 +166,48 @@ impl ProcessError {
     }
 }
 
-/// Makes the native processor `kind` from its `options`; relative paths in them are taken
-/// from `base_dir`. Opens what the processor needs (the `jsonl` file); see each module for
-/// its options.
-pub fn build(
+/// What building a processor takes besides its options.
+#[derive(Clone, Copy, Debug)]
+pub struct BuildContext<'a> {
+    /// Where relative paths in the options start: the config file's directory (Django's
+    /// `PROJECT_PATH`).
+    pub base_dir: &'a Path,
+    /// The instance id of the journal the events come from ([`identity`]); `None` without one.
+    pub journal: Option<u64>,
+}
+
+impl<'a> BuildContext<'a> {
+    /// No journal.
+    pub fn at(base_dir: &'a Path) -> BuildContext<'a> {
+        BuildContext {
+            base_dir,
+            journal: None,
+        }
+    }
+}
+
+impl<'a> From<&'a Path> for BuildContext<'a> {
+    fn from(base_dir: &'a Path) -> BuildContext<'a> {
+        BuildContext::at(base_dir)
+    }
+}
+
+/// Makes the native processor `kind` from its `options`. Opens what the processor needs (the
+/// `jsonl` file); see each module for its options.
+pub fn build<'a>(
     kind: &str,
     options: &Map<String, Value>,
-    base_dir: &Path,
+    context: impl Into<BuildContext<'a>>,
 ) -> Result<Arc<dyn Processor>, BuildError> {
+    let context = context.into();
+    let base_dir = context.base_dir;
     Ok(match kind {
         log::NAME => Arc::new(log::LogProcessor::build(options)?),
         jsonl::NAME => Arc::new(jsonl::JsonlProcessor::build(options, base_dir)?),
         exec::NAME => Arc::new(exec::ExecProcessor::build(options, base_dir)?),
-        webhook::NAME => Arc::new(webhook::WebhookProcessor::build(options, base_dir)?),
+        webhook::NAME => Arc::new(
+            webhook::WebhookProcessor::build(options, base_dir)?.with_journal(context.journal),
+        ),
         _ => return Err(unknown(kind)),
     })
 }

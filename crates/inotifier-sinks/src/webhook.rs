@@ -4,6 +4,9 @@
 //! a line of `jsonl`, without the newline). The request carries:
 //! - `Content-Type: application/json`
 //! - `X-Inotifier-Event-Id: <id>`
+//! - `X-Inotifier-Journal: <16 hexadecimal digits>` with a journal: its instance id. Event ids
+//!   start again at 1 in a journal made anew; the pair (journal, event id) never repeats, so
+//!   it is what a receiver deduplicates on.
 //! - `X-Inotifier-Signature: sha256=<hex>` when `secret_env` is set: the HMAC-SHA256 of the
 //!   exact body bytes, keyed with the secret, in lowercase hexadecimal. A receiver recomputes it
 //!   over the raw body and compares in constant time (Python:
@@ -78,6 +81,7 @@ const RESERVED_HEADERS: &[&str] = &[
     "host",
     "transfer-encoding",
     "x-inotifier-event-id",
+    "x-inotifier-journal",
     "x-inotifier-signature",
 ];
 
@@ -103,6 +107,8 @@ pub struct WebhookProcessor {
     agent: ureq::Agent,
     headers: Vec<(HeaderName, HeaderValue)>,
     key: Option<hmac::Key>,
+    /// `X-Inotifier-Journal`, with a journal.
+    journal: Option<String>,
 }
 
 impl std::fmt::Debug for WebhookProcessor {
@@ -151,7 +157,14 @@ impl WebhookProcessor {
             agent: ureq::Agent::new_with_config(config.build()),
             headers,
             key,
+            journal: None,
         })
+    }
+
+    /// Names the journal whose instance is `journal` in every request.
+    pub fn with_journal(mut self, journal: Option<u64>) -> WebhookProcessor {
+        self.journal = journal.map(crate::identity::journal_id);
+        self
     }
 
     pub(crate) fn validate(
@@ -187,6 +200,9 @@ impl Processor for WebhookProcessor {
             .post(&self.url)
             .header("Content-Type", "application/json")
             .header("X-Inotifier-Event-Id", event.id.to_string());
+        if let Some(journal) = &self.journal {
+            request = request.header("X-Inotifier-Journal", journal);
+        }
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }

@@ -26,6 +26,8 @@ pub struct TaskSpec {
     pub kwargs: Vec<(String, Field)>,
     /// The sender's name (`source`), for the `origin` header and the task id.
     pub source: String,
+    /// The instance id of the journal the events come from, for the task id.
+    pub journal: Option<u64>,
 }
 
 /// One task message, ready for either transport.
@@ -41,7 +43,7 @@ pub struct TaskMessage {
 
 impl TaskMessage {
     pub fn new(spec: &TaskSpec, event: &Event) -> TaskMessage {
-        let id = crate::identity::message_id(&spec.source, event.id);
+        let id = crate::identity::MessageIds::new(&spec.source, spec.journal).of(event.id);
         let mut args = Vec::with_capacity(512);
         args.push(b'[');
         for (i, field) in spec.args.iter().enumerate() {

@@ -114,6 +114,14 @@ pub struct CeleryProcessor {
     transport: Transport,
 }
 
+impl CeleryProcessor {
+    /// Task ids for the events of the journal whose instance is `journal`.
+    pub fn with_journal(mut self, journal: Option<u64>) -> CeleryProcessor {
+        self.spec.journal = journal;
+        self
+    }
+}
+
 impl std::fmt::Debug for CeleryProcessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CeleryProcessor")
@@ -186,6 +194,7 @@ impl CeleryProcessor {
                 args,
                 kwargs,
                 source,
+                journal: None,
             },
             route,
             transport,

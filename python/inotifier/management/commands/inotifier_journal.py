@@ -13,7 +13,17 @@ from inotifier import _native
 from inotifier import settings as inotifier_settings
 from inotifier.management.commands.inotifier_stop import command_pid_file
 
-SUBCOMMANDS = ("summary", "list", "retry", "purge", "replay", "check", "recover", "import")
+SUBCOMMANDS = (
+    "summary",
+    "list",
+    "retry",
+    "purge",
+    "replay",
+    "check",
+    "recover",
+    "reset",
+    "import",
+)
 
 
 def id_range(text):
@@ -35,7 +45,8 @@ class Command(BaseCommand):
     help = (
         "Inspect and repair the inotifier daemon's durable journal: pending and dead-lettered "
         "events per processor (summary, the default), list, retry, purge, replay, check, "
-        "recover, import. Every subcommand but recover works while the daemon runs. "
+        "recover, reset, import. Every subcommand but recover and reset works while the daemon "
+        "runs. "
         "Exit status: 0 done, 1 an error, 2 a usage error."
     )
     # Repairing the journal must work even when the watches have become invalid.
@@ -87,6 +98,12 @@ class Command(BaseCommand):
         sub.add_parser("check", help="Read the whole journal file and report damage.")
         sub.add_parser(
             "recover", help="Salvage a corrupt journal into a fresh one (daemon stopped)."
+        )
+
+        sub.add_parser(
+            "reset",
+            help="Accept the loss of a journal: move it aside so that the next start makes a "
+            "new one (daemon stopped).",
         )
 
         imported = sub.add_parser(
@@ -219,6 +236,13 @@ class Command(BaseCommand):
             )
         self.stdout.write(_native.journal_recover(path), ending="")
         self.stdout.write(f"fresh journal written at {path}")
+
+    def do_reset(self, path, options):
+        # The journal's lock refuses this while a daemon runs with it.
+        aside = _native.journal_reset(path)
+        self.stdout.write(
+            f"journal {path} moved aside to {aside}; the next start makes a new journal"
+        )
 
     def do_import(self, path, options):
         jsonl = Path(inotifier_settings.project_dir()) / options["jsonl"]
