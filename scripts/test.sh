@@ -2,17 +2,54 @@
 # Runs every test of the project: the formatting and lint checks, the Rust workspace (unit and
 # integration tests on real inotify), then the Django app's tests (pytest) against the package
 # built from this tree. Installs nothing system-wide: it needs the Rust toolchain (cargo) and
-# python3 (3.10 or later, with venv), and must run as root, because some tests lower
-# /proc/sys/fs/inotify limits (and restore them) or run the watcher as another user. The Python
-# tools go into .venv, created when missing.
+# python3 (3.10 or later, with venv). The Python tools go into .venv, created when missing.
+#
+# Some tests need root: they lower /proc/sys/fs/inotify limits (and restore them), mount small
+# tmpfs filesystems, run the watcher as another user, or control the machine's RabbitMQ. Run by
+# another user, the script runs itself again through sudo when there is one (saying so first);
+# without sudo, or with INOTIFIER_TEST_WITHOUT_SUDO=1, it runs every other test, and those that
+# need root are skipped, each naming why, and listed at the end. The exit status is non-zero
+# only for failures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
+# Before anything else, so that what runs as root is the whole script, from its first step.
+why_root="they lower /proc/sys/fs/inotify limits, mount small tmpfs filesystems, run the \
+watcher as another user, or control the machine's RabbitMQ"
 if [ "$(id -u)" -ne 0 ]; then
-    echo "run the tests as root (sudo $0): some tests change /proc/sys/fs/inotify limits" >&2
-    exit 1
+    if [ -z "${INOTIFIER_TEST_WITHOUT_SUDO:-}" ] && command -v sudo >/dev/null; then
+        echo "scripts/test.sh: some tests need root ($why_root): running again as root through" \
+            "sudo (INOTIFIER_TEST_WITHOUT_SUDO=1 runs the others without it instead)" >&2
+        # sudo resets the environment: what the tests read is passed on through env, with PATH
+        # (root's own may have no cargo: rustup installs it per user) and where the user's
+        # rustup and pyenv keep their versions. -H: what root caches (cargo's registry, pip's
+        # downloads) goes to root's home, not as root-owned files into the user's.
+        if [ -z "${RUSTUP_HOME:-}" ] && [ -d "${HOME:-}/.rustup" ]; then
+            export RUSTUP_HOME="$HOME/.rustup"
+        fi
+        if [ -z "${PYENV_ROOT:-}" ] && [ -d "${HOME:-}/.pyenv" ]; then
+            export PYENV_ROOT="$HOME/.pyenv"
+        fi
+        kept=("PATH=$PATH")
+        for name in INOTIFIER_REQUIRE_SERVICES INOTIFIER_DJANGO6_PYTHON INOTIFIER_BIN \
+            INOTIFIER_TEST_PYTHON CARGO_TARGET_DIR CARGO_BUILD_JOBS CARGO_HOME RUSTUP_HOME \
+            RUSTUP_TOOLCHAIN PYENV_ROOT PYENV_VERSION; do
+            if [ -n "${!name+set}" ]; then
+                kept+=("$name=${!name}")
+            fi
+        done
+        exec sudo -H env "${kept[@]}" "$PWD/scripts/test.sh" "$@"
+    fi
+    if [ -n "${INOTIFIER_TEST_WITHOUT_SUDO:-}" ]; then
+        without="INOTIFIER_TEST_WITHOUT_SUDO is set"
+    else
+        without="there is no sudo"
+    fi
+    echo "scripts/test.sh: not root, and $without: the tests that need root ($why_root) are" \
+        "skipped, each naming why, and listed at the end; run it as root for every test" >&2
 fi
+
+command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 
 # First, so that a missing python3 is reported before the long Rust tests: the Django app's
 # virtualenv with the package built from this tree, and the optional one with Django 6.x.
@@ -25,9 +62,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log=$(mktemp)
 junit=$(mktemp --suffix=.xml)
 skipped=$(mktemp)
-trap 'rm -f "$log" "$junit" "$skipped"' EXIT
+python_root_skips=$(mktemp)
+trap 'rm -f "$log" "$junit" "$skipped" "$python_root_skips"' EXIT
 # Tests that need a broker which is not running return early and name it in $skipped (see
 # crates/inotifier-test-support/src/services.rs); INOTIFIER_REQUIRE_SERVICES makes them fail.
+# So do the tests that need root, run by another user (privileges.rs there).
 INOTIFIER_SKIPPED_FILE="$skipped" cargo test --workspace --locked 2>&1 | tee "$log"
 # One total for the whole run, whichever test binary happened to finish last.
 awk -v skipped="$(sort -u "$skipped" | wc -l)" '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
@@ -39,9 +78,10 @@ sort -u "$skipped"
 # is unset.
 .venv/bin/ruff format --check python tests example
 .venv/bin/ruff check python tests example
-# Prints "$2: N passed, N failed, N skipped$3" from the JUnit XML file $1.
+# Prints "$2: N passed, N failed, N skipped$3" from the JUnit XML file $1, and appends the
+# tests skipped for needing root (tests/conftest.py's needs_root marker) to $python_root_skips.
 summarize() {
-    .venv/bin/python - "$1" "$2" "${3:-}" <<'PY'
+    .venv/bin/python - "$1" "$2" "${3:-}" "$python_root_skips" <<'PY'
 import sys
 import xml.etree.ElementTree as ElementTree
 
@@ -52,6 +92,12 @@ failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites
 skipped = sum(int(s.get("skipped", 0)) for s in suites)
 passed = total - failed - skipped
 print(f"{sys.argv[2]}: {passed} passed, {failed} failed, {skipped} skipped{sys.argv[3]}")
+with open(sys.argv[4], "a") as root_skips:
+    for case in root.iter("testcase"):
+        skip = case.find("skipped")
+        if skip is not None and skip.get("message", "").startswith("needs root"):
+            name = f"{case.get('classname')}.{case.get('name')}"
+            print(f"{name}: skipped: {skip.get('message')}", file=root_skips)
 PY
 }
 
@@ -71,4 +117,9 @@ else
     summary+=$'\n'"python (Django 6.x): skipped: $django6_skip_reason"
 fi
 echo "$summary"
+# Last, so that a run without root ends by saying what it could not test.
+if [ "$(id -u)" -ne 0 ]; then
+    echo "not run, needing root (run ./scripts/test.sh as root, or as a user with sudo):"
+    { grep -h ': skipped: needs root (' "$skipped" || true; cat "$python_root_skips"; } | sort -u | sed 's/^/  /'
+fi
 exit "$status"

@@ -1,5 +1,6 @@
 """Helpers of the tests: the test project's manage.py in a subprocess, waiting on conditions
-with deadlines, and ending every daemon a test started by its pid."""
+with deadlines, ending every daemon a test started by its pid, and skipping the tests marked
+``needs_root`` for any user but root."""
 
 import contextlib
 import fcntl
@@ -164,6 +165,17 @@ class Project:
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
                 wait_for(lambda pid=pid: not pid_alive(pid), what=f"pid {pid} to end")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A test marked ``needs_root(WHY)`` is skipped unless run as root, with the reason the Rust
+    tests give (inotifier-test-support's privileges.rs); first, so that no fixture of a skipped
+    test runs. The effective uid is what the kernel checks, so it is what is asked."""
+    marker = item.get_closest_marker("needs_root")
+    if marker is not None and os.geteuid() != 0:
+        (why,) = marker.args
+        pytest.skip(f"needs root ({why}; run ./scripts/test.sh as root or with sudo)")
 
 
 @pytest.fixture

@@ -333,6 +333,9 @@ def rabbitmq_start():
     )
 
 
+@pytest.mark.needs_root(
+    "stops and starts the machine's RabbitMQ, which only root or the rabbitmq user may control"
+)
 def test_celery_over_amqp_across_a_rabbitmq_restart(toml_daemon, workers, tmp_path):
     """Stops the machine's RabbitMQ (durable queue, persistent messages) and starts it again
     with its own start command; it runs again when the test ends, whatever happened."""

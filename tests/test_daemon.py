@@ -281,6 +281,7 @@ def test_a_runtime_directory_open_to_others_is_a_command_error(project, tmp_path
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.needs_root("lowers fs.inotify.max_queued_events")
 def test_python_processors_get_the_queue_overflow_whatever_their_mask(project):
     # pyinotify handed process_IN_Q_OVERFLOW to every processor; native ones get it only when
     # they ask (the Rust fault tests check that side).

@@ -373,6 +373,7 @@ def inotify_watches_in_use():
     return watches
 
 
+@pytest.mark.needs_root("lowers fs.inotify.max_user_watches")
 def test_out_of_watches_is_an_os_error_with_enospc(tmp_path):
     for index in range(10):
         (tmp_path / f"d{index}").mkdir()

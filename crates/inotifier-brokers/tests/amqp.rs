@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use inotifier_brokers::amqp::{AmqpConnection, FieldValue, Properties, Publish};
 use inotifier_brokers::url::BrokerUrl;
+use inotifier_test_support::privileges::root_available;
 use inotifier_test_support::services::RABBITMQ;
+use inotifier_test_support::skip::skip;
 use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -314,8 +316,17 @@ fn a_connection_closed_by_the_broker_fails_the_next_publish_as_an_outage() {
     {
         return;
     }
+    if !root_available(
+        "a_connection_closed_by_the_broker_fails_the_next_publish_as_an_outage",
+        "closes its connection with rabbitmqctl, which only root or the rabbitmq user may run",
+    ) {
+        return;
+    }
     if rabbitmqctl(&["list_connections", "-q", "pid"]).is_none() {
-        eprintln!("skipped: rabbitmqctl is not installed here");
+        skip(
+            "a_connection_closed_by_the_broker_fails_the_next_publish_as_an_outage: skipped: \
+             rabbitmqctl is not installed here",
+        );
         return;
     }
     let queue = unique("closed");

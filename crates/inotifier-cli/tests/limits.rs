@@ -1,6 +1,7 @@
 //! `inotifier watch` against lowered inotify limits in `/proc/sys/fs/inotify`. Each test holds
 //! the machine-wide exclusive test lock for its whole duration and changes a limit only through
-//! a [`Sysctl`] guard, which restores it when dropped (also on panic).
+//! a [`Sysctl`] guard, which restores it when dropped (also on panic). Only root can lower a
+//! limit: run by another user, each test is skipped, saying so.
 
 mod common;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use common::{
     DEADLINE, Watcher, integers_in, maskname, parse, run_inotifier, run_to_exit, watch_command,
 };
+use inotifier_test_support::privileges::root_available;
 use inotifier_test_support::{Sysctl, inotify_exclusive, inotify_usage};
 
 fn temp_dir() -> tempfile::TempDir {
@@ -70,6 +72,12 @@ fn root_inotify_instances() -> u64 {
 
 #[test]
 fn a_queue_overflow_is_reported_and_every_creation_recovered() {
+    if !root_available(
+        "a_queue_overflow_is_reported_and_every_creation_recovered",
+        "lowers fs.inotify.max_queued_events",
+    ) {
+        return;
+    }
     let exclusive = inotify_exclusive();
     let dir = temp_dir();
     let root = dir.path();
@@ -136,6 +144,12 @@ fn a_queue_overflow_is_reported_and_every_creation_recovered() {
 
 #[test]
 fn after_a_queue_overflow_every_file_is_ready_once() {
+    if !root_available(
+        "after_a_queue_overflow_every_file_is_ready_once",
+        "lowers fs.inotify.max_queued_events",
+    ) {
+        return;
+    }
     let exclusive = inotify_exclusive();
     let dir = temp_dir();
     let root = dir.path();
@@ -228,6 +242,12 @@ fn after_a_queue_overflow_every_file_is_ready_once() {
 
 #[test]
 fn out_of_watches_exits_1_and_says_which_limit_and_how_many() {
+    if !root_available(
+        "out_of_watches_exits_1_and_says_which_limit_and_how_many",
+        "lowers fs.inotify.max_user_watches",
+    ) {
+        return;
+    }
     let exclusive = inotify_exclusive();
     let dir = temp_dir();
     let root = dir.path();
@@ -266,6 +286,12 @@ fn out_of_watches_exits_1_and_says_which_limit_and_how_many() {
 
 #[test]
 fn out_of_instances_exits_1_and_names_the_limit() {
+    if !root_available(
+        "out_of_instances_exits_1_and_names_the_limit",
+        "lowers fs.inotify.max_user_instances",
+    ) {
+        return;
+    }
     let exclusive = inotify_exclusive();
     let dir = temp_dir();
     // The limit must be at most what root already uses, so the watcher cannot get one more.
@@ -298,6 +324,12 @@ fn out_of_instances_exits_1_and_names_the_limit() {
 /// valid (`check` accepts it), but the daemon cannot get an inotify instance after the fork.
 #[test]
 fn start_exits_1_with_the_daemons_reason_when_it_cannot_come_up() {
+    if !root_available(
+        "start_exits_1_with_the_daemons_reason_when_it_cannot_come_up",
+        "lowers fs.inotify.max_user_instances",
+    ) {
+        return;
+    }
     let exclusive = inotify_exclusive();
     let dir = temp_dir();
     std::fs::create_dir(dir.path().join("watched")).unwrap();

@@ -473,12 +473,18 @@ fn a_recursive_watch_of_a_deep_tree_does_not_overflow_the_stack() {
 #[test]
 fn an_unmounted_filesystem_reports_unmount_and_ignored() {
     use std::ffi::CString;
+    if !inotifier_test_support::privileges::root_available(
+        "an_unmounted_filesystem_reports_unmount_and_ignored",
+        "mounts a tmpfs",
+    ) {
+        return;
+    }
     let dir = temp_dir();
     let other = temp_dir();
     let mount_point = dir.path().join("mnt");
     std::fs::create_dir(&mount_point).unwrap();
     let target = CString::new(mount_point.as_os_str().as_bytes()).unwrap();
-    // SAFETY: plain mount(2) of a fresh tmpfs on our own temporary directory (tests run as root).
+    // SAFETY: plain mount(2) of a fresh tmpfs on our own temporary directory.
     let mounted = unsafe {
         libc::mount(
             c"tmpfs".as_ptr(),

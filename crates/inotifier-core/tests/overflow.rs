@@ -1,6 +1,7 @@
 //! Recovery from a kernel queue overflow, forced by lowering `fs.inotify.max_queued_events`.
 //! The limit is per machine, so this test holds the exclusive test lock: no other inotify test
-//! runs while it is lowered, and the guard restores it even if the test fails.
+//! runs while it is lowered, and the guard restores it even if the test fails. Only root can
+//! lower it: run by another user, each test is skipped, saying so.
 
 mod support;
 
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use inotifier_core::{EngineOptions, Mask, Origin};
+use inotifier_test_support::privileges::root_available;
 use inotifier_test_support::{MachineLock, Sysctl, inotify_exclusive, wait_until};
 use support::{Watcher, temp_dir};
 
@@ -45,6 +47,12 @@ fn files(dir: &Path, prefix: &str, count: usize) -> Vec<PathBuf> {
 
 #[test]
 fn overflow_is_reported_then_exactly_the_missed_changes_are_synthesized() {
+    if !root_available(
+        "overflow_is_reported_then_exactly_the_missed_changes_are_synthesized",
+        "lowers fs.inotify.max_queued_events",
+    ) {
+        return;
+    }
     let dir = temp_dir();
     let root = dir.path();
     std::fs::create_dir(root.join("sub")).unwrap();
@@ -202,6 +210,12 @@ fn index(seen: &[inotifier_core::Event]) -> HashMap<PathBuf, Vec<Mask>> {
 /// rescan would overflow the queue again, forever.
 #[test]
 fn the_engines_own_listings_neither_flood_the_queue_nor_reach_the_consumer() {
+    if !root_available(
+        "the_engines_own_listings_neither_flood_the_queue_nor_reach_the_consumer",
+        "lowers fs.inotify.max_queued_events",
+    ) {
+        return;
+    }
     let dir = temp_dir();
     let root = dir.path();
     let mut leaves = Vec::new();
@@ -306,6 +320,12 @@ fn the_engines_own_listings_neither_flood_the_queue_nor_reach_the_consumer() {
 /// the new places in, each ends up watched at its new place.
 #[test]
 fn directories_moved_during_an_overflow_stay_watched_at_their_new_place() {
+    if !root_available(
+        "directories_moved_during_an_overflow_stay_watched_at_their_new_place",
+        "lowers fs.inotify.max_queued_events",
+    ) {
+        return;
+    }
     let dir = temp_dir();
     let root = dir.path();
     let names: Vec<String> = (0..20).map(|n| format!("d{n:02}")).collect();
@@ -374,6 +394,12 @@ fn directories_moved_during_an_overflow_stay_watched_at_their_new_place() {
 /// cannot tell the rescan that anything is left to report, only the memory of the unclosed write.
 #[test]
 fn a_close_dropped_after_its_writes_were_reported_is_synthesized() {
+    if !root_available(
+        "a_close_dropped_after_its_writes_were_reported_is_synthesized",
+        "lowers fs.inotify.max_queued_events",
+    ) {
+        return;
+    }
     let dir = temp_dir();
     let root = dir.path();
     let lock = inotify_exclusive();

@@ -186,7 +186,10 @@ fn a_lock_held_past_the_busy_timeout_is_busy_and_transient() {
 
 #[test]
 fn a_read_only_filesystem_is_read_only_and_transient() {
-    let Some(mount) = Tmpfs::mount("size=4m,mode=0700") else {
+    let Some(mount) = Tmpfs::mount(
+        "a_read_only_filesystem_is_read_only_and_transient",
+        "size=4m,mode=0700",
+    ) else {
         return;
     };
     let path = mount.dir.join("journal.db");
@@ -213,7 +216,10 @@ fn a_read_only_filesystem_is_read_only_and_transient() {
 
 #[test]
 fn creating_a_journal_on_a_read_only_filesystem_is_read_only() {
-    let Some(mount) = Tmpfs::mount("size=1m,ro") else {
+    let Some(mount) = Tmpfs::mount(
+        "creating_a_journal_on_a_read_only_filesystem_is_read_only",
+        "size=1m,ro",
+    ) else {
         return;
     };
     let err = Journal::open(&options(&mount.dir.join("journal.db")))
@@ -224,7 +230,10 @@ fn creating_a_journal_on_a_read_only_filesystem_is_read_only() {
 
 #[test]
 fn a_full_disk_is_full_and_transient_and_the_append_succeeds_once_space_is_freed() {
-    let Some(mount) = Tmpfs::mount("size=1m") else {
+    let Some(mount) = Tmpfs::mount(
+        "a_full_disk_is_full_and_transient_and_the_append_succeeds_once_space_is_freed",
+        "size=1m",
+    ) else {
         return;
     };
     let path = mount.dir.join("journal.db");

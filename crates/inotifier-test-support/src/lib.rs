@@ -4,7 +4,8 @@
 //! one would break any inotify test running beside it, in this process or another. Every test
 //! that uses inotify holds [`inotify_shared`]; a test that changes a limit holds
 //! [`inotify_exclusive`] and changes it through a [`Sysctl`] guard, which restores the old value
-//! when dropped, even when the test panics.
+//! when dropped, even when the test panics. Only root can change a limit: such a test first
+//! asks [`privileges::root_available`], which skips it for anyone else.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -12,7 +13,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub mod hook_server;
+pub mod privileges;
 pub mod services;
+pub mod skip;
 pub mod workloads;
 
 const LOCK_PATH: &str = "/run/inotifier-tests.lock";
@@ -28,16 +31,36 @@ fn lock(operation: libc::c_int) -> MachineLock {
     } else {
         format!("{}/inotifier-tests.lock", std::env::temp_dir().display())
     };
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("cannot open the test lock {path}: {e}"));
+    let file = open_lock(&path).unwrap_or_else(|e| panic!("cannot open the test lock {path}: {e}"));
     // SAFETY: flock on a descriptor we own; blocks until granted.
     let rc = unsafe { libc::flock(file.as_raw_fd(), operation) };
     assert_eq!(rc, 0, "flock {path}: {}", std::io::Error::last_os_error());
     MachineLock { _file: file }
+}
+
+/// The lock file at `path`, created when missing. A user other than root cannot create it in
+/// `/run`, nor write to root's: flock needs no write access, so root's file, opened read-only,
+/// still keeps that user's tests apart from root's limit changes. Only when nobody created it
+/// yet does such a user fall back to one in the temporary directory.
+fn open_lock(path: &str) -> std::io::Result<File> {
+    let created = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path);
+    match created {
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => File::open(path)
+            .or_else(|_| {
+                let fallback = std::env::temp_dir().join("inotifier-tests.lock");
+                File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&fallback)
+                    .or_else(|_| File::open(&fallback))
+            }),
+        other => other,
+    }
 }
 
 /// Held by every test that creates inotify instances or watches.
@@ -64,7 +87,9 @@ impl Sysctl {
             .trim()
             .to_string();
         std::fs::write(&path, value.to_string())
-            .unwrap_or_else(|e| panic!("cannot write {path} (tests run as root): {e}"));
+            .unwrap_or_else(|e| {
+                panic!("cannot write {path} (a test that does checks privileges::root_available first): {e}")
+            });
         Sysctl { path, previous }
     }
 

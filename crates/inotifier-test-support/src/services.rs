@@ -1,12 +1,8 @@
 //! The broker services some tests talk to (Redis, RabbitMQ, NATS with JetStream), and what a
 //! test does when one is not running: it is skipped, naming the service and how to start it,
-//! unless `INOTIFIER_REQUIRE_SERVICES` is set (as `.ci/run` does), where it fails.
-//!
-//! Rust has no skipped state for a test: a skipping test returns early, prints the reason,
-//! and appends it to the file named by `INOTIFIER_SKIPPED_FILE`, which `scripts/test.sh`
-//! prints in its summary.
+//! unless `INOTIFIER_REQUIRE_SERVICES` is set (as `.ci/run` does), where it fails. Skips are
+//! reported through [`crate::skip`].
 
-use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -59,15 +55,7 @@ impl Service {
             return true;
         };
         assert!(!required(), "{reason}");
-        eprintln!("{reason}");
-        if let Some(file) = std::env::var_os("INOTIFIER_SKIPPED_FILE")
-            && let Ok(mut file) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(file)
-        {
-            let _ = writeln!(file, "{reason}");
-        }
+        crate::skip::skip(&reason);
         false
     }
 

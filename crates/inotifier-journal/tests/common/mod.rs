@@ -62,11 +62,6 @@ pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
     }
 }
 
-pub fn is_root() -> bool {
-    // SAFETY: no arguments, no memory.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// A tmpfs mounted for one test, unmounted when dropped, even when the test panics.
 pub struct Tmpfs {
     pub dir: PathBuf,
@@ -74,10 +69,9 @@ pub struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// `None` (and a note on stderr) when not root: mounting needs it.
-    pub fn mount(options: &str) -> Option<Tmpfs> {
-        if !is_root() {
-            eprintln!("skipped: mounting a tmpfs needs root");
+    /// `None` when not root, which mounting needs: `test` is then reported as skipped.
+    pub fn mount(test: &str, options: &str) -> Option<Tmpfs> {
+        if !inotifier_test_support::privileges::root_available(test, "mounts a tmpfs") {
             return None;
         }
         let parent = tempfile::tempdir().expect("tempdir");
