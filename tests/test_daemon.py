@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 from conftest import MANAGE, inotify_limit, pid_alive, wait_for
 from inotifier import _native
 
