@@ -486,3 +486,30 @@ fn a_journal_that_lost_its_content_is_refused_until_reset_and_ids_never_repeat()
     let bodies = posted(&server);
     assert_eq!(bodies[0]["id"], bodies[1]["id"], "event ids start again");
 }
+
+/// Point 2: files made while the daemon was down are found by catch-up and get their
+/// IN_READY once their settle time is over, with no later kernel event to wake the daemon.
+#[test]
+fn files_found_by_catch_up_are_ready_without_any_later_event() {
+    let _lock = inotify_shared();
+    let project = Project::new(&format!(
+        "[daemon]\npid_file = \"run/inotifier.pid\"\n{}[watch.ready]\nsettle = \"100ms\"\n",
+        jsonl_watch("watched", "ready.jsonl", "IN_READY")
+    ));
+    stop(project.run());
+    let files = 50;
+    write_files(&project.watched(""), "f", files);
+    let daemon = project.run();
+    wait_for("every file found by catch-up to be ready", LONG, || {
+        names(&project.jsonl("ready.jsonl"), "IN_READY").len() == files
+    });
+    stop(daemon);
+    assert!(
+        project
+            .jsonl("ready.jsonl")
+            .iter()
+            .all(|event| event["origin"] == "catchup"),
+        "{:?}",
+        project.jsonl("ready.jsonl")
+    );
+}

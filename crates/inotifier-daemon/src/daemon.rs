@@ -258,8 +258,7 @@ impl Daemon {
                 watch.key()
             );
         }
-        pipeline::lock(&self.pipeline)
-            .register(route, ready, (owed > 0).then_some(0))
+        pipeline::register(&self.pipeline, route, ready, (owed > 0).then_some(0))
             .map_err(DaemonError::Thread)?;
         tracing::info!(
             "watching {} for {} with processor {}",

@@ -201,6 +201,20 @@ fn is_queue_overflow(event: &Event) -> bool {
     event.mask.contains(Mask::IN_Q_OVERFLOW) && event.path.as_os_str().is_empty()
 }
 
+/// Registers a route (see [`Pipeline::register`]) and wakes the timer thread: the events held
+/// for the watch, such as catch-up's findings, may have armed settle timers that no kernel
+/// event would otherwise make it notice.
+pub fn register(
+    shared: &SharedPipeline,
+    route: Route,
+    ready: Option<ReadyOptions>,
+    owed_from: Option<u64>,
+) -> std::io::Result<()> {
+    lock(shared).register(route, ready, owed_from)?;
+    shared.timers.notify_one();
+    Ok(())
+}
+
 pub fn lock(shared: &SharedPipeline) -> MutexGuard<'_, Pipeline> {
     shared.pipeline.lock().unwrap_or_else(|e| e.into_inner())
 }
