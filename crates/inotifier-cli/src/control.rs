@@ -109,7 +109,15 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             }
             match status {
                 Some(status) => {
-                    println!("state:          {}", status.state);
+                    if status.problems.is_empty() {
+                        println!("state:          {}", status.state);
+                    } else {
+                        println!(
+                            "state:          {} ({})",
+                            status.state,
+                            status.problems.join("; ")
+                        );
+                    }
                     if let Some(config) = &status.config {
                         println!("config:         {}", config.display());
                     }
@@ -122,6 +130,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
                     println!("failed:         {}", status.failed);
                     println!("retries:        {}", status.retried);
                     println!("batches:        {}", status.batches);
+                    println!("behind:         {}", status.behind);
                 }
                 None => println!("(its status file could not be read)"),
             }

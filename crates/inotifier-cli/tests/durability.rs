@@ -466,6 +466,18 @@ path = "events.jsonl"
         while_full < 1 + files,
         "everything was journaled before the disk filled up"
     );
+    // Issue 20, point 8: the pause is in the status, not only the log.
+    let status = || {
+        common::run_inotifier(&[
+            "status",
+            "-c",
+            project.path("inotifier.toml").to_str().unwrap(),
+        ])
+        .stdout
+    };
+    wait_for("status to say reading is paused", LONG, || {
+        status().contains("state:          degraded (reading paused: journal disk full")
+    });
     // Nothing is delivered that is not journaled: over a window of 300 ms, not one more.
     let window = std::time::Instant::now();
     while window.elapsed() < Duration::from_millis(300) {
@@ -481,6 +493,9 @@ path = "events.jsonl"
             .map(|e| e["name"].as_str().unwrap().to_string())
             .collect();
         (0..files).all(|i| names.contains(&format!("f{i:04}")))
+    });
+    wait_for("status to say running again", LONG, || {
+        status().contains("state:          running\n")
     });
     let log = project.log();
     assert!(log.contains("is writable again"), "{log}");

@@ -6,7 +6,7 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -69,7 +69,6 @@ enum Command {
     Snapshot(WatchId, mpsc::Sender<Result<Vec<SnapshotEntry>>>),
     SnapshotChanges(WatchId, mpsc::Sender<Result<Vec<SnapshotChange>>>),
     Remove(WatchId, mpsc::Sender<Result<()>>),
-    Count(mpsc::Sender<usize>),
 }
 
 /// Stops the engine from any thread, e.g. a signal handler thread.
@@ -90,6 +89,8 @@ impl Stopper {
 pub struct Engine {
     commands: mpsc::Sender<Command>,
     stopper: Stopper,
+    /// Directories and files the kernel watches, as the reader last published it.
+    watches: Arc<AtomicUsize>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -122,7 +123,9 @@ impl Engine {
             waker: waker.clone(),
         };
         let (command_tx, command_rx) = mpsc::channel();
+        let watches = Arc::new(AtomicUsize::new(0));
         let reader = Reader {
+            watches: watches.clone(),
             tree: Tree::new(inotify, options.move_window),
             commands: command_rx,
             sink,
@@ -137,6 +140,7 @@ impl Engine {
         Ok(Engine {
             commands: command_tx,
             stopper,
+            watches,
             thread: Some(thread),
         })
     }
@@ -219,9 +223,11 @@ impl Engine {
         self.call(|reply| Command::Remove(id, reply))?
     }
 
-    /// How many kernel watches (directories and files) are in place.
+    /// How many kernel watches (directories and files) are in place, as of the last batch or
+    /// command: exact once `add_watch` or `remove_watch` returned, and never waiting for a
+    /// reader that is busy or blocked in its sink.
     pub fn watch_count(&self) -> Result<usize> {
-        self.call(Command::Count)
+        Ok(self.watches.load(Ordering::Acquire))
     }
 
     fn call<T>(&self, command: impl FnOnce(mpsc::Sender<T>) -> Command) -> Result<T> {
@@ -284,6 +290,7 @@ fn instance_error(error: io::Error) -> Error {
 }
 
 struct Reader {
+    watches: Arc<AtomicUsize>,
     tree: Tree,
     commands: mpsc::Receiver<Command>,
     sink: Sink,
@@ -356,6 +363,7 @@ impl Reader {
             }
             self.tree.handle(raw);
             if self.tree.out.len() >= self.max_batch_events {
+                self.publish();
                 send_batch(&mut self.tree, &mut self.sink, &self.stopper);
             }
         }
@@ -374,6 +382,7 @@ impl Reader {
             match self.commands.try_recv() {
                 Ok(Command::Add(spec, baseline, reply)) => {
                     let result = self.tree.add_watch(spec, baseline);
+                    self.publish();
                     // The id first: a sink may wait for its caller to register the watch
                     // before it takes the watch's events.
                     let _ = reply.send(result);
@@ -388,10 +397,9 @@ impl Reader {
                     let _ = reply.send(self.tree.snapshot_changes(id));
                 }
                 Ok(Command::Remove(id, reply)) => {
-                    let _ = reply.send(self.tree.remove_watch(id));
-                }
-                Ok(Command::Count(reply)) => {
-                    let _ = reply.send(self.tree.watch_count());
+                    let removed = self.tree.remove_watch(id);
+                    self.publish();
+                    let _ = reply.send(removed);
                 }
                 Err(mpsc::TryRecvError::Empty) => return true,
                 Err(mpsc::TryRecvError::Disconnected) => return false,
@@ -400,7 +408,15 @@ impl Reader {
     }
 
     fn send_batch(&mut self) {
+        self.publish();
         send_batch(&mut self.tree, &mut self.sink, &self.stopper);
+    }
+
+    /// Makes the watch count known to [`Engine::watch_count`], before each batch goes to a
+    /// sink that may block for long (a journal on a full disk), so that it never waits.
+    fn publish(&self) {
+        self.watches
+            .store(self.tree.watch_count(), Ordering::Release);
     }
 }
 

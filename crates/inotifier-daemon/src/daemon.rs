@@ -11,6 +11,7 @@ use inotifier_journal::{Journal, JournalError, JournalLock, JournalOptions};
 use inotifier_sinks::{BuildContext, Processor};
 
 use crate::config::FirstStart;
+use crate::health::Health;
 use crate::config::{Config, WatchConfig};
 use crate::keeper::{self, Keeper, Tracked, TrackedWatches};
 use crate::pipeline::{self, Pipeline, SharedPipeline};
@@ -83,6 +84,7 @@ pub struct Daemon {
     timer_thread: Option<JoinHandle<()>>,
     abandoner: Abandoner,
     stats: Arc<Stats>,
+    health: Arc<Health>,
     active: Vec<ActiveWatch>,
     factory: Arc<dyn ProcessorFactory>,
     config: Config,
@@ -101,10 +103,12 @@ impl Daemon {
         factory: Arc<dyn ProcessorFactory>,
     ) -> Result<Daemon, DaemonError> {
         let stats = Arc::new(Stats::default());
+        let health = Arc::new(Health::default());
         let router = Router::new(
             config.daemon.workers,
             config.daemon.queue_capacity,
             stats.clone(),
+            health.clone(),
         );
         let abandoner = router.abandoner();
         let journal = match &config.journal.path {
@@ -129,7 +133,7 @@ impl Daemon {
         let first_id = journal
             .as_ref()
             .map_or(1, |journal| journal.next_event_id());
-        let pipeline = Pipeline::shared(router, first_id);
+        let pipeline = Pipeline::shared(router, first_id, health.clone());
         let engine =
             Engine::start_with_sink(EngineOptions::default(), pipeline::sink(pipeline.clone()))
                 .map_err(DaemonError::Engine)?;
@@ -141,6 +145,7 @@ impl Daemon {
             timer_thread: Some(timer_thread),
             abandoner,
             stats,
+            health,
             active: Vec::new(),
             factory,
             config: Config {
@@ -183,6 +188,11 @@ impl Daemon {
 
     pub fn counters(&self) -> Snapshot {
         self.stats.snapshot()
+    }
+
+    /// What makes the daemon degraded now (see [`crate::health`]).
+    pub fn problems(&self) -> Vec<String> {
+        self.health.problems()
     }
 
     /// Directories and files the kernel watches for us.

@@ -12,7 +12,23 @@ use std::time::{Duration, Instant};
 use inotifier_core::Event;
 use inotifier_journal::{JournalError, ProcessorId};
 
+use crate::health::Health;
 use crate::router::{Route, Router};
+
+/// The journal's condition in [`Health`].
+const HEALTH_KEY: &str = "journal:append";
+
+/// What `status` says of a journal that cannot be written.
+fn what_is_wrong(error: &JournalError) -> String {
+    let what = match error {
+        JournalError::Full { .. } => "journal disk full",
+        JournalError::ReadOnly { .. } => "journal not writable",
+        JournalError::Busy { .. } => "journal locked by another process",
+        JournalError::Corrupt { .. } => "journal damaged",
+        _ => "journal cannot be written",
+    };
+    format!("{what} ({})", error.path().display())
+}
 
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(5);
@@ -22,7 +38,7 @@ const REPEAT_LOG: Duration = Duration::from_secs(30);
 /// Appends `routed` to the journal of its routes, retrying until it works. Returns false when
 /// the events must not be delivered: the daemon is stopping, its drain deadline passed, and
 /// the journal still fails (the next start's catch-up reports those changes).
-pub fn append(routed: &[(Event, Vec<Arc<Route>>)], router: &Router) -> bool {
+pub fn append(routed: &[(Event, Vec<Arc<Route>>)], router: &Router, health: &Health) -> bool {
     let Some(journal) = routed
         .iter()
         .flat_map(|(_, routes)| routes)
@@ -50,6 +66,7 @@ pub fn append(routed: &[(Event, Vec<Arc<Route>>)], router: &Router) -> bool {
     loop {
         let error = match journal.append(&batch) {
             Ok(()) => {
+                health.clear(HEALTH_KEY);
                 if let Some(since) = failing_since {
                     tracing::info!(
                         "the journal {} is writable again after {:.1?}; reading goes on",
@@ -79,6 +96,12 @@ pub fn append(routed: &[(Event, Vec<Arc<Route>>)], router: &Router) -> bool {
                  the changes again"
             );
             last_log = Instant::now();
+        }
+        health.set(HEALTH_KEY, format!("reading paused: {}", what_is_wrong(&error)));
+        if let JournalError::Full { .. } = error {
+            // Whatever the WAL holds beyond the journal file is space to win back; it fails
+            // as well when even the checkpoint finds no room, and is tried again next time.
+            let _ = journal.shrink_wal();
         }
         failing_since.get_or_insert_with(Instant::now);
         if router.pause(delay) {

@@ -12,6 +12,7 @@
 pub mod config;
 pub mod control;
 mod daemon;
+pub mod health;
 pub mod daemonize;
 pub mod identity;
 mod journal;

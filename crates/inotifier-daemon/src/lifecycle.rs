@@ -107,6 +107,7 @@ fn run_inner(
         batches: 0,
         behind: 0,
         identity: ProcessIdentity::current(),
+        problems: Vec::new(),
     };
     write_status(&status_path, &status);
     let mut daemon = match Daemon::start(config, factory) {
@@ -118,7 +119,11 @@ fn run_inner(
         }
     };
     let refresh = |status: &mut Status, daemon: &Daemon, state: &str| {
-        status.state = state.into();
+        status.problems = daemon.problems();
+        status.state = match state {
+            "running" if !status.problems.is_empty() => "degraded".into(),
+            state => state.into(),
+        };
         status.watches = daemon.config().watches.len();
         status.kernel_watches = daemon.kernel_watches();
         status.set_counters(daemon.counters());

@@ -14,6 +14,7 @@ use std::time::Instant;
 use inotifier_core::ready::{ReadyOptions, ReadyStage};
 use inotifier_core::{Batch, Event, Flow, Mask, Sink, WatchId};
 
+use crate::health::Health;
 use crate::journal;
 use crate::router::{Route, Router};
 
@@ -28,6 +29,7 @@ pub struct Pipeline {
     waiting: Vec<Event>,
     next_id: u64,
     router: Option<Router>,
+    health: Arc<Health>,
 }
 
 pub struct Shared {
@@ -40,7 +42,7 @@ pub struct Shared {
 pub type SharedPipeline = Arc<Shared>;
 
 impl Pipeline {
-    pub fn shared(router: Router, first_id: u64) -> SharedPipeline {
+    pub fn shared(router: Router, first_id: u64, health: Arc<Health>) -> SharedPipeline {
         Arc::new(Shared {
             pipeline: Mutex::new(Pipeline {
                 routes: HashMap::new(),
@@ -49,6 +51,7 @@ impl Pipeline {
                 waiting: Vec::new(),
                 next_id: first_id,
                 router: Some(router),
+                health,
             }),
             timers: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -147,7 +150,7 @@ impl Pipeline {
             self.next_id += 1;
             routed.push((event, routes));
         }
-        if !routed.is_empty() && !journal::append(&routed, router) {
+        if !routed.is_empty() && !journal::append(&routed, router, &self.health) {
             return;
         }
         router.dispatch(routed);

@@ -30,6 +30,7 @@ use inotifier_core::{Event, Mask, WatchId};
 use inotifier_journal::{Journal, ProcessorId};
 use inotifier_sinks::{BatchOutcome, ProcessError, Processor, RetryFailure, RetryPolicy};
 
+use crate::health::Health;
 use crate::stats::Stats;
 
 /// How long a feeder waits before it reads the journal again after a read failed.
@@ -344,10 +345,11 @@ impl Lane {
 
 /// Reads what a lane that fell behind is owed from the journal and queues it, page by page,
 /// until none is left; then the lane takes events live again.
-fn feed(lane: Arc<Lane>, page: usize, abandon: Arc<Abandon>) {
+fn feed(lane: Arc<Lane>, page: usize, abandon: Arc<Abandon>, health: &Health) {
     let Some(cursor) = lane.route.cursor.clone() else {
         return;
     };
+    let health_key = format!("journal:read:{}", cursor.processor.get());
     let mut delivered_since_behind = 0usize;
     let mut failing = false;
     loop {
@@ -373,6 +375,14 @@ fn feed(lane: Arc<Lane>, page: usize, abandon: Arc<Abandon>) {
         };
         let events = match cursor.journal.pending_from(cursor.processor, from, page) {
             Ok(events) => {
+                if failing {
+                    health.clear(&health_key);
+                    tracing::info!(
+                        "the journal can be read again for {} of {}",
+                        lane.route.processor_name,
+                        lane.route.path.display()
+                    );
+                }
                 failing = false;
                 events
             }
@@ -383,6 +393,20 @@ fn feed(lane: Arc<Lane>, page: usize, abandon: Arc<Abandon>) {
                          every second",
                         lane.route.processor_name,
                         lane.route.path.display()
+                    );
+                    let owed = cursor
+                        .journal
+                        .pending_count(cursor.processor)
+                        .map_or(String::new(), |count| format!("{count} event(s) "));
+                    health.set(
+                        health_key.as_str(),
+                        format!(
+                            "journal unreadable: {owed}owed to {} of {} could not be read; stop \
+                             the daemon and run `inotifier journal recover --journal {}`",
+                            lane.route.processor_name,
+                            lane.route.path.display(),
+                            cursor.journal.path().display()
+                        ),
                     );
                 }
                 failing = true;
@@ -439,6 +463,7 @@ pub struct Router {
     capacity: usize,
     abandon: Arc<Abandon>,
     stats: Arc<Stats>,
+    health: Arc<Health>,
 }
 
 fn key(route: &Arc<Route>) -> usize {
@@ -448,7 +473,12 @@ fn key(route: &Arc<Route>) -> usize {
 impl Router {
     /// A router whose lanes get `workers` threads each, each with room for `queue_capacity`
     /// waiting events.
-    pub fn new(workers: usize, queue_capacity: usize, stats: Arc<Stats>) -> Router {
+    pub fn new(
+        workers: usize,
+        queue_capacity: usize,
+        stats: Arc<Stats>,
+        health: Arc<Health>,
+    ) -> Router {
         Router {
             lanes: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
@@ -456,6 +486,7 @@ impl Router {
             capacity: queue_capacity.max(1),
             abandon: Arc::new(Abandon::default()),
             stats,
+            health,
         }
     }
 
@@ -518,12 +549,13 @@ impl Router {
                 state.behind_since = Some(Instant::now());
                 self.stats.fell_behind();
             }
-            let (feeder_lane, abandon) = (lane.clone(), self.abandon.clone());
+            let (feeder_lane, abandon, health) =
+                (lane.clone(), self.abandon.clone(), self.health.clone());
             let page = capacity * self.workers;
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("inotifier-feeder-{}", route.watch.0))
-                    .spawn(move || feed(feeder_lane, page, abandon))?,
+                    .spawn(move || feed(feeder_lane, page, abandon, &health))?,
             );
         }
         lock(&self.lanes).insert(key(route), lane);

@@ -39,6 +39,9 @@ pub struct Status {
     /// is it before calling it the daemon or signalling it.
     #[serde(default)]
     pub identity: Option<ProcessIdentity>,
+    /// What makes the daemon degraded (see [`crate::health`]); its state is then `degraded`.
+    #[serde(default)]
+    pub problems: Vec<String>,
 }
 
 impl Status {
@@ -59,6 +62,30 @@ pub fn status_path(pid_file: &Path) -> PathBuf {
 }
 
 pub fn write(path: &Path, status: &Status) -> io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
+    text.push(b'\n');
+    match write_new(path, &text) {
+        // On a full disk (the journal's, say, which is what the status must then report), the
+        // old file's blocks are rewritten in place: a reader may catch it half-written, but it
+        // says what is wrong.
+        Err(error) if matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
+            rewrite_in_place(path, &text).map_err(|_| error)
+        }
+        written => written,
+    }
+}
+
+fn rewrite_in_place(path: &Path, text: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    file.write_all_at(text, 0)?;
+    file.set_len(text.len() as u64)
+}
+
+fn write_new(path: &Path, text: &[u8]) -> io::Result<()> {
     let temporary = path.with_extension(format!("status.{}.tmp", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -67,9 +94,11 @@ pub fn write(path: &Path, status: &Status) -> io::Result<()> {
         .mode(0o640)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&temporary)?;
-    let mut text = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
-    text.push(b'\n');
-    file.write_all(&text)?;
+    if let Err(error) = file.write_all(text) {
+        drop(file);
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
     drop(file);
     std::fs::rename(&temporary, path)
 }

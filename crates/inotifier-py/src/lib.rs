@@ -189,6 +189,8 @@ fn status<'py>(py: Python<'py>, pid_file: PathBuf) -> PyResult<Bound<'py, PyDict
                 result.set_item("failed", status.failed)?;
                 result.set_item("retried", status.retried)?;
                 result.set_item("batches", status.batches)?;
+                result.set_item("behind", status.behind)?;
+                result.set_item("problems", status.problems)?;
             }
         }
     }

@@ -25,10 +25,12 @@ class Command(BaseCommand):
         self.stdout.write(f"pid:            {report['pid']}")
         self.stdout.write(f"pid file:       {pid_file}")
         if "state" in report:
-            self.stdout.write(f"state:          {report['state']}")
+            problems = "; ".join(report["problems"])
+            state = f"{report['state']} ({problems})" if problems else report["state"]
+            self.stdout.write(f"state:          {state}")
             self.stdout.write(
                 f"watches:        {report['watches']} "
                 f"({report['kernel_watches']} directories and files)"
             )
-            for key in ("events_seen", "delivered", "failed", "retried", "batches"):
+            for key in ("events_seen", "delivered", "failed", "retried", "batches", "behind"):
                 self.stdout.write(f"{key.replace('_', ' ') + ':':16}{report[key]}")
