@@ -11,6 +11,7 @@ use std::net::TcpListener;
 use std::path::Path;
 
 use common::project::{LONG, Project, stop, wait_for};
+use inotifier_test_support::damage::{damage_page, middle_leaf};
 use inotifier_test_support::hook_server::HookServer;
 use inotifier_test_support::privileges::root_available;
 use inotifier_test_support::{Sysctl, inotify_exclusive, inotify_shared};
@@ -512,4 +513,60 @@ fn files_found_by_catch_up_are_ready_without_any_later_event() {
         "{:?}",
         project.jsonl("ready.jsonl")
     );
+}
+
+/// Point 4, at run time: owed events the journal cannot read make the daemon degraded, with
+/// their count and the recovery command, instead of `running` with nothing delivered.
+#[test]
+fn owed_events_the_journal_cannot_read_make_the_daemon_degraded() {
+    let _lock = inotify_shared();
+    let daemon_table = "[daemon]\npid_file = \"run/inotifier.pid\"\ndrain_timeout = \"1s\"\n";
+    // First the receiver is down: every event stays owed in the journal.
+    let project = Project::new(&format!(
+        "{daemon_table}{}",
+        webhook_watch("watched", refused_port(), "IN_CLOSE_WRITE")
+    ));
+    let daemon = project.run();
+    let files = 3000;
+    write_files(&project.watched(""), "f", files);
+    let config = project.path("inotifier.toml");
+    let owed = || {
+        let summary = common::run_inotifier(&["journal", "-c", config.to_str().unwrap()]);
+        summary.stdout
+    };
+    wait_for("every event journaled", LONG, || {
+        owed().contains(&format!("{files}"))
+    });
+    stop(daemon);
+    let journal = project.path("run/inotifier.journal");
+    damage_page(&journal, middle_leaf(&journal, "events"));
+    // The same watch (its name is its journal key), now with a processor that works.
+    std::fs::write(
+        &config,
+        format!(
+            "{daemon_table}{}",
+            jsonl_watch("watched", "lines.jsonl", "IN_CLOSE_WRITE")
+                .replace("\"lines\"", "\"hook\"")
+        ),
+    )
+    .unwrap();
+    let daemon = project.run();
+    let status = || common::run_inotifier(&["status", "-c", config.to_str().unwrap()]).stdout;
+    wait_for("status to say the journal is unreadable", LONG, || {
+        status().contains("state:          degraded (journal unreadable: ")
+    });
+    let text = status();
+    assert!(
+        text.contains("event(s) owed to jsonl of")
+            && text.contains(&format!(
+                "inotifier journal recover --journal {}",
+                journal.display()
+            )),
+        "{text}"
+    );
+    assert!(
+        project.lines("lines.jsonl").len() < files,
+        "what is past the damage is not delivered"
+    );
+    stop(daemon);
 }

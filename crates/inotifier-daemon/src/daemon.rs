@@ -11,8 +11,8 @@ use inotifier_journal::{Journal, JournalError, JournalLock, JournalOptions};
 use inotifier_sinks::{BuildContext, Processor};
 
 use crate::config::FirstStart;
-use crate::health::Health;
 use crate::config::{Config, WatchConfig};
+use crate::health::Health;
 use crate::keeper::{self, Keeper, Tracked, TrackedWatches};
 use crate::pipeline::{self, Pipeline, SharedPipeline};
 use crate::router::{Abandoner, Cursor, Route, Router};

@@ -97,7 +97,10 @@ pub fn append(routed: &[(Event, Vec<Arc<Route>>)], router: &Router, health: &Hea
             );
             last_log = Instant::now();
         }
-        health.set(HEALTH_KEY, format!("reading paused: {}", what_is_wrong(&error)));
+        health.set(
+            HEALTH_KEY,
+            format!("reading paused: {}", what_is_wrong(&error)),
+        );
         if let JournalError::Full { .. } = error {
             // Whatever the WAL holds beyond the journal file is space to win back; it fails
             // as well when even the checkpoint finds no room, and is tried again next time.

@@ -12,8 +12,8 @@
 pub mod config;
 pub mod control;
 mod daemon;
-pub mod health;
 pub mod daemonize;
+pub mod health;
 pub mod identity;
 mod journal;
 mod keeper;

@@ -289,9 +289,8 @@ impl Journal {
     /// Copies the WAL into the journal file and truncates it to nothing, giving its disk
     /// space back: what a daemon on a full disk does before it tries again.
     pub fn shrink_wal(&self) -> Result<()> {
-        self.shared.with_conn(|conn| {
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        })
+        self.shared
+            .with_conn(|conn| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
     }
 
     /// Returns once every `ack` and `dead_letter` made before the call is committed.

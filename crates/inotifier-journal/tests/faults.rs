@@ -3,13 +3,14 @@
 
 mod common;
 
-use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Seek, SeekFrom, Write};
+use std::fs;
+use std::io::{ErrorKind, Write};
 use std::path::Path;
 
 use common::*;
 use inotifier_core::Event;
 use inotifier_journal::{Journal, JournalError, ProcessorId};
+use inotifier_test_support::damage::{damage_page, middle_leaf, root_page};
 
 fn recovery_command(path: &Path) -> String {
     format!("inotifier journal recover --journal {}", path.display())
@@ -35,29 +36,6 @@ fn a_file_that_is_not_a_database_is_corrupt_and_recovery_moves_it_aside() {
     assert_eq!(report.pending, 0);
     let journal = open(&path);
     assert_eq!(journal.next_event_id(), 1);
-}
-
-/// Overwrites page `page` (1-based) of the closed database at `path` with garbage.
-fn damage_page(path: &Path, page: i64) {
-    let page_size: i64 = {
-        let conn = rusqlite::Connection::open(path).unwrap();
-        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
-            .unwrap()
-    };
-    let mut file = OpenOptions::new().write(true).open(path).unwrap();
-    file.seek(SeekFrom::Start(((page - 1) * page_size) as u64))
-        .unwrap();
-    file.write_all(&vec![0xa5; page_size as usize]).unwrap();
-}
-
-fn root_page(path: &Path, name: &str) -> i64 {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.query_row(
-        "SELECT rootpage FROM sqlite_master WHERE name = ?1",
-        [name],
-        |r| r.get(0),
-    )
-    .unwrap()
 }
 
 #[test]
@@ -303,21 +281,7 @@ fn recovery_reads_events_past_a_damaged_page_one_by_one() {
         append_to(&journal, &events(1..=3000), &[p]);
     }
     // A leaf of `events` in the middle: a scan stops there, lookups by id go around it.
-    let leaf = {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        let leaves: Vec<i64> = conn
-            .prepare(
-                "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf'
-                 ORDER BY path",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert!(leaves.len() > 4, "{} leaves", leaves.len());
-        leaves[leaves.len() / 2]
-    };
+    let leaf = middle_leaf(&path, "events");
     damage_page(&path, leaf);
 
     let report = Journal::recover(&path).unwrap();

@@ -12,6 +12,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub mod damage;
 pub mod hook_server;
 pub mod privileges;
 pub mod services;
