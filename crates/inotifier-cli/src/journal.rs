@@ -18,7 +18,6 @@ use inotifier_core::Event;
 use inotifier_core::json::event_json;
 use inotifier_core::text::printable;
 use inotifier_daemon::config;
-use inotifier_daemon::control::{self, StatusReport};
 use inotifier_journal::{Entry, Journal, JournalOptions, ProcessorSummary, State};
 
 #[derive(Args)]
@@ -175,8 +174,8 @@ struct CheckArgs {}
     about = "Salvage a corrupt journal into a fresh one (daemon stopped)",
     long_about = "Salvage a corrupt journal: move it aside to PATH.corrupt-<unix time> (with its \
 -wal), read every table it can, and write a fresh journal at PATH with what was read, then print \
-what was salvaged and what was lost. Refused while a daemon runs with this journal (known from \
---config, or from a pid file next to the journal with the extension .pid): stop it first."
+what was salvaged and what was lost. Refused while a daemon runs with this journal (it holds \
+the journal's lock file, PATH.lock): stop it first."
 )]
 struct RecoverArgs {}
 
@@ -232,21 +231,16 @@ fn parse_ids(text: &str) -> Result<RangeInclusive<u64>, String> {
     Ok(range)
 }
 
-/// Where the journal is, and the pid file of the daemon that uses it when known.
+/// Where the journal is.
 struct Located {
     path: PathBuf,
-    pid_file: Option<PathBuf>,
 }
 
 fn locate(args: &JournalArgs) -> anyhow::Result<Located> {
     match (&args.journal, &args.config) {
-        (Some(path), _) => Ok(Located {
-            path: path.clone(),
-            // The default layout: `inotifier.journal` beside `inotifier.pid`.
-            pid_file: Some(path.with_extension("pid")).filter(|p| p.exists()),
-        }),
+        (Some(path), _) => Ok(Located { path: path.clone() }),
         (None, Some(file)) => {
-            let (pid_file, settings) = config::load_journal_settings(file)?;
+            let (_, settings) = config::load_journal_settings(file)?;
             let Some(path) = settings.path else {
                 bail!(
                     "the journal is disabled in {} ([journal] enabled = false): there is \
@@ -254,10 +248,7 @@ fn locate(args: &JournalArgs) -> anyhow::Result<Located> {
                     file.display()
                 );
             };
-            Ok(Located {
-                path,
-                pid_file: Some(pid_file),
-            })
+            Ok(Located { path })
         }
         (None, None) => unreachable!("checked by run"),
     }
@@ -362,15 +353,7 @@ pub fn run(args: JournalArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "{}: ok", located.path.display())?;
         }
         JournalCommand::Recover(_) => {
-            if let Some(pid_file) = &located.pid_file
-                && let StatusReport::Running { pid, .. } = control::status(pid_file)?
-            {
-                bail!(
-                    "a daemon (pid {pid}, pid file {}) is running with this journal: stop it \
-                     first (inotifier stop), then recover",
-                    pid_file.display()
-                );
-            }
+            // A daemon running with the journal holds its lock: recover refuses then.
             if fs::symlink_metadata(&located.path).is_err() {
                 bail!(
                     "no journal at {}: nothing to recover",

@@ -46,12 +46,17 @@ max = "200ms"
 }
 
 fn jsonl_watch(path: &str, out: &str, events: &str) -> String {
+    recursive_jsonl_watch(path, out, events, false)
+}
+
+fn recursive_jsonl_watch(path: &str, out: &str, events: &str, recursive: bool) -> String {
     format!(
         r#"
 [[watch]]
 name = "lines"
 path = "{path}"
 events = "{events}"
+recursive = {recursive}
 processor = "jsonl"
 [watch.options]
 path = "{out}"
@@ -567,6 +572,150 @@ fn owed_events_the_journal_cannot_read_make_the_daemon_degraded() {
     assert!(
         project.lines("lines.jsonl").len() < files,
         "what is past the damage is not delivered"
+    );
+    stop(daemon);
+}
+
+fn status_of(project: &Project) -> String {
+    let config = project.path("inotifier.toml");
+    common::run_inotifier(&["status", "-c", config.to_str().unwrap()]).stdout
+}
+
+/// Point 10: a watched directory removed says so (log and status), and once it is made
+/// again it is watched again, what is in it reported.
+#[test]
+fn a_watched_path_removed_and_made_again_is_watched_again() {
+    let _lock = inotify_shared();
+    let project = Project::new(&format!(
+        "[daemon]\npid_file = \"run/inotifier.pid\"\n{}",
+        recursive_jsonl_watch("watched/root", "lines.jsonl", "IN_CREATE", true)
+    ));
+    let root = project.watched("root");
+    std::fs::create_dir(&root).unwrap();
+    let daemon = project.run();
+    std::fs::write(root.join("one"), b"x").unwrap();
+    wait_for("the first file", LONG, || {
+        names(&project.jsonl("lines.jsonl"), "IN_CREATE").contains("one")
+    });
+    std::fs::remove_dir_all(&root).unwrap();
+    wait_for("status to say the watched path is gone", LONG, || {
+        status_of(&project).contains(&format!(
+            "state:          degraded (watched path gone: {}",
+            root.display()
+        ))
+    });
+    assert!(project.log().contains("is gone"), "{}", project.log());
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("two"), b"x").unwrap();
+    wait_for("the file made with the path", LONG, || {
+        names(&project.jsonl("lines.jsonl"), "IN_CREATE").contains("two")
+    });
+    wait_for("status to say running again", LONG, || {
+        status_of(&project).contains("state:          running\n")
+    });
+    // Watched by the kernel again, not only scanned.
+    std::fs::write(root.join("three"), b"x").unwrap();
+    wait_for("a file made after", LONG, || {
+        names(&project.jsonl("lines.jsonl"), "IN_CREATE").contains("three")
+    });
+    stop(daemon);
+}
+
+/// Point 5: directories that found no inotify watch at run time are visible in the status
+/// and, once watches are to be had, watched and scanned: their files reported, later changes
+/// seen by the kernel.
+#[test]
+fn directories_left_without_a_watch_are_reported_and_watched_once_the_limit_allows() {
+    if !root_available(
+        "directories_left_without_a_watch_are_reported_and_watched_once_the_limit_allows",
+        "lowers fs.inotify.max_user_watches",
+    ) {
+        return;
+    }
+    let exclusive = inotify_exclusive();
+    let project = Project::new(&format!(
+        "[daemon]\npid_file = \"run/inotifier.pid\"\n{}",
+        recursive_jsonl_watch("watched", "lines.jsonl", "IN_CREATE|IN_CLOSE_WRITE", true)
+    ));
+    let (in_use, _) = inotifier_test_support::inotify_usage();
+    let limit = Sysctl::set("max_user_watches", in_use + 3, &exclusive);
+    let daemon = project.run();
+    let dirs = 10;
+    for index in 0..dirs {
+        let dir = project.watched(&format!("d{index}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("inside"), b"x").unwrap();
+    }
+    wait_for("status to count the unwatched directories", LONG, || {
+        status_of(&project).contains("directories not watched: out of inotify watches")
+    });
+    drop(limit);
+    wait_for(
+        "every directory's file, once watched and scanned",
+        LONG,
+        || {
+            project
+                .jsonl("lines.jsonl")
+                .iter()
+                .filter(|event| event["name"] == "inside" && event["maskname"] == "IN_CLOSE_WRITE")
+                .count()
+                == dirs
+        },
+    );
+    wait_for("status to say running again", LONG, || {
+        status_of(&project).contains("state:          running\n")
+    });
+    let last = project.watched(&format!("d{}", dirs - 1));
+    std::fs::write(last.join("later"), b"x").unwrap();
+    wait_for("a file made after, seen by the kernel", LONG, || {
+        project
+            .jsonl("lines.jsonl")
+            .iter()
+            .any(|event| event["name"] == "later" && event["origin"] == "kernel")
+    });
+    stop(daemon);
+}
+
+/// Makes directories below `top`, each with a 200-byte name, `levels` deep, through directory
+/// descriptors: their paths grow past PATH_MAX, which path-taking calls refuse.
+fn make_deep_tree(top: &Path, levels: usize) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let name = std::ffi::CString::new("d".repeat(200)).unwrap();
+    let mut dir = OwnedFd::from(std::fs::File::open(top).unwrap());
+    for _ in 0..levels {
+        // SAFETY: mkdirat/openat relative to a directory descriptor we own, with a valid
+        // NUL-terminated name; the new descriptor is owned right away.
+        unsafe {
+            assert_eq!(libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755), 0);
+            let fd = libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+            dir = OwnedFd::from_raw_fd(fd);
+        }
+    }
+}
+
+/// Point 5: a subtree deeper than PATH_MAX, which inotify cannot watch, is reported as
+/// unwatched in the status, not skipped after a log line.
+#[test]
+fn directories_beyond_path_max_are_reported_as_unwatched() {
+    let _lock = inotify_shared();
+    let project = Project::new(&format!(
+        "[daemon]\npid_file = \"run/inotifier.pid\"\n{}",
+        recursive_jsonl_watch("watched", "lines.jsonl", "IN_CREATE", true)
+    ));
+    make_deep_tree(&project.watched(""), 25);
+    let daemon = project.run();
+    wait_for(
+        "status to count the directories too deep to watch",
+        LONG,
+        || {
+            status_of(&project)
+                .contains("directories not watched: their paths are longer than PATH_MAX")
+        },
     );
     stop(daemon);
 }

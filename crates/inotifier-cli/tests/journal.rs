@@ -384,18 +384,20 @@ fn a_corrupt_journal_names_the_recovery_and_recover_salvages_it() {
         format!("{}: ok\n", setup.journal_path().display())
     );
 
-    // Refused while a daemon holds the pid file next to the journal.
-    let pid_file = inotifier_daemon::pidfile::PidFile::acquire(&setup.path("inotifier.pid"))
-        .expect("pid file");
+    // Refused while a daemon holds the journal (here this process, for the daemon).
+    let lock = inotifier_journal::JournalLock::acquire(&setup.journal_path()).expect("lock");
     let refused = setup.run(&["recover"]);
     assert_exit(&refused, 1);
     assert!(
-        refused.stderr.contains("stop it first"),
+        refused.stderr.contains(&format!(
+            "in use by another daemon (pid {})",
+            std::process::id()
+        )),
         "{}",
         refused.stderr
     );
     assert!(setup.journal_path().exists());
-    pid_file.remove();
+    drop(lock);
 
     let recovered = setup.run(&["recover"]);
     assert_exit(&recovered, 0);

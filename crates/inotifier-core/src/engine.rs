@@ -5,9 +5,9 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, WatchId};
 use crate::snapshot::{SnapshotChange, SnapshotEntry};
 use crate::sys::{self, Inotify, RawEvents};
-use crate::tree::{Tree, WatchSpec};
+use crate::tree::{Gaps, Tree, WatchSpec};
 use crate::wake::Waker;
 
 /// Tuning knobs; the defaults suit almost everyone.
@@ -91,6 +91,8 @@ pub struct Engine {
     stopper: Stopper,
     /// Directories and files the kernel watches, as the reader last published it.
     watches: Arc<AtomicUsize>,
+    /// What the kernel does not watch, as the reader last published it.
+    gaps: Arc<Mutex<Gaps>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -124,8 +126,10 @@ impl Engine {
         };
         let (command_tx, command_rx) = mpsc::channel();
         let watches = Arc::new(AtomicUsize::new(0));
+        let gaps = Arc::new(Mutex::new(Gaps::default()));
         let reader = Reader {
             watches: watches.clone(),
+            gaps: gaps.clone(),
             tree: Tree::new(inotify, options.move_window),
             commands: command_rx,
             sink,
@@ -141,6 +145,7 @@ impl Engine {
             commands: command_tx,
             stopper,
             watches,
+            gaps,
             thread: Some(thread),
         })
     }
@@ -223,6 +228,12 @@ impl Engine {
         self.call(|reply| Command::Remove(id, reply))?
     }
 
+    /// What of the watched trees the kernel does not watch now (see [`Gaps`]), as of the last
+    /// batch or command; never waits.
+    pub fn gaps(&self) -> Gaps {
+        self.gaps.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// How many kernel watches (directories and files) are in place, as of the last batch or
     /// command: exact once `add_watch` or `remove_watch` returned, and never waiting for a
     /// reader that is busy or blocked in its sink.
@@ -291,6 +302,7 @@ fn instance_error(error: io::Error) -> Error {
 
 struct Reader {
     watches: Arc<AtomicUsize>,
+    gaps: Arc<Mutex<Gaps>>,
     tree: Tree,
     commands: mpsc::Receiver<Command>,
     sink: Sink,
@@ -316,7 +328,10 @@ impl Reader {
         let inotify_fd = self.tree.inotify().as_raw_fd();
         let waker = self.stopper.waker.clone();
         loop {
-            let deadline = self.tree.next_move_deadline();
+            let deadline = match (self.tree.next_move_deadline(), self.tree.next_gap_retry()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             // In band, a blocking read() waits for events and wake-ups alike; poll only when a
             // move's pairing window must end even if nothing else happens.
             let readable = if waker.poll_fd().is_none() && deadline.is_none() {
@@ -340,6 +355,7 @@ impl Reader {
                 self.read_batch()?;
             }
             self.tree.expire_moves(false);
+            self.tree.retry_gaps(Instant::now());
             self.send_batch();
             // Also here, not only on a wake-up: a wake-up can be lost in a queue overflow.
             if !self.woken() {
@@ -417,6 +433,11 @@ impl Reader {
     fn publish(&self) {
         self.watches
             .store(self.tree.watch_count(), Ordering::Release);
+        let gaps = self.tree.gaps();
+        let mut published = self.gaps.lock().unwrap_or_else(|e| e.into_inner());
+        if *published != gaps {
+            *published = gaps;
+        }
     }
 }
 

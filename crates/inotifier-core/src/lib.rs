@@ -71,4 +71,4 @@ pub use event::{Event, Origin, WatchId};
 pub use glob::{Filters, Glob, GlobError};
 pub use mask::{Mask, MaskParseError, valid_names, value_of_name};
 pub use snapshot::{EntryKind, SnapshotChange, SnapshotEntry};
-pub use tree::WatchSpec;
+pub use tree::{Gaps, WatchSpec};

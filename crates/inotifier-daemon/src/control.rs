@@ -55,6 +55,8 @@ pub fn stop(pid_file: &Path, timeout: Duration) -> Result<StopOutcome, ControlEr
         Holder::Running { pid } => pid,
     };
     verify_daemon(pid_file, pid)?;
+    let identity = ProcessIdentity::of(pid);
+    let started = std::time::Instant::now();
     // Start waiting for the lock before signalling, so its release cannot be missed.
     let (released_tx, released_rx) = mpsc::channel();
     let path = pid_file.to_path_buf();
@@ -68,10 +70,18 @@ pub fn stop(pid_file: &Path, timeout: Duration) -> Result<StopOutcome, ControlEr
             return Err(ControlError::Signal { pid, source });
         }
     }
-    match released_rx.recv_timeout(timeout) {
-        Ok(_) => Ok(StopOutcome::Stopped { pid }),
-        Err(_) => Ok(StopOutcome::StillRunning { pid }),
+    if released_rx.recv_timeout(timeout).is_err() {
+        return Ok(StopOutcome::StillRunning { pid });
     }
+    // The lock goes a moment before the process does: stopped means exited.
+    let exited = || ProcessIdentity::of(pid).is_none() || ProcessIdentity::of(pid) != identity;
+    while !exited() {
+        if started.elapsed() >= timeout {
+            return Ok(StopOutcome::StillRunning { pid });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(StopOutcome::Stopped { pid })
 }
 
 /// What `inotifier status` reports.

@@ -192,7 +192,9 @@ impl Daemon {
 
     /// What makes the daemon degraded now (see [`crate::health`]).
     pub fn problems(&self) -> Vec<String> {
-        self.health.problems()
+        let mut problems = self.health.problems();
+        problems.extend(self.engine.gaps().describe());
+        problems
     }
 
     /// Directories and files the kernel watches for us.

@@ -61,15 +61,21 @@ impl Project {
             .open(self.path("daemon.log"))
             .unwrap();
         let before = self.log().matches("ready: ").count();
-        let daemon = ChildGuard::spawn(
+        let mut daemon = ChildGuard::spawn(
             command
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log),
         );
         wait_for("the daemon to be ready", LONG, || {
-            self.log().matches("ready: ").count() > before
+            self.log().matches("ready: ").count() > before || daemon.try_wait().is_some()
         });
+        if let Some(status) = daemon.try_wait() {
+            panic!(
+                "the daemon exited ({status}) instead of starting:\n{}",
+                self.log()
+            );
+        }
         daemon
     }
 

@@ -241,7 +241,7 @@ impl Tree {
                 }
                 match self.watch_directory(path.clone(), Some(key), owners, true, Some(origin)) {
                     Ok(child) => entry.child = Child::of(child),
-                    Err(failure) => self.warn_watch_failure(&path, failure),
+                    Err(failure) => self.watch_failed(key, name, &path, failure),
                 }
                 self.unquiet();
             }

@@ -21,10 +21,13 @@ use crate::sys::{self, Inotify, Kind, Name, RawEvent};
 
 mod catchup;
 mod events;
+mod gaps;
 mod masks;
 mod rescan;
 mod scan;
 mod snapshot;
+
+pub use gaps::Gaps;
 
 /// Names come from whoever writes in the watched directories, so the hash is seeded (foldhash
 /// resists simple flooding) while staying much faster than SipHash on short keys.
@@ -188,6 +191,9 @@ pub(crate) struct Tree {
     warned_paths: std::collections::HashSet<PathBuf>,
     warned_watch_limit: bool,
     initial_walk_failure: Option<WatchFailure>,
+    /// Directories without a kernel watch (see [`gaps`]).
+    gaps: Vec<gaps::Gap>,
+    last_gap_retry: Instant,
     /// Nodes whose kernel watch leaves out [`READ_EVENTS`] until the current listing is done.
     quieted: Vec<usize>,
     dirent_buffer: Vec<u8>,
@@ -229,6 +235,8 @@ impl Tree {
             warned_paths: Default::default(),
             warned_watch_limit: false,
             initial_walk_failure: None,
+            gaps: Vec::new(),
+            last_gap_retry: Instant::now(),
             quieted: Vec::new(),
             dirent_buffer: Vec::new(),
             tracked: 0,
@@ -423,10 +431,15 @@ impl Tree {
         {
             entry.child = Child::NONE;
         }
-        for watch in self.watches.values_mut() {
+        let mut lost = Vec::new();
+        for (id, watch) in self.watches.iter_mut() {
             if watch.root == Some(key) {
                 watch.root = None;
+                lost.push(*id);
             }
+        }
+        for id in lost {
+            self.root_lost(id);
         }
         self.free_nodes.push(key);
     }

@@ -216,7 +216,7 @@ impl Tree {
                     // The initial walk of a watch fails as a whole, with the count it needs.
                     self.initial_walk_failure = Some(WatchFailure::OutOfWatches);
                 }
-                Err(failure) => self.warn_watch_failure(&child_path, failure),
+                Err(failure) => self.watch_failed(key, &name, &child_path, failure),
             }
         }
         if self.tracked > 0 {
