@@ -397,11 +397,11 @@ impl Processor for JetStreamProcessor {
         }
     }
 
-    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn() -> bool) -> BatchOutcome {
+    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn(usize) -> bool) -> BatchOutcome {
         if events.is_empty() {
             return BatchOutcome::all(0);
         }
-        if !go_on() {
+        if !go_on(0) {
             return BatchOutcome::stopped(0);
         }
         self.publish(events)

@@ -315,18 +315,18 @@ fn field_name(field: Field) -> &'static str {
 
 impl Processor for RedisStreamProcessor {
     fn process(&self, event: &Event) -> Result<(), ProcessError> {
-        let outcome = self.process_batch(&[event], &|| true);
+        let outcome = self.process_batch(&[event], &|_| true);
         match outcome.failure {
             Some(error) => Err(error),
             None => Ok(()),
         }
     }
 
-    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn() -> bool) -> BatchOutcome {
+    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn(usize) -> bool) -> BatchOutcome {
         if events.is_empty() {
             return BatchOutcome::all(0);
         }
-        if !go_on() {
+        if !go_on(0) {
             return BatchOutcome::stopped(0);
         }
         let mut value = Vec::new();

@@ -148,7 +148,7 @@ fn a_batch_is_acknowledged_and_a_redelivery_is_a_duplicate() {
     let events = events(5000);
     let batch: Vec<&Event> = events.iter().collect();
     let started = Instant::now();
-    let outcome = processor.process_batch(&batch, &|| true);
+    let outcome = processor.process_batch(&batch, &|_| true);
     let elapsed = started.elapsed();
     assert_eq!(outcome, BatchOutcome::all(5000));
     eprintln!(
@@ -163,7 +163,7 @@ fn a_batch_is_acknowledged_and_a_redelivery_is_a_duplicate() {
 
     // Delivered again (a restart's redelivery): acknowledged, and dropped as duplicates.
     assert_eq!(
-        processor.process_batch(&batch[..100], &|| true),
+        processor.process_batch(&batch[..100], &|_| true),
         BatchOutcome::all(100)
     );
     processor.process(&events[4999]).unwrap();
@@ -189,7 +189,7 @@ fn a_message_taken_by_another_stream_fails_permanently() {
     }));
     let events = events(3);
     let batch: Vec<&Event> = events.iter().collect();
-    let outcome = processor.process_batch(&batch, &|| true);
+    let outcome = processor.process_batch(&batch, &|_| true);
     assert_eq!(outcome.processed, 0);
     let failure = outcome.failure.unwrap();
     assert!(!failure.retryable && !failure.outage, "{failure:?}");
@@ -223,7 +223,7 @@ fn no_stream_for_the_subject_is_an_outage_saying_how_to_make_one() {
     // "No responders" comes at once, not after the timeout.
     assert!(started.elapsed() < Duration::from_secs(5));
     let batch: Vec<&Event> = events.iter().collect();
-    let outcome = processor.process_batch(&batch, &|| true);
+    let outcome = processor.process_batch(&batch, &|_| true);
     assert_eq!(outcome.processed, 0);
     assert!(outcome.failure.unwrap().outage);
 }
@@ -254,7 +254,7 @@ fn an_unreachable_server_is_an_outage_found_quickly() {
     // Stopping before the batch starts: nothing tried.
     let batch: Vec<&Event> = events.iter().collect();
     assert_eq!(
-        processor.process_batch(&batch, &|| false),
+        processor.process_batch(&batch, &|_| false),
         BatchOutcome::stopped(0)
     );
 }

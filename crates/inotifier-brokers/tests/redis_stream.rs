@@ -90,7 +90,7 @@ fn a_batch_becomes_entries_with_the_fields_and_a_message_id() {
     }));
     let events: Vec<Event> = (1..=3).map(|id| event(id, &format!("f{id}.txt"))).collect();
     let batch: Vec<&Event> = events.iter().collect();
-    let outcome = processor.process_batch(&batch, &|| true);
+    let outcome = processor.process_batch(&batch, &|_| true);
     assert_eq!(outcome.processed, 3, "{outcome:?}");
     processor.process(&events[0]).unwrap();
     let read = entries(&mut redis, &key);
@@ -121,7 +121,7 @@ fn a_key_that_is_not_a_stream_fails_for_good_and_maxlen_trims() {
         .unwrap();
     let wrong = processor(json!({"url": "redis://127.0.0.1:6379/0", "stream": key}));
     let (first, second) = (event(1, "a"), event(2, "b"));
-    let outcome = wrong.process_batch(&[&first, &second], &|| true);
+    let outcome = wrong.process_batch(&[&first, &second], &|_| true);
     assert_eq!(outcome.processed, 0);
     let error = outcome.failure.unwrap();
     assert!(!error.retryable && !error.outage, "{error:?}");
@@ -139,7 +139,7 @@ fn a_key_that_is_not_a_stream_fails_for_good_and_maxlen_trims() {
     let events: Vec<Event> = (1..=2000).map(|id| event(id, "x")).collect();
     for chunk in events.chunks(500) {
         let batch: Vec<&Event> = chunk.iter().collect();
-        assert_eq!(trimmed.process_batch(&batch, &|| true).processed, 500);
+        assert_eq!(trimmed.process_batch(&batch, &|_| true).processed, 500);
     }
     let length = redis.pipeline(&[Command::new("XLEN").arg(&key)]).unwrap();
     // `~` trims by whole nodes of the stream: about 10, far fewer than 2000.
@@ -216,6 +216,6 @@ fn a_redis_that_is_not_there_is_an_outage_and_stopping_sends_nothing() {
     let only = event(1, "a");
     let error = absent.process(&only).unwrap_err();
     assert!(error.outage, "{error:?}");
-    let outcome = absent.process_batch(&[&only], &|| false);
+    let outcome = absent.process_batch(&[&only], &|_| false);
     assert_eq!((outcome.processed, outcome.failure), (0, None));
 }

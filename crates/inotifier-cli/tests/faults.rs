@@ -719,3 +719,55 @@ fn directories_beyond_path_max_are_reported_as_unwatched() {
     );
     stop(daemon);
 }
+
+/// Point 3: after a SIGKILL, what was delivered is not delivered again beyond what the
+/// workers were running at the kill: acknowledgements are written as each event is done, not
+/// once a whole batch is, and catch-up does not report again what the journal holds.
+#[test]
+fn a_kill_redelivers_only_what_the_workers_were_running() {
+    let _lock = inotify_shared();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("delivered");
+    let workers = 4;
+    let project = Project::new(&format!(
+        r#"[daemon]
+pid_file = "run/inotifier.pid"
+log_level = "info"
+workers = {workers}
+
+[[watch]]
+name = "slow"
+path = "watched"
+events = "IN_CLOSE_WRITE"
+processor = "exec"
+[watch.options]
+argv = ["/bin/sh", "-c", "sleep 0.02; printf '%s\n' \"$1\" >> \"$0\"", "{}", "{{name}}"]
+"#,
+        out.display()
+    ));
+    let delivered = || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let mut daemon = project.run();
+    let files = 500;
+    write_files(&project.watched(""), "f", files);
+    wait_for("a fifth delivered", LONG, || delivered().len() >= files / 5);
+    daemon.signal(libc::SIGKILL);
+    daemon.expect_exit(LONG, "the killed daemon to be reaped");
+    let daemon = project.run();
+    wait_for("every file delivered", LONG, || {
+        delivered().iter().collect::<BTreeSet<_>>().len() == files
+    });
+    stop(daemon);
+    let all = delivered();
+    let duplicates = all.len() - files;
+    eprintln!("{duplicates} duplicate(s) after the kill");
+    assert!(
+        duplicates <= 2 * workers,
+        "{duplicates} delivered twice; at most what {workers} workers were running"
+    );
+}

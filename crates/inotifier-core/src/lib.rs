@@ -71,4 +71,5 @@ pub use event::{Event, Origin, WatchId};
 pub use glob::{Filters, Glob, GlobError};
 pub use mask::{Mask, MaskParseError, valid_names, value_of_name};
 pub use snapshot::{EntryKind, SnapshotChange, SnapshotEntry};
+pub use sys::coarse_lag_ns as coarse_clock_lag_ns;
 pub use tree::{Gaps, WatchSpec};

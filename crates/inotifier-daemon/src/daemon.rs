@@ -12,6 +12,7 @@ use inotifier_sinks::{BuildContext, Processor};
 
 use crate::config::FirstStart;
 use crate::config::{Config, WatchConfig};
+use crate::covered::Journaled;
 use crate::health::Health;
 use crate::keeper::{self, Keeper, Tracked, TrackedWatches};
 use crate::pipeline::{self, Pipeline, SharedPipeline};
@@ -237,7 +238,7 @@ impl Daemon {
             .active
             .iter()
             .any(|active| active.config.key() == watch.key());
-        let id = self.add_to_engine(watch, spec, replacing)?;
+        let (id, caught_up) = self.add_to_engine(watch, spec, replacing)?;
         let cursor = match &self.journal {
             Some(journal) => Some(Cursor {
                 journal: journal.clone(),
@@ -270,8 +271,18 @@ impl Daemon {
                 watch.key()
             );
         }
-        pipeline::register(&self.pipeline, route, ready, (owed > 0).then_some(0))
-            .map_err(DaemonError::Thread)?;
+        let journaled = match (&cursor, caught_up) {
+            (Some(cursor), true) => Some(self.journaled_since_snapshot(cursor, &watch.key())?),
+            _ => None,
+        };
+        pipeline::register(
+            &self.pipeline,
+            route,
+            ready,
+            (owed > 0).then_some(0),
+            journaled,
+        )
+        .map_err(DaemonError::Thread)?;
         tracing::info!(
             "watching {} for {} with processor {}",
             watch.path.display(),
@@ -293,15 +304,18 @@ impl Daemon {
         watch: &WatchConfig,
         spec: WatchSpec,
         replacing: bool,
-    ) -> Result<WatchId, DaemonError> {
+    ) -> Result<(WatchId, bool), DaemonError> {
         let engine_error = |source| DaemonError::Watch {
             path: watch.path.clone(),
             source,
         };
         let journal = match &self.journal {
             Some(journal) if self.config.journal.catch_up => journal,
-            _ => return self.engine.add_watch(spec).map_err(engine_error),
+            _ => {
+                return Ok((self.engine.add_watch(spec).map_err(engine_error)?, false));
+            }
         };
+        let caught_up = !replacing && journal.snapshot_saved_ns(&watch.key())?.is_some();
         let key = watch.key();
         let baseline = match replacing {
             true => None,
@@ -340,7 +354,26 @@ impl Daemon {
             }
         };
         keeper::lock(&self.tracked).push(Tracked::new(id, key, watch.path.clone()));
-        Ok(id)
+        Ok((id, caught_up))
+    }
+
+    /// What the journal holds for `cursor` from a while before the snapshot of `key` was last
+    /// saved: the changes catch-up need not report again (see [`crate::covered`]).
+    fn journaled_since_snapshot(
+        &self,
+        cursor: &Cursor,
+        key: &str,
+    ) -> Result<Journaled, DaemonError> {
+        /// Entries are saved only once settled: some journaled a little before the last save
+        /// may be missing from it.
+        const BEFORE_SAVE_NS: i64 = 60_000_000_000;
+        let Some(saved) = cursor.journal.snapshot_saved_ns(key)? else {
+            return Ok(Journaled::new(&[]));
+        };
+        let events = cursor
+            .journal
+            .journaled_since(cursor.processor, saved - BEFORE_SAVE_NS)?;
+        Ok(Journaled::new(&events))
     }
 
     fn remove(&self, active: &ActiveWatch) {

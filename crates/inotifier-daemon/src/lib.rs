@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod control;
+mod covered;
 mod daemon;
 pub mod daemonize;
 pub mod health;

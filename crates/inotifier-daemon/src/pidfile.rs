@@ -59,9 +59,15 @@ impl PidFile {
                 .create(&dir_path)
                 .map_err(io_error)?;
         }
+        // A daemon killed while it started a command leaves the lock to that child for the
+        // moment between its fork and its exec (the descriptor is close-on-exec): a start
+        // right after the kill (systemd's restart) waits for that instead of failing.
+        let patience = std::time::Instant::now() + std::time::Duration::from_secs(2);
         // A lock on a file that another daemon unlinked while we were opening it protects
         // nothing: after locking, check that the name still leads to our file.
-        for _ in 0..16 {
+        let mut attempts = 0;
+        while attempts < 16 {
+            attempts += 1;
             let dir = open_directory(&dir_path).map_err(io_error)?;
             check_directory(&dir, path)?;
             let fd = open_at(&dir, &name, libc::O_RDWR | libc::O_CREAT).map_err(io_error)?;
@@ -71,6 +77,12 @@ impl PidFile {
                 let pid = lock_holder(&file)
                     .or_else(|| read_pid(&mut file))
                     .unwrap_or(0);
+                let holder_gone = crate::identity::ProcessIdentity::of(pid).is_none();
+                if holder_gone && std::time::Instant::now() < patience {
+                    attempts -= 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
                 return Err(PidFileError::Running {
                     pid,
                     path: path.to_path_buf(),

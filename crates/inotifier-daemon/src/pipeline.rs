@@ -14,6 +14,7 @@ use std::time::Instant;
 use inotifier_core::ready::{ReadyOptions, ReadyStage};
 use inotifier_core::{Batch, Event, Flow, Mask, Sink, WatchId};
 
+use crate::covered::Journaled;
 use crate::health::Health;
 use crate::journal;
 use crate::router::{Route, Router};
@@ -30,6 +31,8 @@ pub struct Pipeline {
     next_id: u64,
     router: Option<Router>,
     health: Arc<Health>,
+    /// Per watch caught up at its start: what the journal already holds (see [`crate::covered`]).
+    journaled: HashMap<WatchId, Journaled>,
 }
 
 pub struct Shared {
@@ -52,6 +55,7 @@ impl Pipeline {
                 next_id: first_id,
                 router: Some(router),
                 health,
+                journaled: HashMap::new(),
             }),
             timers: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -67,13 +71,18 @@ impl Pipeline {
         route: Route,
         ready: Option<ReadyOptions>,
         owed_from: Option<u64>,
+        journaled: Option<Journaled>,
     ) -> std::io::Result<()> {
         let id = route.watch;
         let route = Arc::new(route);
+        if let Some(journaled) = journaled {
+            self.journaled.insert(id, journaled);
+        }
         if let Some(router) = &self.router {
             router.open(&route, owed_from)?;
         }
         self.ready.set_watch(id, route.events, ready);
+        let path = route.path.clone();
         self.routes.insert(id, route);
         self.highest_registered = self.highest_registered.max(Some(id));
         let (held, still_waiting): (Vec<Event>, Vec<Event>) = std::mem::take(&mut self.waiting)
@@ -83,12 +92,22 @@ impl Pipeline {
         if !held.is_empty() {
             self.process(held, Instant::now());
         }
+        if let Some(dropped) = self.journaled.get(&id).map(Journaled::dropped)
+            && dropped > 0
+        {
+            tracing::info!(
+                "{dropped} change(s) found by catch-up on {} were journaled before the stop: \
+                 not reported again",
+                path.display()
+            );
+        }
         Ok(())
     }
 
     /// Stops routing the events of `watch`; what is queued for its processor still runs.
     pub fn unregister(&mut self, watch: WatchId) {
         self.ready.remove_watch(watch);
+        self.journaled.remove(&watch);
         if let Some(route) = self.routes.remove(&watch)
             && let Some(router) = &self.router
         {
@@ -123,11 +142,17 @@ impl Pipeline {
         let Some(router) = &self.router else { return };
         let mut routed: Vec<(Event, Vec<Arc<Route>>)> = Vec::with_capacity(batch.len());
         for mut event in batch {
+            let journaled = &mut self.journaled;
             let routes: Vec<Arc<Route>> = event
                 .watches
                 .iter()
                 .filter_map(|watch| self.routes.get(watch))
                 .filter(|route| wants(route.events, event.mask))
+                .filter(|route| {
+                    !journaled
+                        .get_mut(&route.watch)
+                        .is_some_and(|journaled| journaled.covers(&event))
+                })
                 .cloned()
                 .collect();
             if routes.is_empty() {
@@ -212,8 +237,9 @@ pub fn register(
     route: Route,
     ready: Option<ReadyOptions>,
     owed_from: Option<u64>,
+    journaled: Option<Journaled>,
 ) -> std::io::Result<()> {
-    lock(shared).register(route, ready, owed_from)?;
+    lock(shared).register(route, ready, owed_from, journaled)?;
     shared.timers.notify_one();
     Ok(())
 }

@@ -16,6 +16,7 @@
 //!   room, which holds back the reader for every watch and, past the kernel's queue, turns into
 //!   an overflow and a rescan. Memory stays bounded, at the cost of isolation; the log says so.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::panic::AssertUnwindSafe;
@@ -697,10 +698,25 @@ fn deliver(route: &Route, events: &[&Event], abandon: &Abandon, stats: &Stats) {
             return;
         }
         stats.batch();
-        let outcome = processor.process_batch(rest, &|| !abandon.is_set());
+        // What the processor says is done is acknowledged as it goes: a crash in the middle
+        // of a long batch (the exec processor runs one command per event) delivers again
+        // only what was not done.
+        let acknowledged = Cell::new(0);
+        let acknowledge_up_to = |done: usize| {
+            let done = done.min(rest.len());
+            let from = acknowledged.get();
+            if done > from {
+                stats.delivered(done - from);
+                route.acknowledge(&rest[from..done]);
+                acknowledged.set(done);
+            }
+        };
+        let outcome = processor.process_batch(rest, &|done| {
+            acknowledge_up_to(done);
+            !abandon.is_set()
+        });
         let processed = outcome.processed.min(rest.len());
-        stats.delivered(processed);
-        route.acknowledge(&rest[..processed]);
+        acknowledge_up_to(processed);
         rest = &rest[processed..];
         let Some((event, after)) = rest.split_first() else {
             return;
@@ -766,7 +782,7 @@ impl Processor for PanicGuard<'_> {
 
     /// A panic leaves unknown how far the batch got: the first event fails, and the rest are
     /// tried again (at least once, possibly twice).
-    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn() -> bool) -> BatchOutcome {
+    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn(usize) -> bool) -> BatchOutcome {
         std::panic::catch_unwind(AssertUnwindSafe(|| self.0.process_batch(events, go_on)))
             .unwrap_or_else(|panic| BatchOutcome::failed(0, panicked(panic)))
     }

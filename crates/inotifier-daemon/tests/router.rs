@@ -112,10 +112,10 @@ impl Processor for Recorder {
         result
     }
 
-    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn() -> bool) -> BatchOutcome {
+    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn(usize) -> bool) -> BatchOutcome {
         self.log.batches.lock().unwrap().push(events.len());
         for (done, event) in events.iter().enumerate() {
-            if !go_on() {
+            if !go_on(done) {
                 return BatchOutcome::stopped(done);
             }
             if let Err(error) = self.process(event) {

@@ -37,6 +37,10 @@ impl JournalLock {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|e| JournalError::io(&path, e))?;
+        // A daemon killed while it started a command leaves the lock to that child for the
+        // moment between its fork and its exec (close-on-exec): a start right after the kill
+        // waits for that rather than failing.
+        let patience = std::time::Instant::now() + std::time::Duration::from_secs(2);
         loop {
             // SAFETY: flock on a descriptor we own.
             if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
@@ -47,10 +51,17 @@ impl JournalLock {
                 Some(libc::EINTR) => continue,
                 Some(libc::EWOULDBLOCK) => {
                     let mut text = String::new();
-                    let _ = lock.read_to_string(&mut text);
+                    let _ = lock.rewind().and_then(|()| lock.read_to_string(&mut text));
+                    let pid: Option<i32> = text.trim().parse().ok();
+                    let holder_alive = pid
+                        .is_some_and(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok());
+                    if !holder_alive && std::time::Instant::now() < patience {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    }
                     return Err(JournalError::InUse {
                         path: journal.to_path_buf(),
-                        pid: text.trim().parse().ok(),
+                        pid,
                     });
                 }
                 _ => return Err(JournalError::io(&path, error)),

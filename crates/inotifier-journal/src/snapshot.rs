@@ -72,6 +72,15 @@ impl Journal {
 
     /// The snapshot of `watch_key`, sorted by path; `None` if none was ever saved (a first
     /// start, which records a snapshot and emits nothing).
+    /// When the snapshot of `watch_key` was last saved (ns since the Unix epoch), if ever.
+    pub fn snapshot_saved_ns(&self, watch_key: &str) -> Result<Option<i64>> {
+        self.shared.with_conn(|conn| {
+            conn.prepare_cached("SELECT saved_ns FROM snapshot_roots WHERE watch = ?1")?
+                .query_row([watch_key], |row| row.get(0))
+                .optional()
+        })
+    }
+
     pub fn load_snapshot(&self, watch_key: &str) -> Result<Option<Vec<SnapshotEntry>>> {
         self.shared.with_conn(|conn| {
             let saved: Option<i64> = conn

@@ -59,17 +59,17 @@ struct PythonProcessor {
 
 impl Processor for PythonProcessor {
     fn process(&self, event: &Event) -> Result<(), ProcessError> {
-        self.process_batch(&[event], &|| true)
+        self.process_batch(&[event], &|_| true)
             .failure
             .map_or(Ok(()), Err)
     }
 
-    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn() -> bool) -> BatchOutcome {
+    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn(usize) -> bool) -> BatchOutcome {
         Python::attach(|py| {
             let target = self.target.bind(py);
             let mut converter = event::Converter::new(py);
             for (done, event) in events.iter().enumerate() {
-                if !go_on() {
+                if !go_on(done) {
                     return BatchOutcome::stopped(done);
                 }
                 let result = converter

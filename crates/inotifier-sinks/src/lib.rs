@@ -73,12 +73,15 @@ pub trait Processor: Send + Sync {
     fn process(&self, event: &Event) -> Result<(), ProcessError>;
 
     /// Handles `events` in order, all for the same watch, and stops at the first failure, or
-    /// before any event when `go_on()` says false (a stopping daemon out of time). Processors
-    /// whose cost is per call rather than per event (one Python GIL acquisition, one broker
-    /// round trip) override it; the default calls [`Processor::process`] for each.
-    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn() -> bool) -> BatchOutcome {
+    /// before any event when `go_on(done)` says false (a stopping daemon out of time).
+    /// `go_on(done)` also tells the caller that the first `done` events are handled for good:
+    /// they are acknowledged in the journal then, not only once the whole batch is through,
+    /// so that a crash mid-batch delivers again only what was not done. Processors whose cost
+    /// is per call rather than per event (one Python GIL acquisition, one broker round trip)
+    /// override it; the default calls [`Processor::process`] for each.
+    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn(usize) -> bool) -> BatchOutcome {
         for (done, event) in events.iter().enumerate() {
-            if !go_on() {
+            if !go_on(done) {
                 return BatchOutcome::stopped(done);
             }
             if let Err(error) = self.process(event) {

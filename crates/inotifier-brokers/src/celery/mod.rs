@@ -311,14 +311,14 @@ fn redis_refusal(server: &str, error: &str) -> ProcessError {
 
 impl Processor for CeleryProcessor {
     fn process(&self, event: &Event) -> Result<(), ProcessError> {
-        match self.process_batch(&[event], &|| true).failure {
+        match self.process_batch(&[event], &|_| true).failure {
             Some(error) => Err(error),
             None => Ok(()),
         }
     }
 
-    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn() -> bool) -> BatchOutcome {
-        if events.is_empty() || !go_on() {
+    fn process_batch(&self, events: &[&Event], go_on: &dyn Fn(usize) -> bool) -> BatchOutcome {
+        if events.is_empty() || !go_on(0) {
             return BatchOutcome::stopped(0);
         }
         match &self.transport {
