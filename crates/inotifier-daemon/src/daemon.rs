@@ -272,7 +272,18 @@ impl Daemon {
             );
         }
         let journaled = match (&cursor, caught_up) {
-            (Some(cursor), true) => Some(self.journaled_since_snapshot(cursor, &watch.key())?),
+            // Only spares duplicates: a journal that cannot say leaves catch-up as it was.
+            (Some(cursor), true) => match self.journaled_since_snapshot(cursor, &watch.key()) {
+                Ok(journaled) => Some(journaled),
+                Err(error) => {
+                    tracing::warn!(
+                        "cannot read what the journal holds of {} ({error}): catch-up may \
+                         report again changes delivered before the stop",
+                        watch.key()
+                    );
+                    None
+                }
+            },
             _ => None,
         };
         pipeline::register(
