@@ -128,6 +128,7 @@ impl Engine {
         let watches = Arc::new(AtomicUsize::new(0));
         let gaps = Arc::new(Mutex::new(Gaps::default()));
         let reader = Reader {
+            max_queued_events: sys::inotify_limit("max_queued_events").map(|limit| limit as usize),
             watches: watches.clone(),
             gaps: gaps.clone(),
             tree: Tree::new(inotify, options.move_window),
@@ -301,6 +302,8 @@ fn instance_error(error: io::Error) -> Error {
 }
 
 struct Reader {
+    /// `fs.inotify.max_queued_events` when this instance was made (its queue's size).
+    max_queued_events: Option<usize>,
     watches: Arc<AtomicUsize>,
     gaps: Arc<Mutex<Gaps>>,
     tree: Tree,
@@ -371,7 +374,13 @@ impl Reader {
         if length == 0 {
             return Ok(());
         }
-        self.tree.tick();
+        // Every event takes 16 bytes at least: what was read and what is left bound the count
+        // the queue held. A full queue (which also holds the overflow marker) fails the test.
+        let queue_had_room = self.max_queued_events.is_some_and(|limit| {
+            let left = self.tree.inotify().queued_bytes().unwrap_or(usize::MAX);
+            (length.saturating_add(left) / 16) < limit.saturating_sub(1)
+        });
+        self.tree.tick_read(queue_had_room);
         let wake_wd = self.stopper.waker.in_band_wd();
         for raw in RawEvents::new(&self.buffer[..length]) {
             if Some(raw.wd) == wake_wd {

@@ -433,3 +433,52 @@ fn a_close_dropped_after_its_writes_were_reported_is_synthesized() {
     });
     assert_eq!(close.origin, Origin::Rescan);
 }
+
+/// A file closed and reported, then changed again after the kernel queue filled up (that
+/// change's events dropped), its close read only later: the overflow rescan reports the second
+/// change, although the file's mtime is older than the read of its first close. The index's
+/// baseline for events read from a full queue is the last read that found room.
+#[test]
+fn a_change_dropped_before_the_previous_close_was_read_is_found_by_the_rescan() {
+    if !root_available(
+        "a_change_dropped_before_the_previous_close_was_read_is_found_by_the_rescan",
+        "lowers fs.inotify.max_queued_events",
+    ) {
+        return;
+    }
+    let dir = temp_dir();
+    let root = dir.path();
+    let lock = inotify_exclusive();
+    let mut watcher = watcher_with_small_queue(1024, &lock);
+    watcher.watch(root, Mask::IN_CREATE | Mask::IN_CLOSE_WRITE, false);
+    // The reader takes at most two reads of 4096 bytes (32-byte events) before it blocks; the
+    // rest waits in the kernel's queue: these 300 events and the target's two fit in it.
+    for file in files(root, "fill", 150) {
+        std::fs::File::create(file).unwrap();
+    }
+    let target = root.join("target");
+    std::fs::write(&target, b"first").unwrap();
+    // The queue fills up for certain: the last of these, and the second write below, are
+    // dropped.
+    for file in files(root, "more", 700) {
+        std::fs::File::create(file).unwrap();
+    }
+    std::fs::write(&target, b"second, dropped").unwrap();
+    // The second write is older than two coarse clock ticks when its close is read.
+    let written = coarse_now_ns();
+    let tick = inotifier_core::coarse_clock_lag_ns();
+    assert!(wait_until(Duration::from_secs(5), || coarse_now_ns()
+        > written + 3 * tick));
+    watcher.expect("the overflow", |e| e.mask.contains(Mask::IN_Q_OVERFLOW));
+    let first_close = watcher.seen.iter().any(|e| {
+        e.pathname() == target && e.mask == Mask::IN_CLOSE_WRITE && e.origin == Origin::Kernel
+    });
+    assert!(
+        first_close,
+        "the first close was queued before the overflow"
+    );
+    let second = watcher.expect("the dropped write, found by the rescan", |e| {
+        e.pathname() == target && e.mask == Mask::IN_CLOSE_WRITE && e.origin == Origin::Rescan
+    });
+    assert_eq!(second.origin, Origin::Rescan);
+}

@@ -55,11 +55,13 @@ impl HookServer {
         }
     }
 
-    /// The requests recorded so far, one JSON object per line.
+    /// The requests recorded so far, one JSON object per line; a line the server is still
+    /// writing is left for the next call.
     pub fn request_lines(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
-            .lines()
+            .split_inclusive('\n')
+            .filter_map(|line| line.strip_suffix('\n'))
             .map(str::to_string)
             .collect()
     }

@@ -83,10 +83,12 @@ impl Project {
         std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
     }
 
+    /// The complete lines of a file a processor writes (one it is still writing is left out).
     pub fn lines(&self, name: &str) -> Vec<String> {
         std::fs::read_to_string(self.path(name))
             .unwrap_or_default()
-            .lines()
+            .split_inclusive('\n')
+            .filter_map(|line| line.strip_suffix('\n'))
             .map(str::to_string)
             .collect()
     }

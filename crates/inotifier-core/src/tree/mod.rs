@@ -186,6 +186,8 @@ pub(crate) struct Tree {
     next_event_id: u64,
     /// The index baseline for changes seen in the current batch (see [`Tree::tick`]).
     coarse_now_ns: i64,
+    /// The baseline of the last batch read while the kernel's queue had room.
+    last_room_ns: i64,
     coarse_lag_ns: i64,
     event_time_ns: i64,
     warned_paths: std::collections::HashSet<PathBuf>,
@@ -230,6 +232,7 @@ impl Tree {
             out: Vec::new(),
             next_event_id: 1,
             coarse_now_ns: 0,
+            last_room_ns: 0,
             coarse_lag_ns: sys::coarse_lag_ns(),
             event_time_ns: 0,
             warned_paths: Default::default(),
@@ -258,6 +261,21 @@ impl Tree {
     pub(crate) fn tick(&mut self) {
         self.event_time_ns = sys::realtime_ns();
         self.coarse_now_ns = self.event_time_ns - 2 * self.coarse_lag_ns;
+    }
+
+    /// [`Tree::tick`] for a batch read from the kernel. `queue_had_room`: the kernel's queue
+    /// held fewer events than its limit when the batch was read, so it had not overflowed
+    /// yet and every change after this moment still has its events queued, or is dropped
+    /// later, with a later mtime. When the queue may have been full, a change made after it
+    /// filled (dropped) can be older than this read: the batch's baseline is then the last
+    /// read that found room, so that the overflow rescan sees such a change as new.
+    pub(crate) fn tick_read(&mut self, queue_had_room: bool) {
+        self.tick();
+        if queue_had_room {
+            self.last_room_ns = self.coarse_now_ns;
+        } else {
+            self.coarse_now_ns = self.last_room_ns;
+        }
     }
 
     fn node(&self, key: usize) -> &Node {
