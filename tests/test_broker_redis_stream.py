@@ -11,9 +11,12 @@ sets the files of the last test, which prints how long the redelivery of the pen
 took (nothing is asserted on time; ``INOTIFIER_BIN=target/release/inotifier`` measures the
 optimized daemon)."""
 
+import contextlib
+import functools
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import threading
 import time
@@ -30,15 +33,24 @@ FIELDS = ["source", "id", "pathname", "maskname", "event", "message_id"]
 SOURCE = "pytest-redis-stream"
 
 
-def message_id(source, event_id):
-    """The documented message id: 64-bit FNV-1a of the source, then the event id."""
+def message_id(source, journal, event_id):
+    """The documented message id: 64-bit FNV-1a of the source, a NUL byte and the journal's
+    instance id (8 bytes, big-endian), then the event id."""
     digest = 0xCBF29CE484222325
-    for byte in source.encode():
+    for byte in source.encode() + b"\0" + journal.to_bytes(8, "big"):
         digest = ((digest ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
     return (
         f"{digest >> 32:08x}-{(digest >> 16) & 0xFFFF:04x}-{digest & 0xFFFF:04x}-"
         f"{event_id >> 48:04x}-{event_id & 0xFFFFFFFFFFFF:012x}"
     )
+
+
+@functools.cache
+def journal_instance(path):
+    """The instance id a journal drew when it was made (its ``meta`` table), read-only."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        (value,) = conn.execute("SELECT value FROM meta WHERE key = 'instance'").fetchone()
+    return value
 
 
 class StreamReader:
@@ -139,7 +151,8 @@ def burst(watched, names, pace=0.0, created=None):
 def check_fields(fields, watched):
     assert list(fields) == FIELDS, fields
     assert fields["source"] == SOURCE
-    assert fields["message_id"] == message_id(SOURCE, int(fields["id"]))
+    journal = journal_instance(watched.parent / "inotifier.journal")
+    assert fields["message_id"] == message_id(SOURCE, journal, int(fields["id"]))
     event = json.loads(fields["event"])
     assert event["id"] == int(fields["id"])
     assert event["pathname"] == fields["pathname"]

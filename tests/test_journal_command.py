@@ -159,19 +159,22 @@ def test_check_corruption_and_recover(journal_project):
     assert list(journal_project.path.glob("inotifier.journal.corrupt-*"))
 
 
-def test_recover_is_refused_while_the_daemon_holds_the_pid_file(journal_project):
+def test_recover_is_refused_while_a_daemon_holds_the_journal(journal_project):
     fill(journal_project)
-    # A process holding the pid file's lock as the daemon does: an exclusive flock.
+    # A process holding the journal's lock file as the daemon does: an exclusive flock, its
+    # pid written in it.
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import fcntl, sys, time\n"
+            "import fcntl, os, sys, time\n"
             "f = open(sys.argv[1], 'w')\n"
             "fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "f.write(f'{os.getpid()}\\n')\n"
+            "f.flush()\n"
             "print('locked', flush=True)\n"
             "time.sleep(60)\n",
-            str(journal_project.pid_file),
+            f"{journal_path(journal_project)}.lock",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -180,8 +183,7 @@ def test_recover_is_refused_while_the_daemon_holds_the_pid_file(journal_project)
     assert holder.stdout.readline() == "locked\n"
     refused = run(journal_project, "recover")
     assert refused.returncode == 1, refused.stderr
-    assert f"pid {holder.pid}" in refused.stderr
-    assert "stop it first" in refused.stderr
+    assert f"in use by another daemon (pid {holder.pid})" in refused.stderr
     assert states(journal_project) == {1: 0, 2: 0, 3: 0, 4: 0}
 
 

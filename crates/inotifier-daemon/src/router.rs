@@ -220,6 +220,7 @@ struct Lane {
     capacity: usize,
     hasher: foldhash::fast::RandomState,
     stats: Arc<Stats>,
+    health: Arc<Health>,
 }
 
 impl Lane {
@@ -334,7 +335,18 @@ impl Lane {
             rest.extend(waiting);
         }
         rest.sort_by_key(|event| event.id);
+        let key = format!("reading:{}", self.route.watch.0);
+        self.health.set(
+            key.as_str(),
+            format!(
+                "reading paused: processor {} of {} is not keeping up (its queue is full, and \
+                 there is no journal to hold its events)",
+                self.route.processor_name,
+                self.route.path.display()
+            ),
+        );
         self.send_waiting(rest, abandon);
+        self.health.clear(&key);
     }
 
     fn close(&self) {
@@ -542,6 +554,7 @@ impl Router {
             capacity,
             hasher: foldhash::fast::RandomState::default(),
             stats: self.stats.clone(),
+            health: self.health.clone(),
         });
         if route.cursor.is_some() {
             if let Some(from) = behind_from {

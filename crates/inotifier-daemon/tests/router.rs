@@ -373,6 +373,13 @@ fn a_slow_processor_holds_back_reading_instead_of_queueing_without_bound() {
         accepted <= bound,
         "{accepted} events accepted with every worker blocked; at most {bound} may wait"
     );
+    // Without a journal the reader waits, and the status says so (issue 20, point 8).
+    wait_for(|| {
+        daemon
+            .problems()
+            .iter()
+            .any(|problem| problem.starts_with("reading paused: processor record:slow"))
+    });
     gate.open();
     // Whatever the kernel queue dropped meanwhile, the overflow rescan reports: every file
     // reaches the processor.
@@ -381,6 +388,7 @@ fn a_slow_processor_holds_back_reading_instead_of_queueing_without_bound() {
         let names: std::collections::HashSet<String> = log.names().into_iter().collect();
         (0..files).all(|i| names.contains(&format!("f{i:05}")))
     });
+    wait_for(|| daemon.problems().is_empty());
     assert!(stop(daemon));
 }
 

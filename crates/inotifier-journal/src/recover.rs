@@ -114,6 +114,22 @@ fn salvage<T>(
     out
 }
 
+/// Moves the journal at `path` (never a symlink) aside to `PATH.<why>-<unix time>`, holding
+/// its lock: refused while a daemon runs with it. The lock is returned, to hold while the
+/// caller writes the journal anew.
+fn move_aside(path: &Path, why: &str) -> Result<(crate::JournalLock, PathBuf)> {
+    let meta = fs::symlink_metadata(path).map_err(|e| JournalError::io(path, e))?;
+    if meta.file_type().is_symlink() {
+        return Err(JournalError::Symlink {
+            path: path.to_path_buf(),
+        });
+    }
+    let lock = crate::JournalLock::acquire(path)?;
+    let aside = aside_path(path, why);
+    move_with_companions(path, &aside)?;
+    Ok((lock, aside))
+}
+
 fn move_with_companions(path: &Path, aside: &Path) -> Result<()> {
     fs::rename(path, aside).map_err(|e| JournalError::io(path, e))?;
     for suffix in ["-wal", "-shm"] {
@@ -151,15 +167,7 @@ impl Journal {
     /// time>`, with its `-wal` and `-shm`), so that the next open makes a new journal, with a
     /// new instance id. Returns where it went. Refused while a daemon holds the journal.
     pub fn reset(path: &Path) -> Result<PathBuf> {
-        let meta = fs::symlink_metadata(path).map_err(|e| JournalError::io(path, e))?;
-        if meta.file_type().is_symlink() {
-            return Err(JournalError::Symlink {
-                path: path.to_path_buf(),
-            });
-        }
-        let _lock = crate::JournalLock::acquire(path)?;
-        let aside = aside_path(path, "reset");
-        move_with_companions(path, &aside)?;
+        let (_lock, aside) = move_aside(path, "reset")?;
         tracing::warn!(from = %path.display(), to = %aside.display(), "journal: moved aside by reset");
         Ok(aside)
     }
@@ -168,15 +176,7 @@ impl Journal {
     /// reads what it can of it table by table, and writes a fresh journal at `path` with
     /// that. Run it with the daemon stopped.
     pub fn recover(path: &Path) -> Result<RecoverReport> {
-        let meta = fs::symlink_metadata(path).map_err(|e| JournalError::io(path, e))?;
-        if meta.file_type().is_symlink() {
-            return Err(JournalError::Symlink {
-                path: path.to_path_buf(),
-            });
-        }
-        let _lock = crate::JournalLock::acquire(path)?;
-        let aside = aside_path(path, "corrupt");
-        move_with_companions(path, &aside)?;
+        let (_lock, aside) = move_aside(path, "corrupt")?;
         tracing::warn!(from = %path.display(), to = %aside.display(), "journal: moved the damaged journal aside");
 
         let mut report = RecoverReport {
