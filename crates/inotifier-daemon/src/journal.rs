@@ -35,16 +35,27 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 /// How often a failure that goes on is logged again.
 const REPEAT_LOG: Duration = Duration::from_secs(30);
 
-/// Appends `routed` to the journal of its routes, retrying until it works. Returns false when
-/// the events must not be delivered: the daemon is stopping, its drain deadline passed, and
-/// the journal still fails (the next start's catch-up reports those changes).
-pub fn append(routed: &[(Event, Vec<Arc<Route>>)], router: &Router, health: &Health) -> bool {
+/// What became of a batch handed to [`append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// On disk (or no route of it has a journal): deliver it.
+    Journaled,
+    /// Not in the journal but to be delivered all the same: a processor that fell behind
+    /// must get these queued, not read back from the journal.
+    Unjournaled,
+    /// Not to be delivered: the daemon is stopping, its drain deadline passed, and the journal
+    /// still fails (the next start's catch-up reports those changes).
+    Dropped,
+}
+
+/// Appends `routed` to the journal of its routes, retrying until it works.
+pub fn append(routed: &[(Event, Vec<Arc<Route>>)], router: &Router, health: &Health) -> Appended {
     let Some(journal) = routed
         .iter()
         .flat_map(|(_, routes)| routes)
         .find_map(|route| route.cursor.as_ref().map(|cursor| cursor.journal.clone()))
     else {
-        return true;
+        return Appended::Journaled;
     };
     let processors: Vec<Vec<ProcessorId>> = routed
         .iter()
@@ -74,7 +85,7 @@ pub fn append(routed: &[(Event, Vec<Arc<Route>>)], router: &Router, health: &Hea
                         since.elapsed()
                     );
                 }
-                return true;
+                return Appended::Journaled;
             }
             Err(error) => error,
         };
@@ -82,7 +93,7 @@ pub fn append(routed: &[(Event, Vec<Arc<Route>>)], router: &Router, health: &Hea
             // Ids come from the journal's own counter: a duplicate is a bug, and retrying
             // could not fix it. Deliver rather than stop for good.
             tracing::error!("{error}; these events are delivered without being journaled");
-            return true;
+            return Appended::Unjournaled;
         }
         if failing_since.is_none() || last_log.elapsed() >= REPEAT_LOG {
             let what = if error.is_transient() {
@@ -113,7 +124,7 @@ pub fn append(routed: &[(Event, Vec<Arc<Route>>)], router: &Router, health: &Hea
                  catch-up reports their changes",
                 routed.len()
             );
-            return false;
+            return Appended::Dropped;
         }
         delay = (delay * 2).min(MAX_DELAY);
     }

@@ -175,10 +175,15 @@ impl Pipeline {
             self.next_id += 1;
             routed.push((event, routes));
         }
-        if !routed.is_empty() && !journal::append(&routed, router, &self.health) {
-            return;
+        let appended = match routed.is_empty() {
+            true => journal::Appended::Journaled,
+            false => journal::append(&routed, router, &self.health),
+        };
+        match appended {
+            journal::Appended::Journaled => router.dispatch(routed, true),
+            journal::Appended::Unjournaled => router.dispatch(routed, false),
+            journal::Appended::Dropped => {}
         }
-        router.dispatch(routed);
     }
 
     /// Hands the router events that `inotifier journal retry`/`replay` put back for one

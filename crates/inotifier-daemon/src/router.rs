@@ -444,7 +444,14 @@ fn feed(lane: Arc<Lane>, page: usize, abandon: Arc<Abandon>, health: &Health) {
         // that no event journaled meanwhile is skipped by both: either this read sees it, or
         // routing, after the switch, queues it live.
         let mut state = lock(&lane.state);
-        if let Ok(more) = cursor.journal.pending_from(cursor.processor, from, 1)
+        let more = cursor.journal.pending_from(cursor.processor, from, 1);
+        if more.is_err() {
+            // Read again after a pause (the error is logged by the read at the top), not in a
+            // loop that holds the lock routing needs.
+            let _ = lane.wake.wait_timeout(state, FEEDER_RETRY);
+            continue;
+        }
+        if let Ok(more) = more
             && more.is_empty()
         {
             state.behind_from = None;
@@ -586,7 +593,23 @@ impl Router {
             return;
         };
         lane.close();
-        let owed = lock(&lane.state).behind_from;
+        let (owed, requeued) = {
+            let mut state = lock(&lane.state);
+            (state.behind_from, std::mem::take(&mut state.requeued))
+        };
+        if let (None, false, Some(cursor)) = (owed, requeued.is_empty(), &route.cursor)
+            && let Some(successor) = lanes.values().find(|other| {
+                other
+                    .route
+                    .cursor
+                    .as_ref()
+                    .is_some_and(|c| c.processor == cursor.processor)
+            })
+        {
+            lock(&successor.state).requeued.extend(requeued);
+            successor.wake.notify_all();
+            return;
+        }
         if let (Some(from), Some(cursor)) = (owed, &route.cursor) {
             self.stats.caught_up();
             let successor = lanes.values().find(|other| {
@@ -599,6 +622,7 @@ impl Router {
             if let Some(successor) = successor {
                 // Events it queued live since may come again: at least once, never lost.
                 let mut state = lock(&successor.state);
+                state.requeued.extend(requeued);
                 if state.behind_from.is_none() {
                     self.stats.fell_behind();
                     state.behind_since = Some(Instant::now());
@@ -622,8 +646,9 @@ impl Router {
     }
 
     /// Queues each event for each of its routes, in the lane of that route (a chunk per
-    /// worker: one wake-up per chunk, not per event). Events come in id order.
-    pub fn dispatch(&self, events: Vec<(Event, Vec<Arc<Route>>)>) {
+    /// worker: one wake-up per chunk, not per event). Events come in id order. `journaled`:
+    /// they are in the journal, so a lane that is full or behind may leave them there.
+    pub fn dispatch(&self, events: Vec<(Event, Vec<Arc<Route>>)>, journaled: bool) {
         let mut by_lane: Vec<(Arc<Lane>, Vec<Arc<Event>>)> = Vec::new();
         {
             let lanes = lock(&self.lanes);
@@ -646,7 +671,11 @@ impl Router {
             }
         }
         for (lane, events) in by_lane {
-            lane.offer(events, &self.abandon);
+            if journaled {
+                lane.offer(events, &self.abandon);
+            } else {
+                lane.send_waiting(events, &self.abandon);
+            }
         }
     }
 
@@ -657,14 +686,9 @@ impl Router {
             return;
         };
         let mut state = lock(&lane.state);
-        // What the feeder reads from the journal anyway is not queued twice.
-        let owed_from = state.behind_from.unwrap_or(u64::MAX);
-        state.requeued.extend(
-            events
-                .into_iter()
-                .filter(|event| event.id < owed_from)
-                .map(Arc::new),
-        );
+        // All of them, also those the feeder may read from the journal too: it may have read
+        // the page they are in before they were put back (a second delivery beats none).
+        state.requeued.extend(events.into_iter().map(Arc::new));
         lane.wake.notify_all();
     }
 

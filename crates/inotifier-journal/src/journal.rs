@@ -319,13 +319,14 @@ impl Journal {
     }
 
     /// The events routed to `processor` that were read from `since_ns` on (their `time_ns`),
-    /// pending, dead or acknowledged, as long as they are retained: what a restart's catch-up
+    /// pending or acknowledged (not dead: those were never delivered), as long as retained: what a restart's catch-up
     /// need not report again where the disk has not changed since.
     pub fn journaled_since(&self, processor: ProcessorId, since_ns: i64) -> Result<Vec<Event>> {
         self.shared.with_conn(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {EVENT_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event
-                 WHERE d.processor = ?1 AND e.time_ns >= ?2"
+                 WHERE d.processor = ?1 AND d.state <> {} AND e.time_ns >= ?2",
+                schema::DEAD
             ))?;
             let mut decoder = Decoder::default();
             stmt.query_map(params![processor.0, since_ns], |row| decoder.event(row, 0))?
