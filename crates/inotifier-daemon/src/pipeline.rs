@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use inotifier_core::ready::{ReadyOptions, ReadyStage};
-use inotifier_core::{Batch, Event, Flow, Mask, Sink, WatchId};
+use inotifier_core::{Batch, Event, Flow, Mask, Origin, Sink, WatchId};
 
 use crate::covered::Journaled;
 use crate::health::Health;
@@ -148,10 +148,12 @@ impl Pipeline {
                 .iter()
                 .filter_map(|watch| self.routes.get(watch))
                 .filter(|route| wants(route.events, event.mask))
+                // Only catch-up's findings are looked up: no cost for the kernel's events.
                 .filter(|route| {
-                    !journaled
-                        .get_mut(&route.watch)
-                        .is_some_and(|journaled| journaled.covers(&event))
+                    event.origin != Origin::CatchUp
+                        || !journaled
+                            .get_mut(&route.watch)
+                            .is_some_and(|journaled| journaled.covers(&event))
                 })
                 .cloned()
                 .collect();
