@@ -442,11 +442,7 @@ impl Reader {
     fn publish(&self) {
         self.watches
             .store(self.tree.watch_count(), Ordering::Release);
-        let gaps = self.tree.gaps();
-        let mut published = self.gaps.lock().unwrap_or_else(|e| e.into_inner());
-        if *published != gaps {
-            *published = gaps;
-        }
+        *self.gaps.lock().unwrap_or_else(|e| e.into_inner()) = self.tree.gaps();
     }
 }
 

@@ -73,8 +73,9 @@ pub fn stop(pid_file: &Path, timeout: Duration) -> Result<StopOutcome, ControlEr
     if released_rx.recv_timeout(timeout).is_err() {
         return Ok(StopOutcome::StillRunning { pid });
     }
-    // The lock goes a moment before the process does: stopped means exited.
-    let exited = || ProcessIdentity::of(pid).is_none() || ProcessIdentity::of(pid) != identity;
+    // The lock goes a moment before the process does: stopped means exited (when its /proc
+    // entry could be read to tell).
+    let exited = || identity.is_none() || ProcessIdentity::of(pid) != identity;
     while !exited() {
         if started.elapsed() >= timeout {
             return Ok(StopOutcome::StillRunning { pid });

@@ -171,7 +171,9 @@ impl Tree {
                 self.gaps.push(gap);
                 continue;
             }
-            let owners = self.child_owners(gap.parent, &gap.name, false);
+            // Only gaps found after a watch's first walk are retried (a first walk out of
+            // watches fails as a whole): the owners are those of a directory that appeared.
+            let owners = self.child_owners(gap.parent, &gap.name, true);
             if owners.is_empty() {
                 continue;
             }
