@@ -29,8 +29,9 @@ pub mod fields;
 pub mod jetstream;
 pub mod link;
 pub mod nats;
+pub mod redis_client;
 pub mod redis_stream;
-pub mod resp;
+pub mod tls;
 pub mod url;
 
 pub use inotifier_sinks::identity;
@@ -58,9 +59,10 @@ pub fn build<'a>(
         celery::NAME => Arc::new(
             celery::CeleryProcessor::build(options, context.base_dir)?.with_journal(journal),
         ),
-        redis_stream::NAME => {
-            Arc::new(redis_stream::RedisStreamProcessor::build(options)?.with_journal(journal))
-        }
+        redis_stream::NAME => Arc::new(
+            redis_stream::RedisStreamProcessor::build(options, context.base_dir)?
+                .with_journal(journal),
+        ),
         jetstream::NAME => {
             Arc::new(jetstream::JetStreamProcessor::build(options)?.with_journal(journal))
         }

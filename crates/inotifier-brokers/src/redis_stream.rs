@@ -58,6 +58,7 @@
 //! - Any other error reply is a permanent failure of that event, with a message saying what
 //!   to fix; for instance `WRONGTYPE`: the key holds something other than a stream.
 
+use std::path::Path;
 use std::time::Duration;
 
 use inotifier_core::Event;
@@ -67,31 +68,14 @@ use serde_json::{Map, Value};
 
 use crate::fields::Field;
 use crate::identity;
-use crate::link::Link;
-use crate::resp::{self, Command, RedisConnection, Reply};
+use crate::redis_client::{self, OUTAGE_CODES, RedisLink, TargetOptions};
+use crate::tls::TlsOptions;
 use crate::url::UrlSource;
 
 pub const NAME: &str = "redis_stream";
 
 const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
 const DEFAULT_URL_ENV: &str = "REDIS_URL";
-const SCHEMES: &[(&str, u16)] = &[("redis", 6379)];
-
-/// Error codes (the first word of an error reply) that mean Redis cannot take a write now,
-/// whatever the write: waited out as outages.
-pub(crate) const OUTAGE_CODES: &[&str] = &[
-    "OOM",
-    "LOADING",
-    "READONLY",
-    "MASTERDOWN",
-    "BUSY",
-    "MISCONF",
-    "TRYAGAIN",
-    "CLUSTERDOWN",
-    "NOREPLICAS",
-    "NOAUTH",
-];
-
 fn default_stream() -> String {
     "inotifier".to_string()
 }
@@ -119,6 +103,11 @@ struct RedisStreamOptions {
     source: Option<String>,
     #[serde(default = "default_timeout", deserialize_with = "options::duration")]
     timeout: Duration,
+    sentinels: Option<Vec<String>>,
+    service_name: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
+    cert_file: Option<std::path::PathBuf>,
+    key_file: Option<std::path::PathBuf>,
 }
 
 /// Appends events to a Redis stream; see the [module docs](self).
@@ -128,7 +117,7 @@ pub struct RedisStreamProcessor {
     fields: Vec<Field>,
     source: String,
     ids: crate::identity::MessageIds,
-    link: Link<RedisConnection>,
+    link: RedisLink,
 }
 
 impl RedisStreamProcessor {
@@ -150,7 +139,10 @@ impl std::fmt::Debug for RedisStreamProcessor {
 
 impl RedisStreamProcessor {
     /// Reads the options and the environment; connects to nothing.
-    pub fn build(options: &Map<String, Value>) -> Result<RedisStreamProcessor, BuildError> {
+    pub fn build(
+        options: &Map<String, Value>,
+        base_dir: &Path,
+    ) -> Result<RedisStreamProcessor, BuildError> {
         let parsed: RedisStreamOptions = options::parse(NAME, options)?;
         let env_name = parsed.url_env.as_deref().unwrap_or(DEFAULT_URL_ENV);
         if env_name.is_empty() {
@@ -166,7 +158,7 @@ impl RedisStreamProcessor {
             env_option: "url_env",
             default_env: DEFAULT_URL_ENV,
             default: Some(DEFAULT_URL),
-            schemes: SCHEMES,
+            schemes: redis_client::SCHEMES,
         };
         let url = source.resolve(parsed.url.as_deref(), Some(env_name))?;
         let url_option = if parsed.url.is_some() {
@@ -174,7 +166,6 @@ impl RedisStreamProcessor {
         } else {
             "url_env"
         };
-        resp::database(&url).map_err(|error| BuildError::invalid(NAME, url_option, error))?;
         if parsed.stream.is_empty() {
             return Err(BuildError::invalid(
                 NAME,
@@ -216,11 +207,24 @@ impl RedisStreamProcessor {
         } else {
             format!("the environment variable {env_name}")
         };
-        let timeout = parsed.timeout;
-        let what = url.to_string();
-        let link = Link::new(what, move || {
-            RedisConnection::connect_from(&url, &url_origin, timeout)
-        });
+        let tls = TlsOptions {
+            ca_file: parsed.ca_file,
+            cert_file: parsed.cert_file,
+            key_file: parsed.key_file,
+        };
+        let link = TargetOptions {
+            processor: NAME,
+            url_option,
+            sentinels: parsed.sentinels.as_deref(),
+            service_name: parsed.service_name.as_deref(),
+            tls: &tls,
+            base_dir,
+            timeout: parsed.timeout,
+            url_origin,
+        }
+        .target(url)?
+        .link()
+        .map_err(|error| BuildError::invalid(NAME, url_option, error))?;
         Ok(RedisStreamProcessor {
             stream: parsed.stream,
             maxlen: parsed.maxlen,
@@ -236,26 +240,28 @@ impl RedisStreamProcessor {
         &self.stream
     }
 
-    /// The `XADD` of `event`.
-    fn command(&self, event: &Event, value: &mut Vec<u8>) -> Command {
-        let mut command = Command::new("XADD").arg(&self.stream);
+    /// Adds the `XADD` of `event` to `pipe`.
+    fn add_command(&self, pipe: &mut redis::Pipeline, event: &Event, value: &mut Vec<u8>) {
+        let command = pipe.cmd("XADD").arg(&self.stream);
         if let Some(maxlen) = self.maxlen {
-            command = command.arg("MAXLEN").arg("~").arg(maxlen.to_string());
+            command.arg("MAXLEN").arg("~").arg(maxlen);
         }
-        command = command.arg("*");
+        command.arg("*");
         for field in &self.fields {
             value.clear();
             field.write_text(value, event, &self.source);
-            command = command.arg(field_name(*field)).arg(&value);
+            command.arg(field_name(*field)).arg(&value[..]);
         }
-        command.arg("message_id").arg(self.ids.of(event.id))
+        command
+            .arg("message_id")
+            .arg(self.ids.of(event.id).as_str());
     }
 
     /// The leading run of events whose `XADD` got an entry id, and the failure of the first
     /// that did not.
-    fn outcome(&self, events: &[&Event], replies: &[Reply]) -> BatchOutcome {
+    fn outcome(&self, events: &[&Event], replies: &[redis::Value]) -> BatchOutcome {
         for (done, (event, reply)) in events.iter().zip(replies).enumerate() {
-            if !matches!(reply, Reply::Bulk(Some(_))) {
+            if !matches!(reply, redis::Value::BulkString(_)) {
                 return BatchOutcome::failed(done, self.refused(event, reply));
             }
         }
@@ -263,19 +269,31 @@ impl RedisStreamProcessor {
     }
 
     /// The failure of `event`, whose `XADD` got `reply`.
-    fn refused(&self, event: &Event, reply: &Reply) -> ProcessError {
-        let server = self.link.what();
-        let stream = &self.stream;
-        let pathname = event.pathname();
-        let what = format!(
-            "Redis {server} refused event {} ({}) on stream {stream}",
+    fn refused(&self, event: &Event, reply: &redis::Value) -> ProcessError {
+        match redis_client::error_reply(reply) {
+            Some((code, error)) => self.refused_with(event, &code, &error),
+            None => ProcessError::retryable(format!(
+                "{}: unexpected reply {reply:?} to XADD",
+                self.refusal(event)
+            )),
+        }
+    }
+
+    fn refusal(&self, event: &Event) -> String {
+        format!(
+            "Redis {} refused event {} ({}) on stream {}",
+            self.link.what(),
             event.id,
-            pathname.display()
-        );
-        let Some(error) = reply.error() else {
-            return ProcessError::retryable(format!("{what}: unexpected reply {reply:?} to XADD"));
-        };
-        let code = error.split_whitespace().next().unwrap_or_default();
+            event.pathname().display(),
+            self.stream
+        )
+    }
+
+    /// The failure of `event`, whose `XADD` got the error reply `error` (whose first word is
+    /// `code`).
+    fn refused_with(&self, event: &Event, code: &str, error: &str) -> ProcessError {
+        let what = self.refusal(event);
+        let stream = &self.stream;
         if OUTAGE_CODES.contains(&code) {
             return ProcessError::outage(format!(
                 "{what}: {error}: Redis cannot take writes now; retried until it can"
@@ -330,11 +348,12 @@ impl Processor for RedisStreamProcessor {
             return BatchOutcome::stopped(0);
         }
         let mut value = Vec::new();
-        let commands: Vec<Command> = events
-            .iter()
-            .map(|event| self.command(event, &mut value))
-            .collect();
-        match resp::send(&self.link, &commands) {
+        let mut pipe = redis::Pipeline::with_capacity(events.len());
+        pipe.ignore_errors();
+        for event in events {
+            self.add_command(&mut pipe, event, &mut value);
+        }
+        match self.link.send(&pipe) {
             Ok(replies) => self.outcome(events, &replies),
             Err(error) => BatchOutcome::failed(0, error),
         }
@@ -355,7 +374,7 @@ mod tests {
     use std::sync::Arc;
 
     fn build(options: Value) -> Result<RedisStreamProcessor, BuildError> {
-        RedisStreamProcessor::build(options.as_object().unwrap())
+        RedisStreamProcessor::build(options.as_object().unwrap(), Path::new("/nonexistent"))
     }
 
     fn error(options: Value) -> String {
@@ -377,8 +396,18 @@ mod tests {
         }
     }
 
-    fn text(arg: &[u8]) -> &str {
-        std::str::from_utf8(arg).unwrap()
+    /// The arguments of the XADD of `event`.
+    fn xadd(processor: &RedisStreamProcessor, event: &Event) -> Vec<String> {
+        let mut pipe = redis::pipe();
+        processor.add_command(&mut pipe, event, &mut Vec::new());
+        let command = pipe.cmd_iter().next().unwrap();
+        command
+            .args_iter()
+            .map(|arg| match arg {
+                redis::Arg::Simple(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
+                _ => panic!("only plain arguments in XADD"),
+            })
+            .collect()
     }
 
     #[test]
@@ -401,8 +430,7 @@ mod tests {
             "source": "web-1",
         }))
         .unwrap();
-        let command = processor.command(&event(), &mut Vec::new());
-        let args: Vec<&str> = command.args.iter().map(|arg| text(arg)).collect();
+        let args = xadd(&processor, &event());
         assert_eq!(
             args,
             [
@@ -423,8 +451,7 @@ mod tests {
             ]
         );
         let plain = build(json!({"url": "redis://h", "source": "web-1"})).unwrap();
-        let command = plain.command(&event(), &mut Vec::new());
-        let args: Vec<&str> = command.args.iter().map(|arg| text(arg)).collect();
+        let args = xadd(&plain, &event());
         assert_eq!(
             args[..8],
             [
@@ -448,7 +475,8 @@ mod tests {
         assert_eq!(
             unknown,
             "unknown option `streams` for processor redis_stream: expected one of url, \
-             url_env, stream, maxlen, fields, source, timeout"
+             url_env, stream, maxlen, fields, source, timeout, sentinels, service_name, \
+             ca_file, cert_file, key_file"
         );
         let password = error(json!({"url": "redis://:secret@h:6379/0"}));
         assert!(
@@ -477,8 +505,34 @@ mod tests {
         assert!(error(json!({"stream": ""})).contains("may not be empty"));
         assert!(error(json!({"source": ""})).contains("`source`"));
         assert!(error(json!({"timeout": 0})).contains("`timeout`"));
-        let scheme = error(json!({"url": "rediss://h"}));
-        assert!(scheme.contains("TLS) is not supported yet"), "{scheme}");
+        let scheme = error(json!({"url": "http://h"}));
+        assert!(
+            scheme.contains("expected redis:// or rediss://"),
+            "{scheme}"
+        );
+        let plain = error(json!({"url": "redis://h", "ca_file": "ca.pem"}));
+        assert!(plain.contains("is not TLS: use rediss://"), "{plain}");
+        let unreadable = error(json!({"url": "rediss://h", "ca_file": "ca.pem"}));
+        assert!(
+            unreadable.contains("cannot read /nonexistent/ca.pem"),
+            "{unreadable}"
+        );
+        let several = error(json!({"url": "redis://a:1,b:2"}));
+        assert!(
+            several.contains("only a redis+sentinel:// URL"),
+            "{several}"
+        );
+        let unnamed = error(json!({"url": "redis+sentinel://a:26379,b"}));
+        assert!(unnamed.contains("names no service"), "{unnamed}");
+        let nameless = error(json!({"sentinels": ["a:26379"]}));
+        assert!(nameless.contains("service_name"), "{nameless}");
+        let lonely = error(json!({"service_name": "mymaster"}));
+        assert!(lonely.contains("without Sentinels"), "{lonely}");
+        let sentinel = build(json!({"url": "redis+sentinel://a,b:26380/mymaster/2"})).unwrap();
+        assert_eq!(
+            sentinel.link.what(),
+            "redis+sentinel://a:26379,b:26380/mymaster"
+        );
         let database = error(json!({"url": "redis://h/cache"}));
         assert!(
             database.starts_with("option `url` of processor redis_stream: the path"),
@@ -489,7 +543,10 @@ mod tests {
     #[test]
     fn error_replies_are_outages_or_permanent_failures() {
         let processor = build(json!({"url": "redis://127.0.0.1:1/0", "stream": "s"})).unwrap();
-        let refused = |text: &str| processor.refused(&event(), &Reply::Error(text.into()));
+        let refused = |text: &str| {
+            let code = text.split_whitespace().next().unwrap();
+            processor.refused_with(&event(), code, text)
+        };
         for busy in [
             "OOM command not allowed when used memory > 'maxmemory'.",
             "LOADING Redis is loading the dataset in memory",
@@ -519,18 +576,17 @@ mod tests {
         let processor = build(json!({"url": "redis://127.0.0.1:1/0"})).unwrap();
         let (first, second, third) = (event(), event(), event());
         let events = [&first, &second, &third];
-        let entry = || Reply::Bulk(Some(b"1-0".to_vec()));
+        let entry = || redis::Value::BulkString(b"1-0".to_vec());
+        let error =
+            |text: &str| redis::parse_redis_value(format!("-{text}\r\n").as_bytes()).unwrap();
         assert_eq!(
             processor.outcome(&events, &[entry(), entry(), entry()]),
             BatchOutcome::all(3)
         );
-        let outcome = processor.outcome(
-            &events,
-            &[entry(), Reply::Error("OOM no memory".into()), entry()],
-        );
+        let outcome = processor.outcome(&events, &[entry(), error("OOM no memory"), entry()]);
         assert_eq!(outcome.processed, 1);
         assert!(outcome.failure.is_some_and(|error| error.outage));
-        let outcome = processor.outcome(&events, &[Reply::Bulk(None), entry(), entry()]);
+        let outcome = processor.outcome(&events, &[redis::Value::Nil, entry(), entry()]);
         assert_eq!(outcome.processed, 0);
         assert!(
             outcome

@@ -14,6 +14,8 @@ pub struct BrokerUrl {
     pub password: Option<String>,
     pub host: String,
     pub port: u16,
+    /// The hosts after the first, for URLs that list several (`redis+sentinel://a:26379,b:26379`).
+    pub more_hosts: Vec<(String, u16)>,
     /// The path without its leading `/`, percent-decoded: the Redis database number, the AMQP
     /// virtual host.
     pub path: String,
@@ -37,10 +39,18 @@ impl fmt::Display for BrokerUrl {
             }
             write!(f, "@")?;
         }
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)?;
-        } else {
-            write!(f, "{}:{}", self.host, self.port)?;
+        for (at, (host, port)) in std::iter::once((&self.host, &self.port))
+            .chain(self.more_hosts.iter().map(|(host, port)| (host, port)))
+            .enumerate()
+        {
+            if at > 0 {
+                write!(f, ",")?;
+            }
+            if host.contains(':') {
+                write!(f, "[{host}]:{port}")?;
+            } else {
+                write!(f, "{host}:{port}")?;
+            }
         }
         if !self.path.is_empty() {
             write!(f, "/{}", self.path)?;
@@ -94,20 +104,27 @@ impl BrokerUrl {
                 None => (Some(decode(credentials)?), None),
             },
         };
-        let (host, port) = split_host_port(hostport)?;
-        let port = match port {
-            Some(port) => port
-                .parse::<u16>()
-                .ok()
-                .filter(|&port| port != 0)
-                .ok_or_else(|| format!("invalid port {port:?}"))?,
-            None => default_port,
-        };
-        let host = if host.is_empty() {
-            "127.0.0.1".to_string()
-        } else {
-            host.to_string()
-        };
+        let mut hosts = hostport
+            .split(',')
+            .map(|hostport| {
+                let (host, port) = split_host_port(hostport)?;
+                let port = match port {
+                    Some(port) => port
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|&port| port != 0)
+                        .ok_or_else(|| format!("invalid port {port:?}"))?,
+                    None => default_port,
+                };
+                let host = if host.is_empty() {
+                    "127.0.0.1".to_string()
+                } else {
+                    host.to_string()
+                };
+                Ok((host, port))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let (host, port) = hosts.remove(0);
         let query = query
             .split('&')
             .filter(|pair| !pair.is_empty())
@@ -122,6 +139,7 @@ impl BrokerUrl {
             password,
             host,
             port,
+            more_hosts: hosts,
             path: decode(path)?,
             query,
         })

@@ -1,23 +1,51 @@
-//! The Redis client against the real Redis of this machine (127.0.0.1:6379): large
-//! pipelines, error replies in place, a connection killed by the server, a server that is not
-//! there. Each test uses keys of its own and deletes them.
+//! The processors' Redis connection ([`RedisLink`]) against the real Redis of this machine
+//! (127.0.0.1:6379): error replies in place, a connection killed by the server replaced at
+//! once, the database of the URL, a refused password, a server that is not there. Each test
+//! uses keys of its own and deletes them.
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use inotifier_brokers::link::Link;
-use inotifier_brokers::resp::{Command, RedisConnection, Reply};
+use inotifier_brokers::redis_client::{self, RedisLink, TargetOptions};
+use inotifier_brokers::tls::TlsOptions;
 use inotifier_brokers::url::BrokerUrl;
 use inotifier_test_support::services::REDIS;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn url(text: &str) -> BrokerUrl {
-    BrokerUrl::parse(text, &[("redis", 6379)]).unwrap()
+fn link(url: &str) -> RedisLink {
+    let url = BrokerUrl::parse(url, redis_client::SCHEMES).unwrap();
+    TargetOptions {
+        processor: "redis_stream",
+        url_option: "url",
+        sentinels: None,
+        service_name: None,
+        tls: &TlsOptions::default(),
+        base_dir: Path::new("/"),
+        timeout: TIMEOUT,
+        url_origin: "the environment variable REDIS_URL".into(),
+    }
+    .target(url)
+    .unwrap()
+    .link()
+    .unwrap()
 }
 
-fn connect() -> RedisConnection {
-    RedisConnection::connect(&url("redis://127.0.0.1:6379/0"), TIMEOUT).unwrap()
+fn pipe(commands: &[&[&str]]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for command in commands {
+        let added = pipe.cmd(command[0]);
+        for arg in &command[1..] {
+            added.arg(*arg);
+        }
+    }
+    pipe
+}
+
+fn send(link: &RedisLink, commands: &[&[&str]]) -> Vec<redis::Value> {
+    link.send(&pipe(commands)).unwrap()
 }
 
 /// A key no other test (or run) uses.
@@ -25,69 +53,25 @@ fn key(test: &str) -> String {
     format!("inotifier-test:{test}:{}", std::process::id())
 }
 
-fn del(connection: &mut RedisConnection, key: &str) {
-    connection
-        .pipeline(&[Command::new("DEL").arg(key)])
-        .unwrap();
-}
-
-fn client_id(connection: &mut RedisConnection) -> i64 {
-    match connection
-        .pipeline(&[Command::new("CLIENT").arg("ID")])
-        .unwrap()[..]
-    {
-        [Reply::Integer(id)] => id,
+fn client_id(link: &RedisLink) -> i64 {
+    match send(link, &[&["CLIENT", "ID"]])[..] {
+        [redis::Value::Int(id)] => id,
         ref other => panic!("CLIENT ID answered {other:?}"),
     }
 }
 
 fn kill_client(id: i64) {
-    let replies = connect()
-        .pipeline(&[Command::new("CLIENT")
-            .arg("KILL")
-            .arg("ID")
-            .arg(id.to_string())])
+    let mut admin = redis::Client::open("redis://127.0.0.1:6379/0")
+        .unwrap()
+        .get_connection()
         .unwrap();
-    assert_eq!(replies, [Reply::Integer(1)]);
-}
-
-#[test]
-fn a_pipeline_of_ten_thousand_commands_gets_every_reply_in_order() {
-    if !REDIS.available("a_pipeline_of_ten_thousand_commands_gets_every_reply_in_order") {
-        return;
-    }
-    let key = key("pipeline");
-    let mut connection = connect();
-    del(&mut connection, &key);
-    let commands: Vec<Command> = (0..10_000)
-        .map(|index| {
-            Command::new("RPUSH")
-                .arg(&key)
-                .arg(format!("value {index}\r\n"))
-        })
-        .collect();
-    let replies = connection.pipeline(&commands).unwrap();
-    let expected: Vec<Reply> = (1..=10_000).map(Reply::Integer).collect();
-    assert_eq!(replies, expected);
-    let replies = connection
-        .pipeline(&[
-            Command::new("LINDEX").arg(&key).arg("9999"),
-            Command::new("LRANGE").arg(&key).arg("0").arg("1"),
-            Command::new("GET").arg(format!("{key}:missing")),
-        ])
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query(&mut admin)
         .unwrap();
-    assert_eq!(
-        replies,
-        [
-            Reply::Bulk(Some(b"value 9999\r\n".to_vec())),
-            Reply::Array(Some(vec![
-                Reply::Bulk(Some(b"value 0\r\n".to_vec())),
-                Reply::Bulk(Some(b"value 1\r\n".to_vec())),
-            ])),
-            Reply::Bulk(None),
-        ]
-    );
-    del(&mut connection, &key);
+    assert_eq!(killed, 1);
 }
 
 #[test]
@@ -95,104 +79,77 @@ fn an_error_reply_mid_pipeline_is_returned_in_place() {
     if !REDIS.available("an_error_reply_mid_pipeline_is_returned_in_place") {
         return;
     }
-    let list = key("error-list");
-    let text = key("error-text");
-    let mut connection = connect();
-    let replies = connection
-        .pipeline(&[
-            Command::new("SET").arg(&text).arg("x"),
-            Command::new("RPUSH").arg(&list).arg("a"),
+    let (list, text) = (key("error-list"), key("error-text"));
+    let link = link("redis://127.0.0.1:6379/0");
+    let replies = send(
+        &link,
+        &[
+            &["SET", &text, "x"],
+            &["RPUSH", &list, "a"],
             // A list command on a string: WRONGTYPE.
-            Command::new("RPUSH").arg(&text).arg("b"),
-            Command::new("RPUSH").arg(&list).arg("c"),
-            Command::new("NOSUCHCOMMAND"),
-            Command::new("LLEN").arg(&list),
-        ])
-        .unwrap();
-    assert_eq!(replies[0], Reply::Status("OK".into()));
-    assert_eq!(replies[1], Reply::Integer(1));
-    assert!(
-        replies[2]
-            .error()
-            .is_some_and(|e| e.starts_with("WRONGTYPE")),
-        "{:?}",
-        replies[2]
+            &["RPUSH", &text, "b"],
+            &["RPUSH", &list, "c"],
+            &["NOSUCHCOMMAND"],
+            &["LLEN", &list],
+        ],
     );
-    assert_eq!(replies[3], Reply::Integer(2));
-    assert!(
-        replies[4]
-            .error()
-            .is_some_and(|e| e.contains("unknown command")),
-        "{:?}",
-        replies[4]
-    );
-    assert_eq!(replies[5], Reply::Integer(2));
-    connection
-        .pipeline(&[Command::new("DEL").arg(&list).arg(&text)])
-        .unwrap();
+    assert_eq!(replies.len(), 6, "{replies:?}");
+    assert_eq!(replies[1], redis::Value::Int(1));
+    let (code, error) = redis_client::error_reply(&replies[2]).unwrap();
+    assert_eq!(code, "WRONGTYPE", "{error}");
+    assert_eq!(replies[3], redis::Value::Int(2));
+    let (_, error) = redis_client::error_reply(&replies[4]).unwrap();
+    assert!(error.contains("unknown command"), "{error}");
+    assert_eq!(replies[5], redis::Value::Int(2));
+    assert_eq!(redis_client::error_reply(&replies[5]), None);
+    send(&link, &[&["DEL", &list, &text]]);
 }
 
 #[test]
-fn a_killed_connection_is_an_outage_and_a_link_connects_again() {
-    if !REDIS.available("a_killed_connection_is_an_outage_and_a_link_connects_again") {
+fn a_connection_the_server_killed_is_replaced_and_the_pipeline_sent_again() {
+    if !REDIS.available("a_connection_the_server_killed_is_replaced_and_the_pipeline_sent_again") {
         return;
     }
-    let mut connection = connect();
-    kill_client(client_id(&mut connection));
-    let error = connection
-        .pipeline(&[Command::new("PING")])
-        .expect_err("the connection was killed");
-    assert!(error.outage && error.retryable, "{error:?}");
-    assert!(
-        error
-            .message
-            .starts_with("Redis redis://127.0.0.1:6379/0: "),
-        "{}",
-        error.message
-    );
-
-    let target = url("redis://127.0.0.1:6379/0");
-    let link = Link::new(target.to_string(), move || {
-        RedisConnection::connect(&target, TIMEOUT)
-    });
-    let first = link.with(|connection| Ok(client_id(connection))).unwrap();
+    let key = key("killed");
+    let link = link("redis://127.0.0.1:6379/0");
+    let first = client_id(&link);
     kill_client(first);
-    let broken = link.with(|connection| connection.pipeline(&[Command::new("PING")]));
-    assert!(broken.as_ref().is_err_and(|e| e.outage), "{broken:?}");
-    let again = link
-        .with(|connection| connection.pipeline(&[Command::new("PING")]))
-        .unwrap();
-    assert_eq!(again, [Reply::Status("PONG".into())]);
-    let second = link.with(|connection| Ok(client_id(connection))).unwrap();
+    // The dead connection is found on sending, replaced, and the pipeline sent once more.
+    let replies = send(&link, &[&["RPUSH", &key, "after the kill"]]);
+    assert_eq!(replies, [redis::Value::Int(1)]);
+    let second = client_id(&link);
     assert_ne!(second, first, "a new connection");
+    send(&link, &[&["DEL", &key]]);
 }
 
 #[test]
-fn a_database_is_selected_and_a_wrong_password_says_where_to_fix_it() {
-    if !REDIS.available("a_database_is_selected_and_a_wrong_password_says_where_to_fix_it") {
+fn the_database_of_the_url_is_selected_and_a_wrong_password_says_where_to_fix_it() {
+    if !REDIS
+        .available("the_database_of_the_url_is_selected_and_a_wrong_password_says_where_to_fix_it")
+    {
         return;
     }
     let key = key("select");
-    let mut db3 = RedisConnection::connect(&url("redis://127.0.0.1:6379/3"), TIMEOUT).unwrap();
-    db3.pipeline(&[Command::new("SET").arg(&key).arg("in 3")])
-        .unwrap();
-    let mut db0 = connect();
-    let replies = db0.pipeline(&[Command::new("EXISTS").arg(&key)]).unwrap();
-    assert_eq!(replies, [Reply::Integer(0)]);
-    del(&mut db3, &key);
+    let db3 = link("redis://127.0.0.1:6379/3");
+    send(&db3, &[&["SET", &key, "in 3"]]);
+    let db0 = link("redis://127.0.0.1:6379/0");
+    assert_eq!(send(&db0, &[&["EXISTS", &key]]), [redis::Value::Int(0)]);
+    assert_eq!(send(&db3, &[&["EXISTS", &key]]), [redis::Value::Int(1)]);
+    send(&db3, &[&["DEL", &key]]);
 
-    let error = RedisConnection::connect(&url("redis://127.0.0.1:6379/99999"), TIMEOUT)
+    let error = link("redis://127.0.0.1:6379/99999")
+        .send(&pipe(&[&["PING"]]))
         .expect_err("no database 99999");
     assert!(error.outage, "{error:?}");
-    assert!(error.message.contains("has no database 99999"), "{error}");
+    assert!(
+        error.message.contains("DB index is out of range"),
+        "{error}"
+    );
 
-    // The machine's Redis has no password (or this one is wrong): AUTH fails either way.
-    let error = RedisConnection::connect_from(
-        &url("redis://nobody:wrong-secret@127.0.0.1:6379/0"),
-        "the environment variable REDIS_URL",
-        TIMEOUT,
-    )
-    .expect_err("a wrong password");
+    // The machine's Redis has no such user: AUTH fails.
+    let error = link("redis://nobody:wrong-secret@127.0.0.1:6379/0")
+        .send(&pipe(&[&["PING"]]))
+        .expect_err("a wrong password");
     assert!(error.outage, "{error:?}");
     assert!(
         error
@@ -205,21 +162,19 @@ fn a_database_is_selected_and_a_wrong_password_says_where_to_fix_it() {
 
 #[test]
 fn a_port_nobody_listens_on_is_an_outage_at_once() {
-    if !REDIS.available("a_port_nobody_listens_on_is_an_outage_at_once") {
-        return;
-    }
     let port = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
     let started = Instant::now();
-    let error = RedisConnection::connect(&url(&format!("redis://127.0.0.1:{port}/0")), TIMEOUT)
+    let error = link(&format!("redis://127.0.0.1:{port}/0"))
+        .send(&pipe(&[&["PING"]]))
         .expect_err("nothing listens");
     assert!(error.outage && error.retryable, "{error:?}");
     assert!(
         error
             .message
-            .starts_with(&format!("Redis redis://127.0.0.1:{port}/0: cannot connect")),
+            .starts_with(&format!("Redis redis://127.0.0.1:{port}/0: connecting: ")),
         "{error}"
     );
     assert!(

@@ -7,11 +7,8 @@ use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use inotifier_brokers::identity::message_id;
-use inotifier_brokers::resp::{Command, RedisConnection, Reply};
-use inotifier_brokers::url::BrokerUrl;
 use inotifier_core::{Event, Mask, Origin, WatchId};
 use inotifier_sinks::Processor;
 use inotifier_test_support::services::REDIS;
@@ -21,9 +18,16 @@ fn processor(options: Value) -> Arc<dyn Processor> {
     inotifier_brokers::build("redis_stream", options.as_object().unwrap(), Path::new("/")).unwrap()
 }
 
-fn redis() -> RedisConnection {
-    let url = BrokerUrl::parse("redis://127.0.0.1:6379/0", &[("redis", 6379)]).unwrap();
-    RedisConnection::connect(&url, Duration::from_secs(10)).unwrap()
+fn connect(url: &str) -> redis::Connection {
+    redis::Client::open(url).unwrap().get_connection().unwrap()
+}
+
+fn redis() -> redis::Connection {
+    connect("redis://127.0.0.1:6379/0")
+}
+
+fn del(redis: &mut redis::Connection, key: &str) {
+    redis::cmd("DEL").arg(key).exec(redis).unwrap();
 }
 
 fn stream_key(test: &str) -> String {
@@ -46,29 +50,18 @@ fn event(id: u64, name: &str) -> Event {
 }
 
 /// The entries of `key`, each as its (field, value) pairs.
-fn entries(redis: &mut RedisConnection, key: &str) -> Vec<Vec<(String, String)>> {
-    let reply = redis
-        .pipeline(&[Command::new("XRANGE").arg(key).arg("-").arg("+")])
+fn entries(redis: &mut redis::Connection, key: &str) -> Vec<Vec<(String, String)>> {
+    let read: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query(redis)
         .unwrap();
-    let text = |reply: &Reply| match reply {
-        Reply::Bulk(Some(bytes)) => String::from_utf8(bytes.clone()).unwrap(),
-        other => panic!("not a bulk string: {other:?}"),
-    };
-    let [Reply::Array(Some(entries))] = &reply[..] else {
-        panic!("XRANGE answered {reply:?}");
-    };
-    entries
-        .iter()
-        .map(|entry| {
-            let Reply::Array(Some(parts)) = entry else {
-                panic!("an entry {entry:?}");
-            };
-            let Reply::Array(Some(fields)) = &parts[1] else {
-                panic!("an entry's fields {entry:?}");
-            };
+    read.into_iter()
+        .map(|(_, fields)| {
             fields
                 .chunks(2)
-                .map(|pair| (text(&pair[0]), text(&pair[1])))
+                .map(|pair| (pair[0].clone(), pair[1].clone()))
                 .collect()
         })
         .collect()
@@ -81,7 +74,7 @@ fn a_batch_becomes_entries_with_the_fields_and_a_message_id() {
     }
     let key = stream_key("entries");
     let mut redis = redis();
-    redis.pipeline(&[Command::new("DEL").arg(&key)]).unwrap();
+    del(&mut redis, &key);
     let processor = processor(json!({
         "url": "redis://127.0.0.1:6379/0",
         "stream": key,
@@ -105,7 +98,7 @@ fn a_batch_becomes_entries_with_the_fields_and_a_message_id() {
         .map(|(name, value)| (name.to_string(), value));
         assert_eq!(entry[..], expected);
     }
-    redis.pipeline(&[Command::new("DEL").arg(&key)]).unwrap();
+    del(&mut redis, &key);
     processor.close();
 }
 
@@ -116,8 +109,10 @@ fn a_key_that_is_not_a_stream_fails_for_good_and_maxlen_trims() {
     }
     let key = stream_key("wrongtype");
     let mut redis = redis();
-    redis
-        .pipeline(&[Command::new("SET").arg(&key).arg("a string")])
+    redis::cmd("SET")
+        .arg(&key)
+        .arg("a string")
+        .exec(&mut redis)
         .unwrap();
     let wrong = processor(json!({"url": "redis://127.0.0.1:6379/0", "stream": key}));
     let (first, second) = (event(1, "a"), event(2, "b"));
@@ -133,7 +128,7 @@ fn a_key_that_is_not_a_stream_fails_for_good_and_maxlen_trims() {
         error.message
     );
 
-    redis.pipeline(&[Command::new("DEL").arg(&key)]).unwrap();
+    del(&mut redis, &key);
     let trimmed =
         processor(json!({"url": "redis://127.0.0.1:6379/0", "stream": key, "maxlen": 10}));
     let events: Vec<Event> = (1..=2000).map(|id| event(id, "x")).collect();
@@ -141,25 +136,21 @@ fn a_key_that_is_not_a_stream_fails_for_good_and_maxlen_trims() {
         let batch: Vec<&Event> = chunk.iter().collect();
         assert_eq!(trimmed.process_batch(&batch, &|_| true).processed, 500);
     }
-    let length = redis.pipeline(&[Command::new("XLEN").arg(&key)]).unwrap();
+    let length: i64 = redis::cmd("XLEN").arg(&key).query(&mut redis).unwrap();
     // `~` trims by whole nodes of the stream: about 10, far fewer than 2000.
-    assert!(
-        matches!(length[..], [Reply::Integer(n)] if (10..=200).contains(&n)),
-        "{length:?}"
-    );
-    redis.pipeline(&[Command::new("DEL").arg(&key)]).unwrap();
+    assert!((10..=200).contains(&length), "{length}");
+    del(&mut redis, &key);
 }
 
 /// The ids of the clients of database `db` whose last command was XADD.
-fn xadd_clients(redis: &mut RedisConnection, db: u32) -> Vec<i64> {
-    let reply = redis
-        .pipeline(&[Command::new("CLIENT").arg("LIST").arg("TYPE").arg("normal")])
+fn xadd_clients(redis: &mut redis::Connection, db: u32) -> Vec<i64> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("normal")
+        .query(redis)
         .unwrap();
-    let [Reply::Bulk(Some(list))] = &reply[..] else {
-        panic!("CLIENT LIST answered {reply:?}");
-    };
-    String::from_utf8_lossy(list)
-        .lines()
+    list.lines()
         .filter(|line| {
             let fields: Vec<&str> = line.split(' ').collect();
             fields.contains(&format!("db={db}").as_str()) && fields.contains(&"cmd=xadd")
@@ -176,31 +167,30 @@ fn a_connection_closed_while_idle_is_replaced_without_a_failure() {
     // A database of its own, to tell this test's connection from the others'.
     let db = 9;
     let key = stream_key("idle");
-    let url =
-        BrokerUrl::parse(&format!("redis://127.0.0.1:6379/{db}"), &[("redis", 6379)]).unwrap();
-    let mut redis = RedisConnection::connect(&url, Duration::from_secs(10)).unwrap();
+    let url = format!("redis://127.0.0.1:6379/{db}");
+    let mut redis = connect(&url);
     let before = xadd_clients(&mut redis, db);
-    let processor = processor(json!({"url": url.to_string(), "stream": key, "source": "web-1"}));
+    let processor = processor(json!({"url": url, "stream": key, "source": "web-1"}));
     processor.process(&event(1, "a")).unwrap();
     let ours: Vec<i64> = xadd_clients(&mut redis, db)
         .into_iter()
         .filter(|id| !before.contains(id))
         .collect();
     assert_eq!(ours.len(), 1, "{ours:?}");
-    let killed = redis
-        .pipeline(&[Command::new("CLIENT")
-            .arg("KILL")
-            .arg("ID")
-            .arg(ours[0].to_string())])
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(ours[0])
+        .query(&mut redis)
         .unwrap();
-    assert_eq!(killed, [Reply::Integer(1)]);
+    assert_eq!(killed, 1);
     processor.process(&event(2, "b")).unwrap();
     let ids: Vec<String> = entries(&mut redis, &key)
         .iter()
         .map(|entry| entry.last().unwrap().1.clone())
         .collect();
     assert_eq!(ids, [message_id("web-1", 1), message_id("web-1", 2)]);
-    redis.pipeline(&[Command::new("DEL").arg(&key)]).unwrap();
+    del(&mut redis, &key);
 }
 
 #[test]

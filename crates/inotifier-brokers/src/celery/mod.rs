@@ -39,7 +39,7 @@
 //! # Delivery
 //! - Redis: `LPUSH` of kombu's JSON envelope onto the queue's list; the reply is the
 //!   confirmation. A batch of events is one pipeline; a connection Redis closed while idle (a
-//!   restart) is replaced and the pipeline sent again at once ([`crate::resp::send`]).
+//!   restart) is replaced and the pipeline sent again at once ([`RedisLink::send`]).
 //! - AMQP: publisher confirms on a channel; the queue (durable, as Celery declares it) and a
 //!   named exchange are declared at each connection, so messages sent before any worker
 //!   started wait in the queue. Persistent messages (delivery mode 2).
@@ -60,13 +60,14 @@ use serde_json::{Map, Value};
 use crate::amqp::{AmqpConnection, Publish};
 use crate::fields::Field;
 use crate::link::Link;
-use crate::resp::{Command, RedisConnection, Reply};
+use crate::redis_client::{self, RedisLink, TargetOptions};
+use crate::tls::TlsOptions;
 use crate::url::{BrokerUrl, UrlSource};
 use message::{Route, TaskMessage, TaskSpec};
 
 pub const NAME: &str = "celery";
 
-const SCHEMES: &[(&str, u16)] = &[("redis", 6379), ("amqp", 5672), ("pyamqp", 5672)];
+const AMQP_SCHEMES: &[(&str, u16)] = &[("amqp", 5672), ("pyamqp", 5672)];
 
 fn default_queue() -> String {
     "celery".into()
@@ -98,10 +99,15 @@ struct CeleryOptions {
     source: Option<String>,
     #[serde(default = "default_timeout", deserialize_with = "options::duration")]
     timeout: Duration,
+    sentinels: Option<Vec<String>>,
+    service_name: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
+    cert_file: Option<std::path::PathBuf>,
+    key_file: Option<std::path::PathBuf>,
 }
 
 enum Transport {
-    Redis(Link<RedisConnection>),
+    Redis(RedisLink),
     Amqp(Link<AmqpConnection>),
 }
 
@@ -134,7 +140,7 @@ impl std::fmt::Debug for CeleryProcessor {
 impl CeleryProcessor {
     pub fn build(
         options: &Map<String, Value>,
-        _base_dir: &Path,
+        base_dir: &Path,
     ) -> Result<CeleryProcessor, BuildError> {
         let parsed: CeleryOptions = options::parse(NAME, options)?;
         if parsed.task.trim().is_empty() {
@@ -169,7 +175,7 @@ impl CeleryProcessor {
             env_option: "broker_url_env",
             default_env: "CELERY_BROKER_URL",
             default: None,
-            schemes: SCHEMES,
+            schemes: &[redis_client::SCHEMES, AMQP_SCHEMES].concat(),
         }
         .resolve(
             parsed.broker_url.as_deref(),
@@ -182,9 +188,43 @@ impl CeleryProcessor {
             exchange: parsed.exchange,
         };
         let timeout = parsed.timeout;
-        let transport = if url.scheme == "redis" {
-            redis_transport(url, timeout)
+        let tls = TlsOptions {
+            ca_file: parsed.ca_file,
+            cert_file: parsed.cert_file,
+            key_file: parsed.key_file,
+        };
+        let url_option = if parsed.broker_url.is_some() {
+            "broker_url"
         } else {
+            "broker_url_env"
+        };
+        let env_name = parsed
+            .broker_url_env
+            .as_deref()
+            .unwrap_or("CELERY_BROKER_URL");
+        let transport = if url.scheme.starts_with("redis") {
+            let link = TargetOptions {
+                processor: NAME,
+                url_option,
+                sentinels: parsed.sentinels.as_deref(),
+                service_name: parsed.service_name.as_deref(),
+                tls: &tls,
+                base_dir,
+                timeout,
+                url_origin: format!("the environment variable {env_name}"),
+            }
+            .target(url)?
+            .link()
+            .map_err(|error| BuildError::invalid(NAME, url_option, error))?;
+            Transport::Redis(link)
+        } else {
+            if parsed.sentinels.is_some() || parsed.service_name.is_some() {
+                return Err(BuildError::invalid(
+                    NAME,
+                    "sentinels",
+                    "Sentinel is for a Redis broker, not AMQP",
+                ));
+            }
             amqp_transport(url, route.clone(), timeout)
         };
         Ok(CeleryProcessor {
@@ -201,39 +241,34 @@ impl CeleryProcessor {
         })
     }
 
-    fn send_redis(&self, link: &Link<RedisConnection>, events: &[&Event]) -> BatchOutcome {
-        let commands: Vec<Command> = events
-            .iter()
-            .map(|event| {
-                let message = TaskMessage::new(&self.spec, event);
-                let envelope = message.redis_envelope(
-                    &self.route,
-                    &self.reply_to,
-                    &crate::identity::random_uuid(),
-                );
-                Command::new("LPUSH").arg(&self.route.queue).arg(envelope)
-            })
-            .collect();
-        let replies = match crate::resp::send(link, &commands) {
+    fn send_redis(&self, link: &RedisLink, events: &[&Event]) -> BatchOutcome {
+        let mut pipe = redis::Pipeline::with_capacity(events.len());
+        pipe.ignore_errors();
+        for event in events {
+            let message = TaskMessage::new(&self.spec, event);
+            let envelope = message.redis_envelope(
+                &self.route,
+                &self.reply_to,
+                &crate::identity::random_uuid(),
+            );
+            pipe.cmd("LPUSH").arg(&self.route.queue).arg(envelope);
+        }
+        let replies = match link.send(&pipe) {
             Ok(replies) => replies,
             Err(error) => return BatchOutcome::failed(0, error),
         };
         for (done, reply) in replies.iter().enumerate() {
-            match reply {
-                Reply::Integer(_) => {}
-                Reply::Error(error) => {
-                    return BatchOutcome::failed(done, redis_refusal(link.what(), error));
-                }
-                other => {
-                    return BatchOutcome::failed(
-                        done,
-                        ProcessError::retryable(format!(
-                            "Redis {} answered LPUSH with {other:?}",
-                            link.what()
-                        )),
-                    );
-                }
+            if let redis::Value::Int(_) = reply {
+                continue;
             }
+            let failure = match redis_client::error_reply(reply) {
+                Some((code, error)) => redis_refusal(link.what(), &code, &error),
+                None => ProcessError::retryable(format!(
+                    "Redis {} answered LPUSH with {reply:?}",
+                    link.what()
+                )),
+            };
+            return BatchOutcome::failed(done, failure);
         }
         BatchOutcome::all(events.len())
     }
@@ -273,13 +308,6 @@ impl CeleryProcessor {
     }
 }
 
-fn redis_transport(url: BrokerUrl, timeout: Duration) -> Transport {
-    let what = url.to_string();
-    Transport::Redis(Link::new(what, move || {
-        RedisConnection::connect(&url, timeout)
-    }))
-}
-
 fn amqp_transport(url: BrokerUrl, route: Route, timeout: Duration) -> Transport {
     let what = url.to_string();
     Transport::Amqp(Link::new(what, move || {
@@ -297,9 +325,8 @@ fn amqp_transport(url: BrokerUrl, route: Route, timeout: Duration) -> Transport 
 
 /// An error reply to LPUSH: Redis cannot take writes now (an outage), or the queue's key
 /// holds something else (permanent until someone fixes it).
-fn redis_refusal(server: &str, error: &str) -> ProcessError {
-    let code = error.split_whitespace().next().unwrap_or_default();
-    if crate::redis_stream::OUTAGE_CODES.contains(&code) {
+fn redis_refusal(server: &str, code: &str, error: &str) -> ProcessError {
+    if redis_client::OUTAGE_CODES.contains(&code) {
         ProcessError::outage(format!("Redis {server} refused the task: {error}"))
     } else {
         ProcessError::permanent(format!(

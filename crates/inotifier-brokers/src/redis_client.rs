@@ -1,0 +1,532 @@
+//! Redis for the `celery` and `redis_stream` processors, through the `redis` crate (its
+//! synchronous connection: no async runtime is needed for one connection that sends a
+//! pipeline per batch): `redis://` and `rediss://` (TLS), a master found through Redis
+//! Sentinel, AUTH with a password or an ACL user, the database of the URL.
+//!
+//! What this module adds to the crate is the processors' view of a connection: made when first
+//! needed and made again after it broke ([`Link`]), a pipeline sent once more at once when a
+//! connection that had worked was found closed (Redis restarted while it was idle, or a
+//! Sentinel failover closed it), and every failure put in words that say what to fix.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use inotifier_sinks::{BuildError, ProcessError};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError, TlsMode};
+
+use crate::link::Link;
+use crate::tls::{self, TlsFiles, TlsOptions};
+use crate::url::BrokerUrl;
+
+/// The URL schemes of Redis, with their default ports.
+pub const SCHEMES: &[(&str, u16)] = &[
+    ("redis", 6379),
+    ("rediss", 6379),
+    ("redis+sentinel", 26379),
+    ("rediss+sentinel", 26379),
+];
+
+/// Error codes (the first word of an error reply) that mean Redis cannot take a write now,
+/// whatever the write: waited out as outages.
+pub const OUTAGE_CODES: &[&str] = &[
+    "OOM",
+    "LOADING",
+    "READONLY",
+    "MASTERDOWN",
+    "BUSY",
+    "MISCONF",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "NOREPLICAS",
+    "NOAUTH",
+];
+
+/// Where the Redis of a processor is, and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct RedisTarget {
+    /// `redis://`/`rediss://`: the server; `redis+sentinel://`: the first Sentinel.
+    pub url: BrokerUrl,
+    /// The Sentinels to ask for the master of `service_name`; empty for a server of its own.
+    pub sentinels: Vec<(String, u16)>,
+    pub service_name: Option<String>,
+    pub tls: TlsFiles,
+    /// For connecting, and for each read or write of a pipeline.
+    pub timeout: Duration,
+    /// Where an operator fixes a refused password, such as "the environment variable REDIS_URL".
+    pub url_origin: String,
+}
+
+/// The database number of a Redis URL: its path (after the service name for Sentinel), `0`
+/// when empty.
+pub fn database(path: &str) -> Result<i64, String> {
+    if path.is_empty() {
+        return Ok(0);
+    }
+    path.parse::<u32>().map(i64::from).map_err(|_| {
+        format!(
+            "the path of a Redis URL is the database number, such as redis://host:6379/0, \
+             not {path:?}"
+        )
+    })
+}
+
+/// Builds the [`RedisTarget`] of processor `processor` from its resolved URL and its options
+/// `sentinels` and `service_name` (Sentinel, the alternative to a `redis+sentinel://` URL) and
+/// the TLS options, read relative to `base_dir`.
+pub struct TargetOptions<'a> {
+    pub processor: &'static str,
+    /// The option (or environment variable option) the URL came from, for messages.
+    pub url_option: &'a str,
+    pub sentinels: Option<&'a [String]>,
+    pub service_name: Option<&'a str>,
+    pub tls: &'a TlsOptions,
+    pub base_dir: &'a std::path::Path,
+    pub timeout: Duration,
+    pub url_origin: String,
+}
+
+impl TargetOptions<'_> {
+    pub fn target(self, url: BrokerUrl) -> Result<RedisTarget, BuildError> {
+        let processor = self.processor;
+        let invalid =
+            |option: &str, message: String| BuildError::invalid(processor, option, message);
+        let tls_scheme = url.scheme.starts_with("rediss");
+        if self.tls.any() && !tls_scheme {
+            let option = if self.tls.ca_file.is_some() {
+                "ca_file"
+            } else {
+                "cert_file"
+            };
+            return Err(invalid(
+                option,
+                format!(
+                    "is given, but the URL {url} is not TLS: use rediss:// (or leave out \
+                     ca_file, cert_file and key_file)"
+                ),
+            ));
+        }
+        let tls = if tls_scheme {
+            self.tls.load(processor, self.base_dir)?
+        } else {
+            TlsFiles::default()
+        };
+        let by_url = url.scheme.ends_with("+sentinel");
+        let (sentinels, service_name, path) = match (by_url, self.sentinels) {
+            (true, Some(_)) => {
+                return Err(invalid(
+                    "sentinels",
+                    format!(
+                        "is given, but the URL {url} names its Sentinels already: give one \
+                         or the other"
+                    ),
+                ));
+            }
+            (true, None) => {
+                let mut sentinels = vec![(url.host.clone(), url.port)];
+                sentinels.extend(url.more_hosts.iter().cloned());
+                let (service, path) = match url.path.split_once('/') {
+                    Some((service, path)) => (service.to_string(), path.to_string()),
+                    None => (url.path.clone(), String::new()),
+                };
+                let service = match (service.is_empty(), self.service_name) {
+                    (false, None) => service,
+                    (true, Some(name)) => name.to_string(),
+                    (false, Some(_)) => {
+                        return Err(invalid(
+                            "service_name",
+                            format!("is given, but the URL {url} names the service already"),
+                        ));
+                    }
+                    (true, None) => {
+                        return Err(invalid(
+                            self.url_option,
+                            format!(
+                                "the URL {url} names no service: write it as \
+                                 redis+sentinel://host:26379,host2:26379/SERVICE_NAME/DB"
+                            ),
+                        ));
+                    }
+                };
+                (sentinels, Some(service), path)
+            }
+            (false, Some(listed)) => {
+                if listed.is_empty() {
+                    return Err(invalid("sentinels", "lists no Sentinel".into()));
+                }
+                let sentinels = listed
+                    .iter()
+                    .map(|address| {
+                        let parsed =
+                            BrokerUrl::parse(&format!("redis://{address}"), &[("redis", 26379)])
+                                .ok()
+                                .filter(|parsed| {
+                                    parsed.more_hosts.is_empty()
+                                        && parsed.path.is_empty()
+                                        && parsed.user.is_none()
+                                });
+                        parsed
+                            .map(|parsed| (parsed.host, parsed.port))
+                            .ok_or_else(|| {
+                                invalid("sentinels", format!("{address:?} is not host:port"))
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let Some(service) = self.service_name else {
+                    return Err(BuildError::MissingOption {
+                        processor,
+                        option: "service_name (the master's name the Sentinels monitor)".into(),
+                    });
+                };
+                (sentinels, Some(service.to_string()), url.path.clone())
+            }
+            (false, None) => {
+                if self.service_name.is_some() {
+                    return Err(invalid(
+                        "service_name",
+                        "is given without Sentinels: list them in the option sentinels, or \
+                         use a redis+sentinel:// URL"
+                            .into(),
+                    ));
+                }
+                if !url.more_hosts.is_empty() {
+                    return Err(invalid(
+                        self.url_option,
+                        format!(
+                            "the URL {url} lists several hosts: only a redis+sentinel:// URL \
+                             does (Redis Cluster is not supported)"
+                        ),
+                    ));
+                }
+                (Vec::new(), None, url.path.clone())
+            }
+        };
+        database(&path).map_err(|error| invalid(self.url_option, error))?;
+        Ok(RedisTarget {
+            url: BrokerUrl { path, ..url },
+            sentinels,
+            service_name: service_name.filter(|name| !name.is_empty()),
+            tls,
+            timeout: self.timeout,
+            url_origin: self.url_origin,
+        })
+    }
+}
+
+impl RedisTarget {
+    /// Whether the connections use TLS.
+    pub fn tls(&self) -> bool {
+        self.url.scheme.starts_with("rediss")
+    }
+
+    /// Checks what can be checked without connecting, and returns the connections' maker.
+    pub fn link(self) -> Result<RedisLink, String> {
+        let what = self.to_string();
+        let connector = Connector::new(self)?;
+        Ok(RedisLink {
+            link: Link::new(what, move || connector.connect()),
+        })
+    }
+}
+
+/// `redis://host:port/db`, or for Sentinel `redis+sentinel://host:port,.../service/db`,
+/// without the password.
+impl std::fmt::Display for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.sentinels.is_empty() {
+            return write!(f, "{}", self.url);
+        }
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|(host, port)| format!("{host}:{port}"))
+            .collect();
+        write!(
+            f,
+            "{}://{}/{}",
+            self.url.scheme,
+            hosts.join(","),
+            self.service_name.as_deref().unwrap_or_default()
+        )
+    }
+}
+
+enum Server {
+    Direct(redis::Client),
+    /// Asked for the current master at each connection.
+    Sentinel(Mutex<SentinelClient>),
+}
+
+struct Connector {
+    target: RedisTarget,
+    server: Server,
+}
+
+impl Connector {
+    fn new(target: RedisTarget) -> Result<Connector, String> {
+        let tls = target.tls();
+        let (user, password) = (&target.url.user, &target.url.password);
+        let mut settings = RedisConnectionInfo::default()
+            .set_db(database(&target.url.path)?)
+            // One round trip less per connection, and none answered with an error by Redis
+            // before 7.2.
+            .set_skip_set_lib_name();
+        if let Some(user) = user {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = password {
+            settings = settings.set_password(password);
+        }
+        let server = if target.sentinels.is_empty() {
+            let (host, port) = target.url.address();
+            let info = if tls {
+                ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure: false,
+                    tls_params: None,
+                }
+            } else {
+                ConnectionAddr::Tcp(host, port)
+            }
+            .into_connection_info()
+            .map_err(|error| error.to_string())?
+            .set_redis_settings(settings);
+            let client = if tls {
+                redis::Client::build_with_tls(info, target.tls.redis_certificates())
+            } else {
+                redis::Client::open(info)
+            };
+            Server::Direct(client.map_err(|error| error.to_string())?)
+        } else {
+            let service = target
+                .service_name
+                .clone()
+                .ok_or("a Sentinel needs the name of the master's service")?;
+            let sentinels = target.sentinels.iter().map(|(host, port)| {
+                if tls {
+                    ConnectionAddr::TcpTls {
+                        host: host.clone(),
+                        port: *port,
+                        insecure: false,
+                        tls_params: None,
+                    }
+                } else {
+                    ConnectionAddr::Tcp(host.clone(), *port)
+                }
+            });
+            let mut builder =
+                SentinelClientBuilder::new(sentinels, service, SentinelServerType::Master)
+                    .map_err(|error| error.to_string())?
+                    .set_client_to_redis_db(database(&target.url.path)?);
+            if let Some(user) = user {
+                builder = builder.set_client_to_redis_username(user);
+            }
+            if let Some(password) = password {
+                builder = builder.set_client_to_redis_password(password);
+            }
+            if tls {
+                builder = builder
+                    .set_client_to_redis_tls_mode(TlsMode::Secure)
+                    .set_client_to_redis_certificates(target.tls.redis_certificates())
+                    .set_client_to_sentinel_tls_mode(TlsMode::Secure)
+                    .set_client_to_sentinel_certificates(target.tls.redis_certificates());
+            }
+            Server::Sentinel(Mutex::new(
+                builder.build().map_err(|error| error.to_string())?,
+            ))
+        };
+        Ok(Connector { target, server })
+    }
+
+    fn connect(&self) -> Result<Session, ProcessError> {
+        let timeout = self.target.timeout;
+        let client = match &self.server {
+            Server::Direct(client) => client.clone(),
+            Server::Sentinel(sentinel) => {
+                let mut sentinel = sentinel.lock().unwrap_or_else(|e| e.into_inner());
+                sentinel.get_client().map_err(|error| {
+                    ProcessError::outage(format!(
+                        "Redis {}: no Sentinel named a master that answers: {}",
+                        self.target,
+                        explain(&error)
+                    ))
+                })?
+            }
+        };
+        let mut connection = client
+            .get_connection_with_timeout(timeout)
+            .map_err(|error| self.failure("connecting", &error))?;
+        connection
+            .set_read_timeout(Some(timeout))
+            .and_then(|()| connection.set_write_timeout(Some(timeout)))
+            .map_err(|error| self.failure("connecting", &error))?;
+        // Proves the server speaks Redis and, without a password, that it needs none.
+        redis::cmd("PING")
+            .query::<()>(&mut connection)
+            .map_err(|error| self.failure("connecting", &error))?;
+        Ok(Session {
+            connection,
+            pipelines: 0,
+            timed_out: false,
+        })
+    }
+
+    /// What went wrong with `error`, as an outage: every failure to reach or use Redis is
+    /// waited out, so that no event is given up while an operator fixes the server or the URL.
+    fn failure(&self, doing: &str, error: &RedisError) -> ProcessError {
+        let server = &self.target;
+        let origin = &self.target.url_origin;
+        let code = error.code().unwrap_or_default();
+        let message = if matches!(code, "WRONGPASS")
+            || error.kind() == redis::ErrorKind::AuthenticationFailed
+            || error.to_string().contains("invalid username-password")
+        {
+            format!(
+                "Redis {server} refused the user and password of its URL ({}): put the right \
+                 URL in {origin} and restart the daemon; events wait until then",
+                explain(error)
+            )
+        } else if code == "NOAUTH" {
+            format!(
+                "Redis {server} requires a password ({}): put the URL with its password in \
+                 {origin} and restart the daemon; events wait until then",
+                explain(error)
+            )
+        } else if error.is_timeout() {
+            format!(
+                "Redis {server}: {doing}: no answer within {:?}",
+                self.target.timeout
+            )
+        } else {
+            let text = explain(error);
+            match tls::advice(&text).filter(|_| self.target.tls()) {
+                Some(advice) => format!("Redis {server}: TLS: {text}: {advice}"),
+                None => format!("Redis {server}: {doing}: {text}"),
+            }
+        };
+        ProcessError::outage(message)
+    }
+}
+
+/// The error's text, with what the `redis` crate leaves out of its `Display` of an I/O error
+/// (the TLS alert or the certificate's fault).
+fn explain(error: &RedisError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A connection, with what [`RedisLink::send`] needs to know of its past.
+pub struct Session {
+    connection: redis::Connection,
+    /// Pipelines sent on it.
+    pipelines: u64,
+    /// Whether the last failure was Redis not answering in time (rather than the connection
+    /// breaking): it may still be working on the commands.
+    timed_out: bool,
+}
+
+/// The connection of one processor to its Redis.
+pub struct RedisLink {
+    link: Link<Session>,
+}
+
+impl RedisLink {
+    /// The server, for messages: its URL without the password.
+    pub fn what(&self) -> &str {
+        self.link.what()
+    }
+
+    /// Sends `pipe` (built with [`redis::Pipeline::ignore_errors`], so that an error reply is
+    /// one command's [`redis::Value::ServerError`] rather than the whole pipeline's failure) and
+    /// returns one reply per command, in order. A connection that worked before and breaks now
+    /// may have been closed while idle (a Redis restart, a failover): it is replaced and the
+    /// pipeline sent once more at once, rather than after the retry delay. Commands Redis
+    /// executed before the break are executed again (delivery is at least once).
+    pub fn send(&self, pipe: &redis::Pipeline) -> Result<Vec<redis::Value>, ProcessError> {
+        let mut send_again = false;
+        let result = self.link.with(|session| {
+            let used = session.pipelines > 0;
+            let result = self.query(session, pipe);
+            send_again = result.is_err() && used && !session.timed_out;
+            result
+        });
+        match result {
+            Err(error) if error.outage && send_again => {
+                self.link.with(|session| self.query(session, pipe))
+            }
+            other => other,
+        }
+    }
+
+    fn query(
+        &self,
+        session: &mut Session,
+        pipe: &redis::Pipeline,
+    ) -> Result<Vec<redis::Value>, ProcessError> {
+        session.pipelines += 1;
+        match pipe.query::<Vec<redis::Value>>(&mut session.connection) {
+            Ok(replies) if replies.len() == pipe.len() => {
+                session.timed_out = false;
+                Ok(replies)
+            }
+            Ok(replies) => Err(ProcessError::outage(format!(
+                "Redis {}: {} replies to a pipeline of {} commands",
+                self.what(),
+                replies.len(),
+                pipe.len()
+            ))),
+            Err(error) => {
+                session.timed_out = error.is_timeout();
+                let what = if session.timed_out {
+                    "no answer in time".to_string()
+                } else {
+                    explain(&error)
+                };
+                Err(ProcessError::outage(format!(
+                    "Redis {}: sending: {what}",
+                    self.what()
+                )))
+            }
+        }
+    }
+
+    pub fn close(&self) {
+        self.link.close();
+    }
+}
+
+/// An error reply's code (its first word) and whole text.
+pub fn error_reply(value: &redis::Value) -> Option<(String, String)> {
+    let redis::Value::ServerError(error) = value else {
+        return None;
+    };
+    let code = error.code().to_string();
+    let text = match error.details() {
+        Some(details) => format!("{code} {details}"),
+        None => code.clone(),
+    };
+    Some((code, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_is_the_path() {
+        assert_eq!(database(""), Ok(0));
+        assert_eq!(database("3"), Ok(3));
+        let error = database("cache").unwrap_err();
+        assert!(error.contains("database number"), "{error}");
+    }
+}
