@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 pub mod damage;
 pub mod hook_server;
 pub mod privileges;
+pub mod servers;
 pub mod services;
 pub mod skip;
+pub mod tls;
 pub mod workloads;
 
 const LOCK_PATH: &str = "/run/inotifier-tests.lock";
