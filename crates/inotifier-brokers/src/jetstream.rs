@@ -20,9 +20,13 @@
 //! # Options
 //! | option | type | default | meaning |
 //! | --- | --- | --- | --- |
-//! | `url` | string | `$NATS_URL`, else `nats://127.0.0.1:4222` | `nats://host[:port]`. A URL with a password is refused here: put it in the environment variable named by `url_env`. |
+//! | `url` | string | `$NATS_URL`, else `nats://127.0.0.1:4222` | `nats://host[:port]`, or `tls://host[:port]` to require TLS; several servers of a cluster separated by commas (`nats://a:4222,b:4222`). A URL with a password is refused here: put it in the environment variable named by `url_env`. |
 //! | `url_env` | string | `"NATS_URL"` | The environment variable of the daemon holding the URL (with `user:password@` when the server wants them), read when `url` is not given. |
-//! | `token_env` | string | none | The environment variable holding an authentication token (sent as `auth_token`); it must be set when the processor is built. |
+//! | `token_env` | string | none | The environment variable holding an authentication token; it must be set when the processor is built. |
+//! | `nkey_file` | path | none | A file holding an NKey seed (`SU...`), the user's private key: the server knows the user by its public key. |
+//! | `creds_file` | path | none | A credentials file (a user JWT and its NKey seed, as `nsc` or `nats context` write it), for servers of the decentralised JWT model (NGS/Synadia Cloud). |
+//! | `ca_file` | path | none | A PEM file of the CAs to trust instead of the Mozilla roots, for a server whose certificate an internal CA signed. |
+//! | `cert_file`, `key_file` | path | none | A client certificate and its key (PEM), for a server that asks for one (mutual TLS, `verify: true`). |
 //! | `subject` | string | `"inotifier.events"` | The subject, a template with the placeholders of `exec`'s arguments: `{maskname}`, `{name}`, `{path}`, `{pathname}`, `{src_pathname}`, `{id}`, `{mask}`, `{origin}`. |
 //! | `stream` | string | none | The stream that must store the messages (header `Nats-Expected-Stream`): a message taken by another stream is refused, a permanent failure. |
 //! | `source` | string | the host name | This host's name in the messages (`Inotifier-Source`) and their ids. |
@@ -41,10 +45,16 @@
 //! options = { subject = "inotifier.{maskname}", stream = "INOTIFIER", timeout = "5s" }
 //! ```
 //!
+//! Paths are relative to the configuration file's directory (`PROJECT_PATH` from Django). One
+//! way of authenticating at most: a user and password in the URL, `token_env`, `nkey_file` or
+//! `creds_file`. TLS is used with a `tls://` URL, and with a `nats://` server that requires it
+//! (its `INFO` says `tls_required`); the server's certificate is always verified, and one that
+//! does not verify is an outage whose message names the server and the reason.
+//!
 //! # Delivery and failures
-//! A batch of events is published in one write, each message with its own reply subject
-//! (`_INBOX.<random>.<n>`), then the acknowledgements are awaited; the leading run of
-//! acknowledged events counts as delivered.
+//! Through the `async-nats` client, on this crate's private runtime ([`crate::runtime`]). A
+//! batch of events is published at once, every message in flight, then the acknowledgements
+//! are awaited; the leading run of acknowledged events counts as delivered.
 //! - Failures that last until the broker or its configuration changes are outages, retried
 //!   with backoff as long as they last, never dead-lettered: NATS unreachable, refused
 //!   credentials, no acknowledgement within `timeout`, no stream taking the subject (the
@@ -52,8 +62,12 @@
 //! - Other errors of JetStream (another stream took the message, a message over the stream's
 //!   maximum size) are permanent failures quoting JetStream's description.
 
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
+use async_nats::jetstream::context::{PublishAckFuture, PublishError, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::{ConnectErrorKind, ServerAddr};
 use inotifier_core::Event;
 use inotifier_core::json::event_json;
 use inotifier_sinks::template::Template;
@@ -63,7 +77,7 @@ use serde_json::{Map, Value};
 
 use crate::identity::{MessageIds, host_name};
 use crate::link::Link;
-use crate::nats::{self, ConnectOptions, Message, NatsConnection, NatsError};
+use crate::tls::{self, TlsFiles, TlsOptions};
 use crate::url::{BrokerUrl, UrlSource};
 
 pub const NAME: &str = "jetstream";
@@ -80,7 +94,7 @@ const URL_SOURCE: UrlSource<'static> = UrlSource {
     env_option: "url_env",
     default_env: "NATS_URL",
     default: Some("nats://127.0.0.1:4222"),
-    schemes: &[("nats", 4222)],
+    schemes: &[("nats", 4222), ("tls", 4222)],
 };
 
 fn default_subject() -> String {
@@ -97,17 +111,50 @@ struct JetStreamOptions {
     url: Option<String>,
     url_env: Option<String>,
     token_env: Option<String>,
+    nkey_file: Option<std::path::PathBuf>,
+    creds_file: Option<std::path::PathBuf>,
     #[serde(default = "default_subject")]
     subject: String,
     stream: Option<String>,
     source: Option<String>,
     #[serde(default = "default_timeout", deserialize_with = "options::duration")]
     timeout: Duration,
+    ca_file: Option<std::path::PathBuf>,
+    cert_file: Option<std::path::PathBuf>,
+    key_file: Option<std::path::PathBuf>,
+}
+
+/// How the processor proves who it is to the server.
+#[derive(Clone)]
+enum Credentials {
+    None,
+    UserPassword(String, String),
+    Token(String),
+    NkeySeed(String),
+    /// The text of a credentials file.
+    Creds(String),
+}
+
+/// Everything a connection needs, read when the processor was built.
+struct Connector {
+    /// The servers, for messages: their URLs without passwords.
+    what: String,
+    servers: Vec<ServerAddr>,
+    require_tls: bool,
+    credentials: Credentials,
+    tls: TlsFiles,
+    timeout: Duration,
+}
+
+/// A connection and its JetStream context.
+struct Session {
+    client: async_nats::Client,
+    jetstream: async_nats::jetstream::Context,
 }
 
 /// Publishes events to JetStream; see the [module docs](self).
 pub struct JetStreamProcessor {
-    link: Link<NatsConnection>,
+    link: Link<Session>,
     subject: Template,
     stream: Option<String>,
     source: String,
@@ -134,8 +181,12 @@ impl std::fmt::Debug for JetStreamProcessor {
 }
 
 impl JetStreamProcessor {
-    /// Reads the options, the URL and the token; opens no connection (the first batch does).
-    pub fn build(options: &Map<String, Value>) -> Result<JetStreamProcessor, BuildError> {
+    /// Reads the options, the URL, the credentials and the certificates; opens no connection
+    /// (the first batch does).
+    pub fn build(
+        options: &Map<String, Value>,
+        base_dir: &Path,
+    ) -> Result<JetStreamProcessor, BuildError> {
         let parsed: JetStreamOptions = options::parse(NAME, options)?;
         let url = URL_SOURCE.resolve(parsed.url.as_deref(), parsed.url_env.as_deref())?;
         if parsed.url.is_some() && url.user.is_some() && url.password.is_none() {
@@ -147,10 +198,13 @@ impl JetStreamProcessor {
                  of the daemon and give its name as token_env",
             ));
         }
-        let token = match &parsed.token_env {
-            Some(variable) => Some(token(variable)?),
-            None => None,
-        };
+        let credentials = credentials(&parsed, &url, base_dir)?;
+        let tls = TlsOptions {
+            ca_file: parsed.ca_file.clone(),
+            cert_file: parsed.cert_file.clone(),
+            key_file: parsed.key_file.clone(),
+        }
+        .load(NAME, base_dir)?;
         let subject = subject_template(&parsed.subject)?;
         if let Some(stream) = &parsed.stream {
             check_stream_name(stream)?;
@@ -164,9 +218,20 @@ impl JetStreamProcessor {
             ));
         }
         let timeout = parsed.timeout;
-        let link = Link::new(url.to_string(), move || {
-            connect(&url, token.as_deref(), timeout)
-        });
+        let url_option = if parsed.url.is_some() {
+            "url"
+        } else {
+            "url_env"
+        };
+        let connector = Connector {
+            what: url.to_string(),
+            servers: servers(&url).map_err(|error| BuildError::invalid(NAME, url_option, error))?,
+            require_tls: url.scheme == "tls",
+            credentials,
+            tls,
+            timeout,
+        };
+        let link = Link::new(url.to_string(), move || connector.connect());
         Ok(JetStreamProcessor {
             link,
             subject,
@@ -185,79 +250,76 @@ impl JetStreamProcessor {
             .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
     }
 
+    /// The message of `event`, or why it cannot be published at all.
+    fn message(&self, event: &Event) -> Result<(String, PublishMessage), ProcessError> {
+        let subject = self.subject(event);
+        if subject.len() > MAX_SUBJECT_LEN {
+            return Err(ProcessError::permanent(format!(
+                "the subject of event {} ({}) is {} bytes long, over the {MAX_SUBJECT_LEN} \
+                 NATS accepts: use a subject template without {{pathname}}",
+                event.id,
+                event.pathname().display(),
+                subject.len()
+            )));
+        }
+        let mut payload = Vec::with_capacity(512);
+        event_json(&mut payload, event);
+        let mut message = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(self.ids.of(event.id))
+            .header("Inotifier-Event-Id", event.id.to_string().as_str())
+            .header("Inotifier-Source", self.source.as_str());
+        if let Some(stream) = &self.stream {
+            message = message.expected_stream(stream);
+        }
+        Ok((subject, message))
+    }
+
     /// Publishes `events`, then waits for their acknowledgements; see the module docs.
     fn publish(&self, events: &[&Event]) -> BatchOutcome {
         let mut messages = Vec::with_capacity(events.len());
+        let mut unpublishable = None;
         for event in events {
-            let subject = self.subject(event);
-            if subject.len() > MAX_SUBJECT_LEN {
-                // Published up to here; this event fails on its own.
-                let failure = ProcessError::permanent(format!(
-                    "the subject of event {} ({}) is {} bytes long, over the {MAX_SUBJECT_LEN} \
-                     NATS accepts: use a subject template without {{pathname}}",
-                    event.id,
-                    event.pathname().display(),
-                    subject.len()
-                ));
-                return self.publish_then(&messages, events, Some(failure));
+            match self.message(event) {
+                Ok(message) => messages.push(message),
+                Err(failure) => {
+                    // Published up to here; this event fails on its own.
+                    unpublishable = Some(failure);
+                    break;
+                }
             }
-            let mut payload = Vec::with_capacity(512);
-            event_json(&mut payload, event);
-            messages.push(Outgoing {
-                subject,
-                message_id: self.ids.of(event.id),
-                event_id: event.id.to_string(),
-                payload,
-            });
         }
-        self.publish_then(&messages, events, None)
-    }
-
-    /// Publishes `messages` (the first of `events`); `then` is the failure of the event
-    /// after them, if one failed before publishing.
-    fn publish_then(
-        &self,
-        messages: &[Outgoing],
-        events: &[&Event],
-        then: Option<ProcessError>,
-    ) -> BatchOutcome {
-        let mut acks = vec![None; messages.len()];
+        let mut results = Vec::new();
         let sent = if messages.is_empty() {
             Ok(())
         } else {
-            // A connection the server closed while it was idle is replaced at once, before
-            // anything is published on it: that is no outage.
-            let mut closed_while_idle = false;
-            let first_try = self.link.with(|connection| {
-                if let Err(error) = connection.check_alive() {
-                    closed_while_idle = true;
-                    return Err(self.outage(error));
+            self.link.with(|session| {
+                if session.client.connection_state() != async_nats::connection::State::Connected {
+                    return Err(ProcessError::outage(format!(
+                        "NATS at {}: the connection is lost (the client is connecting again)",
+                        self.link.what()
+                    )));
                 }
-                self.exchange(connection, messages, &mut acks)
-            });
-            if closed_while_idle {
-                self.link
-                    .with(|connection| self.exchange(connection, messages, &mut acks))
-            } else {
-                first_try
-            }
+                results = crate::runtime::block_on(exchange(&session.jetstream, messages));
+                Ok(())
+            })
         };
         // The leading run of acknowledged messages is delivered; the first other one fails.
         let mut processed = 0;
         let mut duplicates = 0;
-        for ack in &acks {
-            match ack {
-                Some(Ack::Stored { duplicate, .. }) => {
+        for result in &results {
+            match result {
+                Ok(duplicate) => {
                     processed += 1;
                     duplicates += usize::from(*duplicate);
                 }
-                Some(Ack::Refused(failure)) => {
-                    return BatchOutcome::failed(
-                        processed,
-                        self.failed(events[processed], failure),
-                    );
+                Err(error) => {
+                    let failure = self.failed(events[processed], error);
+                    if failure.outage {
+                        self.link.broken(&failure);
+                    }
+                    return BatchOutcome::failed(processed, failure);
                 }
-                None => break,
             }
         }
         if duplicates > 0 {
@@ -269,124 +331,323 @@ impl JetStreamProcessor {
                 "JetStream already had these messages"
             );
         }
-        if processed < messages.len() {
-            let failure = sent.err().unwrap_or_else(|| {
-                ProcessError::outage(format!(
-                    "NATS at {}: no acknowledgement for event {}",
-                    self.link.what(),
-                    events[processed].id
-                ))
-            });
+        if let Err(failure) = sent {
             return BatchOutcome::failed(processed, failure);
         }
-        match then {
+        match unpublishable {
             Some(failure) => BatchOutcome::failed(processed, failure),
             None => BatchOutcome::all(processed),
         }
     }
 
-    /// Writes every message in one write and reads the replies into `acks` (by reply
-    /// number), until each has one. An error of the connection is returned (and closes it);
-    /// the acks read until then stay.
-    fn exchange(
-        &self,
-        connection: &mut NatsConnection,
-        messages: &[Outgoing],
-        acks: &mut [Option<Ack>],
-    ) -> Result<(), ProcessError> {
-        let first = connection.new_reply_subject();
-        let first_number = connection
-            .reply_number(&first)
-            .expect("a reply subject of the connection");
-        let mut bytes = Vec::with_capacity(messages.len() * 700);
-        for (index, message) in messages.iter().enumerate() {
-            let reply = if index == 0 {
-                first.clone()
-            } else {
-                connection.new_reply_subject()
-            };
-            let mut headers = vec![
-                ("Nats-Msg-Id", message.message_id.as_str()),
-                ("Inotifier-Event-Id", message.event_id.as_str()),
-                ("Inotifier-Source", self.source.as_str()),
-            ];
-            if let Some(stream) = &self.stream {
-                headers.push(("Nats-Expected-Stream", stream.as_str()));
+    /// The failure of `event`, whose publication failed with `error`.
+    fn failed(&self, event: &Event, error: &PublishError) -> ProcessError {
+        let where_ = format!("event {} ({})", event.id, event.pathname().display());
+        let server = self.link.what();
+        match error.kind() {
+            PublishErrorKind::StreamNotFound => {
+                let subject = self.subject(event);
+                ProcessError::outage(format!("{}; for {where_}", no_stream(&subject)))
             }
-            let size = nats::headers_len(&headers) + message.payload.len();
-            if let Err(error) = connection.check_size(size) {
-                // Nothing of the batch was sent yet: those before this one are sent below,
-                // this one fails alone.
-                acks[index] = Some(Ack::Refused(Refusal::Permanent(error.to_string())));
-                break;
-            }
-            nats::encode_hpub(
-                &mut bytes,
-                &message.subject,
-                Some(&reply),
-                &headers,
-                &message.payload,
-            );
-        }
-        let expected = acks.iter().position(Option::is_some).unwrap_or(acks.len());
-        connection
-            .send(&bytes)
-            .map_err(|error| self.outage(error))?;
-        let mut waiting = expected;
-        while waiting > 0 {
-            // The timeout is the longest silence: a large batch may take longer in all.
-            let deadline = Instant::now() + self.timeout;
-            let reply = connection.next_message(deadline).map_err(|error| {
-                let missing = acks[..expected]
-                    .iter()
-                    .position(Option::is_none)
-                    .unwrap_or(0);
-                self.no_ack(error, &messages[missing].subject)
-            })?;
-            let Some(index) = connection
-                .reply_number(&reply.subject)
-                .and_then(|number| number.checked_sub(first_number))
-                .and_then(|index| usize::try_from(index).ok())
-                .filter(|&index| index < expected)
-            else {
-                // A late reply to an earlier batch.
-                continue;
-            };
-            if acks[index].is_none() {
-                waiting -= 1;
-            }
-            acks[index] = Some(parse_ack(&reply, &messages[index].subject));
-        }
-        Ok(())
-    }
-
-    fn outage(&self, error: NatsError) -> ProcessError {
-        ProcessError::outage(error.to_string())
-    }
-
-    /// The failure when the replies stopped coming: a timeout says what may be wrong.
-    fn no_ack(&self, error: NatsError, subject: &str) -> ProcessError {
-        match error {
-            NatsError::Timeout { .. } => ProcessError::outage(format!(
-                "NATS at {}: no JetStream acknowledgement within {:?} for a message to {subject}: \
+            PublishErrorKind::TimedOut => ProcessError::outage(format!(
+                "NATS at {server}: no JetStream acknowledgement within {:?} for {where_}: \
                  JetStream may be overloaded or unavailable, or the subject taken by a plain \
                  subscriber rather than a stream",
-                self.link.what(),
                 self.timeout
             )),
-            other => self.outage(other),
-        }
-    }
-
-    fn failed(&self, event: &Event, refusal: &Refusal) -> ProcessError {
-        let where_ = format!("event {} ({})", event.id, event.pathname().display());
-        match refusal {
-            Refusal::Outage(message) => ProcessError::outage(format!("{message}; for {where_}")),
-            Refusal::Permanent(message) => {
-                ProcessError::permanent(format!("{message}; for {where_}"))
+            PublishErrorKind::BrokenPipe => ProcessError::outage(format!(
+                "NATS at {server}: the connection broke before the acknowledgement of {where_}"
+            )),
+            PublishErrorKind::MaxPayloadExceeded => {
+                ProcessError::permanent(format!("NATS at {server} refused {where_}: {error}"))
+            }
+            _ => {
+                let api = std::error::Error::source(error)
+                    .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>());
+                let Some(api) = api else {
+                    return ProcessError::outage(format!(
+                        "NATS at {server}: {error}; for {where_}"
+                    ));
+                };
+                let message = format!("JetStream refused {where_}: {api}");
+                let description = api.to_string().to_ascii_lowercase();
+                let lasting = STORAGE_ERROR_CODES.contains(&api.error_code().0)
+                    || api.code() == 503
+                    || ["maximum messages", "maximum bytes", "storage", "resources"]
+                        .iter()
+                        .any(|what| description.contains(what));
+                if lasting {
+                    ProcessError::outage(message)
+                } else {
+                    ProcessError::permanent(message)
+                }
             }
         }
     }
+}
+
+/// Publishes every message (each is in flight once handed to the client), then awaits their
+/// acknowledgements in order: whether each was a duplicate, or why it failed. The first
+/// failure ends the list.
+async fn exchange(
+    jetstream: &async_nats::jetstream::Context,
+    messages: Vec<(String, PublishMessage)>,
+) -> Vec<Result<bool, PublishError>> {
+    let mut pending = std::collections::VecDeque::with_capacity(IN_FLIGHT);
+    let mut results = Vec::with_capacity(messages.len());
+    for (subject, message) in messages {
+        if pending.len() == IN_FLIGHT {
+            // Each acknowledgement awaited holds a permit of the context: make room.
+            let ack: PublishAckFuture = pending.pop_front().expect("IN_FLIGHT pending");
+            match ack.await {
+                Ok(ack) => results.push(Ok(ack.duplicate)),
+                Err(error) => {
+                    results.push(Err(error));
+                    return results;
+                }
+            }
+        }
+        match jetstream.send_publish(subject, message).await {
+            Ok(ack) => pending.push_back(ack),
+            Err(error) => {
+                pending.clear();
+                results.push(Err(error));
+                return results;
+            }
+        }
+    }
+    for ack in pending {
+        match ack.await {
+            Ok(ack) => results.push(Ok(ack.duplicate)),
+            Err(error) => {
+                results.push(Err(error));
+                return results;
+            }
+        }
+    }
+    results
+}
+
+/// Messages awaiting their acknowledgement at once, at most.
+const IN_FLIGHT: usize = 1024;
+
+/// JetStream error codes that last until the stream's consumers or its storage change:
+/// storing failed (`maximum messages exceeded`, a full disk), insufficient resources.
+const STORAGE_ERROR_CODES: &[u64] = &[10077, 10023];
+
+/// Why no stream took a message to `subject`, and how to make one.
+fn no_stream(subject: &str) -> String {
+    // A stream for every subject of the same first token: what a template such as
+    // `inotifier.{maskname}` publishes to.
+    let subjects = match subject.split_once('.') {
+        Some((first, _)) => format!("{first}.>"),
+        None => subject.to_string(),
+    };
+    format!(
+        "no JetStream stream takes subject {subject} (NATS answered: no responders): \
+         create one, for instance with the nats CLI `nats stream add INOTIFIER \
+         --subjects '{subjects}' --storage file --defaults`, or with nats-py `js = (await \
+         nats.connect(URL)).jetstream(); await js.add_stream(name=\"INOTIFIER\", \
+         subjects=[\"{subjects}\"])`; delivery resumes by itself once it exists"
+    )
+}
+
+/// The servers of `url`: its host and the hosts after it, each with the URL's scheme.
+fn servers(url: &BrokerUrl) -> Result<Vec<ServerAddr>, String> {
+    std::iter::once((&url.host, url.port))
+        .chain(url.more_hosts.iter().map(|(host, port)| (host, *port)))
+        .map(|(host, port)| {
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.clone()
+            };
+            format!("{}://{host}:{port}", url.scheme)
+                .parse::<ServerAddr>()
+                .map_err(|error| format!("{host}:{port}: {error}"))
+        })
+        .collect()
+}
+
+/// The one way of authenticating that the options and the URL give.
+fn credentials(
+    parsed: &JetStreamOptions,
+    url: &BrokerUrl,
+    base_dir: &Path,
+) -> Result<Credentials, BuildError> {
+    let mut given = Vec::new();
+    if url.password.is_some() {
+        given.push("a password in the URL");
+    }
+    if parsed.token_env.is_some() {
+        given.push("token_env");
+    }
+    if parsed.nkey_file.is_some() {
+        given.push("nkey_file");
+    }
+    if parsed.creds_file.is_some() {
+        given.push("creds_file");
+    }
+    if given.len() > 1 {
+        return Err(BuildError::invalid(
+            NAME,
+            if parsed.creds_file.is_some() {
+                "creds_file"
+            } else {
+                "nkey_file"
+            },
+            format!(
+                "{} are given: authenticate in one way only",
+                given.join(" and ")
+            ),
+        ));
+    }
+    let read_secret = |option: &'static str, path: &Path| {
+        let path = options::resolve(base_dir, path);
+        std::fs::read_to_string(&path).map_err(|error| {
+            BuildError::invalid(
+                NAME,
+                option,
+                format!("cannot read {}: {error}", path.display()),
+            )
+        })
+    };
+    if let Some(password) = &url.password {
+        return Ok(Credentials::UserPassword(
+            url.user.clone().unwrap_or_default(),
+            password.clone(),
+        ));
+    }
+    if let Some(variable) = &parsed.token_env {
+        return Ok(Credentials::Token(token(variable)?));
+    }
+    if let Some(path) = &parsed.nkey_file {
+        let seed = read_secret("nkey_file", path)?;
+        let seed = seed
+            .lines()
+            .map(str::trim)
+            .find(|line| line.starts_with("SU"))
+            .ok_or_else(|| {
+                BuildError::invalid(
+                    NAME,
+                    "nkey_file",
+                    format!(
+                        "{} holds no user NKey seed (a line starting with SU, as `nk -gen \
+                         user` writes it)",
+                        options::resolve(base_dir, path).display()
+                    ),
+                )
+            })?;
+        if let Err(error) = nkeys::KeyPair::from_seed(seed) {
+            return Err(BuildError::invalid(
+                NAME,
+                "nkey_file",
+                format!(
+                    "{} holds no valid NKey seed: {error}",
+                    options::resolve(base_dir, path).display()
+                ),
+            ));
+        }
+        return Ok(Credentials::NkeySeed(seed.to_string()));
+    }
+    if let Some(path) = &parsed.creds_file {
+        let text = read_secret("creds_file", path)?;
+        if let Err(error) = async_nats::ConnectOptions::new().credentials(&text) {
+            return Err(BuildError::invalid(
+                NAME,
+                "creds_file",
+                format!(
+                    "{} is not a NATS credentials file (a user JWT and its NKey seed): {error}",
+                    options::resolve(base_dir, path).display()
+                ),
+            ));
+        }
+        return Ok(Credentials::Creds(text));
+    }
+    Ok(Credentials::None)
+}
+
+impl Connector {
+    fn options(&self) -> Result<async_nats::ConnectOptions, ProcessError> {
+        let config = self.tls.client_config().map_err(|error| {
+            ProcessError::outage(format!("NATS at {}: TLS: {error}", self.what))
+        })?;
+        let options = async_nats::ConnectOptions::new()
+            .name("inotifier")
+            .connection_timeout(self.timeout)
+            .request_timeout(Some(self.timeout))
+            .require_tls(self.require_tls)
+            .tls_client_config((*config).clone());
+        Ok(match &self.credentials {
+            Credentials::None => options,
+            Credentials::UserPassword(user, password) => {
+                options.user_and_password(user.clone(), password.clone())
+            }
+            Credentials::Token(token) => options.token(token.clone()),
+            Credentials::NkeySeed(seed) => options.nkey(seed.clone()),
+            Credentials::Creds(text) => options.credentials(text).map_err(|error| {
+                ProcessError::outage(format!("NATS at {}: credentials: {error}", self.what))
+            })?,
+        })
+    }
+
+    /// Connects; every failure is an outage, refused credentials and certificates included:
+    /// nothing is dead-lettered while an operator fixes the broker or the configuration.
+    fn connect(&self) -> Result<Session, ProcessError> {
+        let options = self.options()?;
+        let servers = self.servers.clone();
+        let timeout = self.timeout;
+        let connected = crate::runtime::block_on(async move {
+            let client = options.connect(servers).await?;
+            // Built on the runtime: the context runs a task of its own for acknowledgements.
+            let jetstream = async_nats::jetstream::ContextBuilder::new()
+                .timeout(timeout)
+                .max_ack_inflight(IN_FLIGHT)
+                .build(client.clone());
+            Ok::<_, async_nats::ConnectError>(Session { client, jetstream })
+        });
+        connected.map_err(|error| {
+            let what = &self.what;
+            let text = explain(&error);
+            ProcessError::outage(match error.kind() {
+                ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
+                    format!(
+                        "NATS at {what} refused the credentials ({text}): give the user and \
+                         password in the URL of the environment variable named by url_env \
+                         (NATS_URL by default), as nats://user:password@host:4222, or a token \
+                         (token_env), an NKey seed (nkey_file) or a credentials file \
+                         (creds_file); the daemon connects again by itself"
+                    )
+                }
+                ConnectErrorKind::Tls => match tls::advice(&text) {
+                    Some(advice) => format!("NATS at {what}: TLS: {text}: {advice}"),
+                    None => format!("NATS at {what}: TLS: {text}"),
+                },
+                ConnectErrorKind::TimedOut => {
+                    format!("NATS at {what}: no connection within {:?}", self.timeout)
+                }
+                _ => match tls::advice(&text) {
+                    Some(advice) => format!("NATS at {what}: TLS: {text}: {advice}"),
+                    None => format!("NATS at {what}: cannot connect: {text}"),
+                },
+            })
+        })
+    }
+}
+
+/// The error's text with its causes (the TLS alert or the certificate's fault).
+fn explain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl Processor for JetStreamProcessor {
@@ -410,141 +671,6 @@ impl Processor for JetStreamProcessor {
     fn close(&self) {
         self.link.close();
     }
-}
-
-/// A message ready to publish.
-struct Outgoing {
-    subject: String,
-    message_id: String,
-    event_id: String,
-    payload: Vec<u8>,
-}
-
-/// JetStream's answer to one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Ack {
-    Stored {
-        stream: String,
-        sequence: u64,
-        duplicate: bool,
-    },
-    Refused(Refusal),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Refusal {
-    Outage(String),
-    Permanent(String),
-}
-
-/// `{"stream":"S","seq":N,"duplicate":true}` or `{"error":{"code":..,"err_code":..,
-/// "description":".."}}`.
-#[derive(Debug, Deserialize)]
-struct PubAck {
-    stream: Option<String>,
-    seq: Option<u64>,
-    #[serde(default)]
-    duplicate: bool,
-    error: Option<ApiError>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ApiError {
-    #[serde(default)]
-    code: u16,
-    #[serde(default)]
-    err_code: u32,
-    #[serde(default)]
-    description: String,
-}
-
-/// JetStream error codes that last until the stream's consumers or its storage change:
-/// storing failed (`maximum messages exceeded`, a full disk), insufficient resources.
-const STORAGE_ERROR_CODES: &[u32] = &[10077, 10023];
-
-/// Reads the reply to a message published to `subject`.
-fn parse_ack(reply: &Message, subject: &str) -> Ack {
-    if reply.status == Some(503) {
-        // A stream for every subject of the same first token: what a template such as
-        // `inotifier.{maskname}` publishes to.
-        let subjects = match subject.split_once('.') {
-            Some((first, _)) => format!("{first}.>"),
-            None => subject.to_string(),
-        };
-        return Ack::Refused(Refusal::Outage(format!(
-            "no JetStream stream takes subject {subject} (NATS answered: no responders): \
-             create one, for instance with the nats CLI `nats stream add INOTIFIER \
-             --subjects '{subjects}' --storage file --defaults`, or with nats-py `js = (await \
-             nats.connect(URL)).jetstream(); await js.add_stream(name=\"INOTIFIER\", \
-             subjects=[\"{subjects}\"])`; delivery resumes by itself once it exists"
-        )));
-    }
-    if let Some(status) = reply.status {
-        return Ack::Refused(Refusal::Outage(format!(
-            "NATS answered status {status} {} for a message to {subject}",
-            reply.description
-        )));
-    }
-    let parsed: PubAck = match serde_json::from_slice(&reply.payload) {
-        Ok(parsed) => parsed,
-        Err(_) => {
-            return Ack::Refused(Refusal::Permanent(format!(
-                "the reply to a message to {subject} is not a JetStream acknowledgement (a \
-                 plain subscriber of the subject answered?): {:?}",
-                String::from_utf8_lossy(&reply.payload[..reply.payload.len().min(200)])
-            )));
-        }
-    };
-    if let Some(error) = parsed.error {
-        let message = format!(
-            "JetStream refused a message to {subject}: {} (code {}, err_code {})",
-            error.description, error.code, error.err_code
-        );
-        let lasting = STORAGE_ERROR_CODES.contains(&error.err_code)
-            || error.code == 503
-            || ["maximum messages", "maximum bytes", "storage", "resources"]
-                .iter()
-                .any(|what| error.description.to_ascii_lowercase().contains(what));
-        return Ack::Refused(if lasting {
-            Refusal::Outage(message)
-        } else {
-            Refusal::Permanent(message)
-        });
-    }
-    match (parsed.stream, parsed.seq) {
-        (Some(stream), Some(sequence)) => Ack::Stored {
-            stream,
-            sequence,
-            duplicate: parsed.duplicate,
-        },
-        _ => Ack::Refused(Refusal::Permanent(format!(
-            "the reply to a message to {subject} names no stream and sequence: {:?}",
-            String::from_utf8_lossy(&reply.payload[..reply.payload.len().min(200)])
-        ))),
-    }
-}
-
-fn connect(
-    url: &BrokerUrl,
-    token: Option<&str>,
-    timeout: Duration,
-) -> Result<NatsConnection, ProcessError> {
-    let options = ConnectOptions {
-        url,
-        token,
-        timeout,
-        name: "inotifier",
-    };
-    // Every failure to connect is an outage, refused credentials included: nothing is
-    // dead-lettered while an operator fixes the broker or the credentials.
-    NatsConnection::connect(&options).map_err(|error| match error {
-        NatsError::AuthorizationViolation { .. } => ProcessError::outage(format!(
-            "{error}: give the user and password in the URL of the environment variable \
-             named by url_env (NATS_URL by default), as nats://user:password@host:4222, or a \
-             token in the variable named by token_env, then the daemon connects again by itself"
-        )),
-        other => ProcessError::outage(other.to_string()),
-    })
 }
 
 /// Writes `value` as a subject token: see the module docs.
@@ -684,7 +810,7 @@ mod tests {
     }
 
     fn build(options: Value) -> Result<JetStreamProcessor, BuildError> {
-        JetStreamProcessor::build(options.as_object().unwrap())
+        JetStreamProcessor::build(options.as_object().unwrap(), Path::new("/nonexistent"))
     }
 
     fn subject(template: &str, name: &[u8]) -> String {
@@ -748,7 +874,8 @@ mod tests {
         assert_eq!(
             error,
             "unknown option `subjet` for processor jetstream: expected one of url, url_env, \
-             token_env, subject, stream, source, timeout"
+             token_env, nkey_file, creds_file, subject, stream, source, timeout, ca_file, \
+             cert_file, key_file"
         );
         let error = build(serde_json::json!({"url": "nats://u:secret@h:4222"}))
             .unwrap_err()
@@ -759,10 +886,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("token_env"), "{error}");
-        let error = build(serde_json::json!({"url": "tls://h:4222"}))
+        let error = build(serde_json::json!({"url": "nats://h", "nkey_file": "user.nk"}))
             .unwrap_err()
             .to_string();
-        assert!(error.contains("not supported yet"), "{error}");
+        assert!(
+            error.contains("cannot read /nonexistent/user.nk"),
+            "{error}"
+        );
+        let error = build(serde_json::json!({"url": "nats://h", "ca_file": "ca.pem"}))
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("option `ca_file`"), "{error}");
+        let tls = build(serde_json::json!({"url": "tls://a:4333,b"})).unwrap();
+        assert_eq!(tls.link.what(), "tls://a:4333,b:4222");
         let error = build(serde_json::json!({"token_env": "INOTIFIER_TEST_UNSET_TOKEN"}))
             .unwrap_err()
             .to_string();
@@ -790,38 +926,9 @@ mod tests {
         assert_eq!(processor.timeout, Duration::from_secs(2));
     }
 
-    fn reply(status: Option<u16>, payload: &str) -> Message {
-        Message {
-            subject: "_INBOX.x.1".into(),
-            status,
-            payload: payload.as_bytes().to_vec(),
-            ..Message::default()
-        }
-    }
-
     #[test]
-    fn acknowledgements_are_read() {
-        assert_eq!(
-            parse_ack(&reply(None, r#"{"stream":"S","seq":7}"#), "a"),
-            Ack::Stored {
-                stream: "S".into(),
-                sequence: 7,
-                duplicate: false
-            }
-        );
-        assert!(matches!(
-            parse_ack(
-                &reply(None, r#"{"stream":"S","seq":7,"duplicate":true}"#),
-                "a"
-            ),
-            Ack::Stored {
-                duplicate: true,
-                ..
-            }
-        ));
-        let Ack::Refused(Refusal::Outage(message)) = parse_ack(&reply(Some(503), ""), "x.y") else {
-            panic!()
-        };
+    fn no_stream_says_how_to_make_one() {
+        let message = no_stream("x.y");
         assert!(
             message.contains("no JetStream stream takes subject x.y"),
             "{message}"
@@ -831,23 +938,27 @@ mod tests {
             "{message}"
         );
         assert!(message.contains(r#"subjects=["x.>"]"#), "{message}");
-        let full =
-            r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#;
-        assert!(matches!(
-            parse_ack(&reply(None, full), "a"),
-            Ack::Refused(Refusal::Outage(_))
-        ));
-        let wrong = r#"{"error":{"code":400,"err_code":10060,"description":"expected stream does not match"}}"#;
-        let Ack::Refused(Refusal::Permanent(message)) = parse_ack(&reply(None, wrong), "a") else {
-            panic!()
-        };
-        assert!(
-            message.contains("expected stream does not match"),
-            "{message}"
-        );
-        assert!(matches!(
-            parse_ack(&reply(None, "hello"), "a"),
-            Ack::Refused(Refusal::Permanent(_))
-        ));
+    }
+
+    #[test]
+    fn one_way_of_authenticating_at_most() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("user.nk"), "not a seed\n").unwrap();
+        let options = serde_json::json!({"nkey_file": "user.nk"});
+        let error = JetStreamProcessor::build(options.as_object().unwrap(), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("holds no user NKey seed"), "{error}");
+        std::fs::write(dir.path().join("user.creds"), "garbage\n").unwrap();
+        let options = serde_json::json!({"creds_file": "user.creds"});
+        let error = JetStreamProcessor::build(options.as_object().unwrap(), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("is not a NATS credentials file"), "{error}");
+        let options = serde_json::json!({"creds_file": "user.creds", "nkey_file": "user.nk"});
+        let error = JetStreamProcessor::build(options.as_object().unwrap(), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("authenticate in one way only"), "{error}");
     }
 }

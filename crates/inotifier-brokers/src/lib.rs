@@ -28,9 +28,9 @@ pub mod celery;
 pub mod fields;
 pub mod jetstream;
 pub mod link;
-pub mod nats;
 pub mod redis_client;
 pub mod redis_stream;
+pub mod runtime;
 pub mod tls;
 pub mod url;
 
@@ -63,9 +63,9 @@ pub fn build<'a>(
             redis_stream::RedisStreamProcessor::build(options, context.base_dir)?
                 .with_journal(journal),
         ),
-        jetstream::NAME => {
-            Arc::new(jetstream::JetStreamProcessor::build(options)?.with_journal(journal))
-        }
+        jetstream::NAME => Arc::new(
+            jetstream::JetStreamProcessor::build(options, context.base_dir)?.with_journal(journal),
+        ),
         _ => return Err(unknown(kind)),
     })
 }

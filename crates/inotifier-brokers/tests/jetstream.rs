@@ -4,21 +4,20 @@
 //! its own, and deletes it.
 
 use std::ffi::OsString;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inotifier_brokers::jetstream::JetStreamProcessor;
-use inotifier_brokers::nats::{ConnectOptions, Message, NatsConnection};
-use inotifier_brokers::url::BrokerUrl;
+use inotifier_brokers::runtime::block_on;
 use inotifier_core::{Event, Mask, Origin, WatchId};
 use inotifier_sinks::{BatchOutcome, Processor};
+use inotifier_test_support::servers::{
+    NatsAuth, NatsOptions, NatsServer, ServerProcess, TlsServerOptions, free_port,
+};
 use inotifier_test_support::services::NATS;
+use inotifier_test_support::tls::TestCa;
 use serde_json::{Value, json};
-
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A name no other test (or earlier run) uses.
 fn unique(prefix: &str) -> String {
@@ -29,79 +28,77 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}{}x{nanos}", std::process::id())
 }
 
-fn client(address: &str) -> NatsConnection {
-    let url = BrokerUrl::parse(&format!("nats://{address}"), &[("nats", 4222)]).unwrap();
-    NatsConnection::connect(&ConnectOptions {
-        url: &url,
-        token: None,
-        timeout: TIMEOUT,
-        name: "inotifier-test",
-    })
-    .unwrap()
+/// The test's own client of the server at `address` (plain, no authentication).
+fn client(address: &str) -> async_nats::Client {
+    block_on(async_nats::connect(format!("nats://{address}"))).unwrap()
 }
 
-fn api(connection: &mut NatsConnection, subject: &str, body: &Value) -> Value {
-    let reply: Message = connection
-        .request(subject, &[], body.to_string().as_bytes())
-        .unwrap();
+fn api(client: &async_nats::Client, subject: &str, body: &Value) -> Value {
+    let reply = block_on(client.request(subject.to_string(), body.to_string().into())).unwrap();
     let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
     assert!(reply.get("error").is_none(), "{subject}: {reply}");
     reply
 }
 
-/// A memory stream taking `subjects`, deleted when dropped.
+/// How many messages stream `name` holds.
+fn stored(client: &async_nats::Client, name: &str) -> u64 {
+    let info = api(client, &format!("$JS.API.STREAM.INFO.{name}"), &json!({}));
+    info["state"]["messages"].as_u64().unwrap()
+}
+
+/// A stream taking `subjects`, deleted when dropped.
 struct Stream {
     name: String,
-    connection: NatsConnection,
+    client: async_nats::Client,
 }
 
 impl Stream {
     fn create(subjects: &str) -> Stream {
-        Stream::create_at(NATS.address, subjects)
+        Stream::create_at(NATS.address, subjects, "memory")
     }
 
-    fn create_at(address: &str, subjects: &str) -> Stream {
+    fn create_at(address: &str, subjects: &str, storage: &str) -> Stream {
         let name = unique("INOTIFIER_TEST_");
-        let mut connection = client(address);
+        let client = client(address);
         api(
-            &mut connection,
+            &client,
             &format!("$JS.API.STREAM.CREATE.{name}"),
             &json!({
                 "name": name,
                 "subjects": [subjects],
-                "storage": "memory",
+                "storage": storage,
                 "retention": "limits",
                 "discard": "old",
                 "duplicate_window": 120_000_000_000u64,
             }),
         );
-        Stream { name, connection }
+        Stream { name, client }
     }
 
     fn messages(&mut self) -> u64 {
-        let info = api(
-            &mut self.connection,
-            &format!("$JS.API.STREAM.INFO.{}", self.name),
-            &json!({}),
-        );
-        info["state"]["messages"].as_u64().unwrap()
+        stored(&self.client, &self.name)
     }
 
-    /// Publishes `payload` with `message_id`, as the processor would, and returns the ack.
+    /// Publishes `{}` with `message_id`, as the processor would, and returns the ack.
     fn publish_raw(&mut self, subject: &str, message_id: &str) -> Value {
-        let reply = self
-            .connection
-            .request(subject, &[("Nats-Msg-Id", message_id)], b"{}")
-            .unwrap();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", message_id);
+        let reply = block_on(self.client.request_with_headers(
+            subject.to_string(),
+            headers,
+            "{}".into(),
+        ))
+        .unwrap();
         serde_json::from_slice(&reply.payload).unwrap()
     }
 }
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        let _ = self
-            .connection
-            .request(&format!("$JS.API.STREAM.DELETE.{}", self.name), &[], b"");
+        let _ = block_on(
+            self.client
+                .request(format!("$JS.API.STREAM.DELETE.{}", self.name), "".into()),
+        );
     }
 }
 
@@ -128,7 +125,11 @@ fn events(count: u64) -> Vec<Event> {
 }
 
 fn processor(options: Value) -> JetStreamProcessor {
-    JetStreamProcessor::build(options.as_object().unwrap()).unwrap()
+    processor_in(Path::new("/"), options)
+}
+
+fn processor_in(base_dir: &Path, options: Value) -> JetStreamProcessor {
+    JetStreamProcessor::build(options.as_object().unwrap(), base_dir).unwrap()
 }
 
 #[test]
@@ -241,9 +242,9 @@ fn an_unreachable_server_is_an_outage_found_quickly() {
     let failure = processor.process(&events[0]).unwrap_err();
     assert!(failure.outage, "{failure:?}");
     assert!(
-        failure.message.contains(&format!(
-            "cannot connect to NATS at nats://127.0.0.1:{port}"
-        )),
+        failure
+            .message
+            .contains(&format!("NATS at nats://127.0.0.1:{port}: cannot connect")),
         "{failure:?}"
     );
     assert!(
@@ -259,48 +260,6 @@ fn an_unreachable_server_is_an_outage_found_quickly() {
     );
 }
 
-/// A nats-server of the test's own, ended by its pid when dropped.
-struct PrivateServer(Child);
-
-impl Drop for PrivateServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl PrivateServer {
-    /// Starts `nats-server` with `arguments` on a free port of its own and waits until it
-    /// listens; None (the test is skipped) when nats-server is not installed.
-    fn start(test: &str, arguments: impl Fn(u16) -> Vec<String>) -> Option<(PrivateServer, u16)> {
-        let Ok(program) = which("nats-server") else {
-            eprintln!("{test}: skipped: nats-server is not installed");
-            return None;
-        };
-        let port = free_port();
-        let server = PrivateServer(
-            Command::new(program)
-                .args(arguments(port))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        wait_for("the private nats-server to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        Some((server, port))
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn wait_for(what: &str, condition: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !condition() {
@@ -309,107 +268,321 @@ fn wait_for(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
+/// A directory of the test's own, removed when dropped.
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Delivers `events` as the daemon does: batch after batch, each retried from its first
+/// unprocessed event after an outage, until all are processed or `deadline` passes. Returns
+/// how many outages it met.
+fn deliver_all(
+    processor: &JetStreamProcessor,
+    events: &[Event],
+    batch: usize,
+    deadline: Duration,
+) -> usize {
+    let until = Instant::now() + deadline;
+    let mut done = 0;
+    let mut outages = 0;
+    while done < events.len() {
+        assert!(
+            Instant::now() < until,
+            "{done} of {} delivered in {deadline:?}",
+            events.len()
+        );
+        let end = (done + batch).min(events.len());
+        let refs: Vec<&Event> = events[done..end].iter().collect();
+        let outcome = processor.process_batch(&refs, &|_| true);
+        done += outcome.processed;
+        if let Some(failure) = outcome.failure {
+            assert!(
+                failure.outage,
+                "only outages while the server restarts: {failure:?}"
+            );
+            outages += 1;
+            // The daemon's retry delay, shortened.
+            std::thread::sleep(Duration::from_millis(50));
+        } else {
+            // Batches as a live stream of events brings them, not all at once.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    outages
+}
+
 #[test]
-fn refused_credentials_are_an_outage_naming_the_fix() {
-    let test = "refused_credentials_are_an_outage_naming_the_fix";
-    let Some((_server, port)) = PrivateServer::start(test, |port| {
-        [
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "--auth",
-            "s3cret",
-        ]
-        .map(String::from)
-        .to_vec()
-    }) else {
-        return;
-    };
-    let processor = processor(json!({"url": format!("nats://127.0.0.1:{port}")}));
-    let failure = processor.process(&events(1)[0]).unwrap_err();
+fn refused_credentials_are_an_outage_naming_the_fix_and_a_token_is_accepted() {
+    let dir = scratch();
+    let server = NatsServer::start(
+        dir.path(),
+        &NatsOptions {
+            authorization: NatsAuth::Token("s3cret".into()),
+            ..NatsOptions::default()
+        },
+    );
+    let url = format!("nats://{}", server.address());
+    let anonymous = processor(json!({"url": url}));
+    let failure = anonymous.process(&events(1)[0]).unwrap_err();
     assert!(failure.outage, "{failure:?}");
     assert!(
-        failure.message.contains("Authorization Violation"),
+        failure.message.contains("refused the credentials"),
         "{failure:?}"
     );
     assert!(failure.message.contains("token_env"), "{failure:?}");
-}
-
-fn which(program: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|directory| directory.join(program))
-        .find(|candidate| candidate.is_file())
-        .ok_or(())
-}
-
-/// How many clients the server with monitoring port `monitoring_port` has (`/connz`).
-fn connections(monitoring_port: u16) -> u64 {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", monitoring_port)) else {
-        return u64::MAX;
-    };
-    stream
-        .write_all(b"GET /connz HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|connz| connz["num_connections"].as_u64())
-        .unwrap_or(u64::MAX)
+    let variable = unique("INOTIFIER_TEST_NATS_TOKEN_");
+    // SAFETY: a variable of this test's own, read by this thread only.
+    unsafe { std::env::set_var(&variable, "s3cret") };
+    let accepted = processor(json!({"url": url, "token_env": variable, "subject": "plain.x"}));
+    // Connected and published; no stream takes the subject: that is the answer expected.
+    let failure = accepted.process(&events(1)[0]).unwrap_err();
+    assert!(
+        failure
+            .message
+            .contains("no JetStream stream takes subject"),
+        "{failure:?}"
+    );
 }
 
 #[test]
-fn a_connection_the_server_closed_while_idle_is_replaced_without_a_failure() {
-    let test = "a_connection_the_server_closed_while_idle_is_replaced_without_a_failure";
-    let monitoring = free_port();
-    let directory = std::env::temp_dir().join(unique("inotifier-nats-idle-"));
-    std::fs::create_dir_all(&directory).unwrap();
-    let config = directory.join("nats.conf");
-    // The server pings every 100 ms and closes a client that leaves one PING unanswered: an
-    // idle processor, which reads nothing between batches, is closed within a second.
+fn a_user_and_password_from_the_environment_and_an_nkey_seed_are_accepted() {
+    let dir = scratch();
+    let server = NatsServer::start(
+        &dir.path().join("user"),
+        &NatsOptions {
+            authorization: NatsAuth::UserPassword("alice".into(), "pw%1".into()),
+            ..NatsOptions::default()
+        },
+    );
+    let variable = unique("INOTIFIER_TEST_NATS_URL_");
+    // SAFETY: a variable of this test's own, read by this thread only.
+    unsafe {
+        std::env::set_var(
+            &variable,
+            format!("nats://alice:pw%251@{}", server.address()),
+        )
+    };
+    let accepted = processor(json!({"url_env": variable, "subject": "plain.x"}));
+    let failure = accepted.process(&events(1)[0]).unwrap_err();
+    assert!(
+        failure
+            .message
+            .contains("no JetStream stream takes subject"),
+        "{failure:?}"
+    );
+    unsafe {
+        std::env::set_var(
+            &variable,
+            format!("nats://alice:wrong@{}", server.address()),
+        )
+    };
+    let refused = processor(json!({"url_env": variable}));
+    let failure = refused.process(&events(1)[0]).unwrap_err();
+    assert!(
+        failure.message.contains("refused the credentials"),
+        "{failure:?}"
+    );
+    assert!(
+        !failure.message.contains("wrong"),
+        "no password in messages: {failure:?}"
+    );
+
+    let user = nkeys::KeyPair::new_user();
+    let server = NatsServer::start(
+        &dir.path().join("nkey"),
+        &NatsOptions {
+            authorization: NatsAuth::Nkey(user.public_key()),
+            ..NatsOptions::default()
+        },
+    );
     std::fs::write(
-        &config,
-        format!(
-            "ping_interval: \"100ms\"\nping_max: 1\nhttp_port: {monitoring}\n\
-             jetstream {{ store_dir: \"{}\" }}\n",
-            directory.join("jetstream").display()
-        ),
+        dir.path().join("user.nk"),
+        format!("{}\n", user.seed().unwrap()),
     )
     .unwrap();
-    let config_arg = config.display().to_string();
-    let Some((server, port)) = PrivateServer::start(test, |port| {
-        [
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-c",
-            &config_arg,
-        ]
-        .map(String::from)
-        .to_vec()
-    }) else {
-        return;
-    };
-    let address = format!("127.0.0.1:{port}");
-    let prefix = unique("idle.");
-    // Its connection idles too, and is closed alike; the server dies with its streams.
-    let _stream = Stream::create_at(&address, &format!("{prefix}.>"));
+    let url = format!("nats://{}", server.address());
+    let signed = processor_in(
+        dir.path(),
+        json!({"url": url, "nkey_file": "user.nk", "subject": "plain.x"}),
+    );
+    let failure = signed.process(&events(1)[0]).unwrap_err();
+    assert!(
+        failure
+            .message
+            .contains("no JetStream stream takes subject"),
+        "{failure:?}"
+    );
+    let other = nkeys::KeyPair::new_user();
+    std::fs::write(dir.path().join("other.nk"), other.seed().unwrap()).unwrap();
+    let stranger = processor_in(dir.path(), json!({"url": url, "nkey_file": "other.nk"}));
+    let failure = stranger.process(&events(1)[0]).unwrap_err();
+    assert!(
+        failure.message.contains("refused the credentials"),
+        "{failure:?}"
+    );
+}
+
+/// A JetStream server over TLS (its certificate signed by `ca`), and a file stream on it.
+fn tls_server(dir: &Path, ca: &TestCa, require_client_cert: bool) -> ServerProcess {
+    let cert = ca.server_cert("nats");
+    NatsServer::start(
+        dir,
+        &NatsOptions {
+            tls: Some(TlsServerOptions {
+                ca,
+                cert: &cert,
+                require_client_cert,
+            }),
+            jetstream: true,
+            authorization: NatsAuth::None,
+        },
+    )
+}
+
+/// A client of a TLS server, for creating streams.
+fn tls_client(
+    address: &str,
+    ca: &TestCa,
+    client: Option<&inotifier_test_support::tls::CertPair>,
+) -> async_nats::Client {
+    let mut options = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(ca.ca_file());
+    if let Some(pair) = client {
+        options = options.add_client_certificate(pair.cert_file.clone(), pair.key_file.clone());
+    }
+    block_on(options.connect(format!("tls://{address}"))).unwrap()
+}
+
+#[test]
+fn tls_with_the_right_ca_delivers_and_a_wrong_ca_is_refused_naming_the_fix() {
+    let dir = scratch();
+    let ca = TestCa::new(dir.path(), "right");
+    let stranger = TestCa::new(dir.path(), "wrong");
+    let server = tls_server(&dir.path().join("nats"), &ca, false);
+    let client = tls_client(&server.address(), &ca, None);
+    let prefix = unique("tls.");
+    let name = unique("INOTIFIER_TLS_");
+    api(
+        &client,
+        &format!("$JS.API.STREAM.CREATE.{name}"),
+        &json!({"name": name, "subjects": [format!("{prefix}.>")], "storage": "memory"}),
+    );
+    let count = |client: &async_nats::Client| stored(client, &name);
+    let events = events(200);
+    // nats:// with a server whose INFO says tls_required, and tls://: both verified.
+    for scheme in ["nats", "tls"] {
+        let sender = processor(json!({
+            "url": format!("{scheme}://{}", server.address()),
+            "subject": format!("{prefix}.{scheme}"),
+            "ca_file": ca.ca_file(),
+            "source": scheme,
+        }));
+        let batch: Vec<&Event> = events.iter().collect();
+        assert_eq!(
+            sender.process_batch(&batch, &|_| true),
+            BatchOutcome::all(200),
+            "{scheme}"
+        );
+    }
+    assert_eq!(count(&client), 400);
+    // The Mozilla roots do not know the test CA, nor does another CA's file.
+    for options in [json!({}), json!({"ca_file": stranger.ca_file()})] {
+        let mut options = options;
+        options["url"] = json!(format!("nats://{}", server.address()));
+        options["subject"] = json!(format!("{prefix}.refused"));
+        let refused = processor(options);
+        let failure = refused.process(&events[0]).unwrap_err();
+        assert!(failure.outage, "{failure:?}");
+        assert!(failure.message.contains("TLS"), "{failure:?}");
+        assert!(
+            failure.message.contains(&server.address()),
+            "names the server: {failure:?}"
+        );
+        assert!(
+            failure.message.contains("set the option ca_file"),
+            "{failure:?}"
+        );
+    }
+    assert_eq!(
+        count(&client),
+        400,
+        "nothing delivered without verification"
+    );
+}
+
+#[test]
+fn mutual_tls_needs_the_client_certificate() {
+    let dir = scratch();
+    let ca = TestCa::new(dir.path(), "ca");
+    let server = tls_server(&dir.path().join("nats"), &ca, true);
+    let pair = ca.client_cert("inotifier");
+    let client = tls_client(&server.address(), &ca, Some(&pair));
+    let prefix = unique("mtls.");
+    let name = unique("INOTIFIER_MTLS_");
+    api(
+        &client,
+        &format!("$JS.API.STREAM.CREATE.{name}"),
+        &json!({"name": name, "subjects": [format!("{prefix}.>")], "storage": "memory"}),
+    );
+    let url = format!("tls://{}", server.address());
+    let without =
+        processor(json!({"url": url, "subject": format!("{prefix}.x"), "ca_file": ca.ca_file()}));
+    let failure = without.process(&events(1)[0]).unwrap_err();
+    assert!(failure.outage, "{failure:?}");
+    assert!(failure.message.contains("TLS"), "{failure:?}");
+    let with = processor(json!({
+        "url": url,
+        "subject": format!("{prefix}.x"),
+        "ca_file": ca.ca_file(),
+        "cert_file": pair.cert_file,
+        "key_file": pair.key_file,
+    }));
+    let events = events(50);
+    let batch: Vec<&Event> = events.iter().collect();
+    assert_eq!(with.process_batch(&batch, &|_| true), BatchOutcome::all(50));
+    let info = api(&client, &format!("$JS.API.STREAM.INFO.{name}"), &json!({}));
+    assert_eq!(info["state"]["messages"], 50);
+}
+
+#[test]
+fn a_server_restarted_mid_stream_loses_nothing_and_stores_each_event_once() {
+    let dir = scratch();
+    let mut server = NatsServer::start(
+        dir.path(),
+        &NatsOptions {
+            jetstream: true,
+            ..NatsOptions::default()
+        },
+    );
+    let address = server.address();
+    let prefix = unique("restart.");
+    // File storage: the stream and what it stored survive the restart.
+    let mut stream = Stream::create_at(&address, &format!("{prefix}.>"), "file");
     let processor = processor(json!({
         "url": format!("nats://{address}"),
         "subject": format!("{prefix}.events"),
+        "timeout": "2s",
     }));
-    let events = events(2);
-    processor.process(&events[0]).unwrap();
-    wait_for("the server to close the idle connection", || {
-        connections(monitoring) == 0
+    let events = events(3000);
+    std::thread::scope(|scope| {
+        let delivering =
+            scope.spawn(|| deliver_all(&processor, &events, 20, Duration::from_secs(60)));
+        let watcher = client(&address);
+        wait_for("the first events to be stored", || {
+            stored(&watcher, &stream.name) >= 300
+        });
+        server.restart();
+        let outages = delivering.join().unwrap();
+        assert!(
+            outages > 0,
+            "the restart came after the last batch: make the stream longer"
+        );
     });
-    processor.process(&events[1]).unwrap();
-    drop(server);
-    let _ = std::fs::remove_dir_all(&directory);
+    assert_eq!(
+        stored(&client(&address), &stream.name),
+        3000,
+        "every event once: duplicates dropped by Nats-Msg-Id"
+    );
+    assert_eq!(stream.messages(), 3000);
 }
