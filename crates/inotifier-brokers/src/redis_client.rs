@@ -55,6 +55,9 @@ pub struct RedisTarget {
     pub timeout: Duration,
     /// Where an operator fixes a refused password, such as "the environment variable REDIS_URL".
     pub url_origin: String,
+    /// Replicas that must have each pipeline's writes before it counts as done (`WAIT`), so
+    /// that a failover to one of them loses nothing; 0 for the master's answer alone.
+    pub replicas: u32,
 }
 
 /// The database number of a Redis URL: its path (after the service name for Sentinel), `0`
@@ -84,6 +87,7 @@ pub struct TargetOptions<'a> {
     pub base_dir: &'a std::path::Path,
     pub timeout: Duration,
     pub url_origin: String,
+    pub replicas: u32,
 }
 
 impl TargetOptions<'_> {
@@ -209,6 +213,7 @@ impl TargetOptions<'_> {
             tls,
             timeout: self.timeout,
             url_origin: self.url_origin,
+            replicas: self.replicas,
         })
     }
 }
@@ -222,9 +227,12 @@ impl RedisTarget {
     /// Checks what can be checked without connecting, and returns the connections' maker.
     pub fn link(self) -> Result<RedisLink, String> {
         let what = self.to_string();
+        let (replicas, timeout) = (self.replicas, self.timeout);
         let connector = Connector::new(self)?;
         Ok(RedisLink {
             link: Link::new(what, move || connector.connect()),
+            replicas,
+            timeout,
         })
     }
 }
@@ -438,6 +446,8 @@ pub struct Session {
 /// The connection of one processor to its Redis.
 pub struct RedisLink {
     link: Link<Session>,
+    replicas: u32,
+    timeout: Duration,
 }
 
 impl RedisLink {
@@ -474,16 +484,43 @@ impl RedisLink {
         pipe: &redis::Pipeline,
     ) -> Result<Vec<redis::Value>, ProcessError> {
         session.pipelines += 1;
-        match pipe.query::<Vec<redis::Value>>(&mut session.connection) {
-            Ok(replies) if replies.len() == pipe.len() => {
+        let waited;
+        let sent = if self.replicas > 0 {
+            let mut with_wait = pipe.clone();
+            let millis = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
+            with_wait.cmd("WAIT").arg(self.replicas).arg(millis);
+            waited = with_wait;
+            &waited
+        } else {
+            pipe
+        };
+        match sent.query::<Vec<redis::Value>>(&mut session.connection) {
+            Ok(mut replies) if replies.len() == sent.len() => {
                 session.timed_out = false;
+                if self.replicas > 0 {
+                    let confirmed = match replies.pop() {
+                        Some(redis::Value::Int(confirmed)) => confirmed,
+                        _ => 0,
+                    };
+                    if confirmed < i64::from(self.replicas) {
+                        // Written on the master, not yet safe from its failover: sent again
+                        // (at least once), after the retry delay.
+                        return Err(ProcessError::outage(format!(
+                            "Redis {}: {confirmed} of the {} replica(s) the option replicas \
+                             asks for confirmed the writes within {:?}",
+                            self.what(),
+                            self.replicas,
+                            self.timeout
+                        )));
+                    }
+                }
                 Ok(replies)
             }
             Ok(replies) => Err(ProcessError::outage(format!(
                 "Redis {}: {} replies to a pipeline of {} commands",
                 self.what(),
                 replies.len(),
-                pipe.len()
+                sent.len()
             ))),
             Err(error) => {
                 session.timed_out = error.is_timeout();

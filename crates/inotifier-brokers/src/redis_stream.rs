@@ -105,6 +105,8 @@ struct RedisStreamOptions {
     timeout: Duration,
     sentinels: Option<Vec<String>>,
     service_name: Option<String>,
+    #[serde(default)]
+    replicas: u32,
     ca_file: Option<std::path::PathBuf>,
     cert_file: Option<std::path::PathBuf>,
     key_file: Option<std::path::PathBuf>,
@@ -217,6 +219,7 @@ impl RedisStreamProcessor {
             url_option,
             sentinels: parsed.sentinels.as_deref(),
             service_name: parsed.service_name.as_deref(),
+            replicas: parsed.replicas,
             tls: &tls,
             base_dir,
             timeout: parsed.timeout,
@@ -476,7 +479,7 @@ mod tests {
             unknown,
             "unknown option `streams` for processor redis_stream: expected one of url, \
              url_env, stream, maxlen, fields, source, timeout, sentinels, service_name, \
-             ca_file, cert_file, key_file"
+             replicas, ca_file, cert_file, key_file"
         );
         let password = error(json!({"url": "redis://:secret@h:6379/0"}));
         assert!(

@@ -25,6 +25,7 @@ fn link(url: &str) -> RedisLink {
         base_dir: Path::new("/"),
         timeout: TIMEOUT,
         url_origin: "the environment variable REDIS_URL".into(),
+        replicas: 0,
     }
     .target(url)
     .unwrap()

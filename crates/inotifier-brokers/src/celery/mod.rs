@@ -101,6 +101,8 @@ struct CeleryOptions {
     timeout: Duration,
     sentinels: Option<Vec<String>>,
     service_name: Option<String>,
+    #[serde(default)]
+    replicas: u32,
     ca_file: Option<std::path::PathBuf>,
     cert_file: Option<std::path::PathBuf>,
     key_file: Option<std::path::PathBuf>,
@@ -208,6 +210,7 @@ impl CeleryProcessor {
                 url_option,
                 sentinels: parsed.sentinels.as_deref(),
                 service_name: parsed.service_name.as_deref(),
+                replicas: parsed.replicas,
                 tls: &tls,
                 base_dir,
                 timeout,
@@ -218,11 +221,16 @@ impl CeleryProcessor {
             .map_err(|error| BuildError::invalid(NAME, url_option, error))?;
             Transport::Redis(link)
         } else {
-            if parsed.sentinels.is_some() || parsed.service_name.is_some() {
+            if parsed.sentinels.is_some() || parsed.service_name.is_some() || parsed.replicas > 0 {
+                let option = if parsed.replicas > 0 {
+                    "replicas"
+                } else {
+                    "sentinels"
+                };
                 return Err(BuildError::invalid(
                     NAME,
-                    "sentinels",
-                    "Sentinel is for a Redis broker, not AMQP",
+                    option,
+                    "is for a Redis broker, not AMQP",
                 ));
             }
             amqp_transport(url, route.clone(), timeout)

@@ -1,0 +1,322 @@
+//! The `redis_stream` processor against Redis servers of the test's own (started and ended
+//! by PID, on free loopback ports): TLS with the right CA, a wrong CA refused with the reason,
+//! mutual TLS, an ACL user and a wrong password, a server restarted mid-stream, and a
+//! Sentinel failover of the master, each without losing an event.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inotifier_brokers::identity::message_id;
+use inotifier_core::{Event, Mask, Origin, WatchId};
+use inotifier_sinks::{BatchOutcome, Processor};
+use inotifier_test_support::servers::{RedisSentinelSet, RedisServer, TlsServerOptions};
+use inotifier_test_support::tls::{CertPair, TestCa};
+use serde_json::{Value, json};
+
+fn processor(options: Value) -> Arc<dyn Processor> {
+    inotifier_brokers::build("redis_stream", options.as_object().unwrap(), Path::new("/")).unwrap()
+}
+
+fn events(count: u64) -> Vec<Event> {
+    (1..=count)
+        .map(|id| Event {
+            id,
+            mask: Mask::IN_CLOSE_WRITE,
+            cookie: 0,
+            wd: 1,
+            path: Arc::from(Path::new("/srv/in")),
+            name: OsString::from(format!("f{id}")),
+            src_pathname: None,
+            origin: Origin::Kernel,
+            time_ns: 1_764_077_825_000_000_000,
+            watches: Arc::from([WatchId(0)]),
+        })
+        .collect()
+}
+
+/// The test's own connection, over TLS when `ca` is given.
+fn admin(port: u16, tls: Option<(&TestCa, Option<&CertPair>)>) -> redis::Connection {
+    let client = match tls {
+        None => redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap(),
+        Some((ca, pair)) => redis::Client::build_with_tls(
+            format!("rediss://127.0.0.1:{port}/0"),
+            redis::TlsCertificates {
+                client_tls: pair.map(|pair| redis::ClientTlsConfig {
+                    client_cert: std::fs::read(&pair.cert_file).unwrap(),
+                    client_key: std::fs::read(&pair.key_file).unwrap(),
+                }),
+                root_cert: Some(std::fs::read(ca.ca_file()).unwrap()),
+            },
+        )
+        .unwrap(),
+    };
+    client.get_connection().unwrap()
+}
+
+/// The message ids in stream `key`, and how many entries it holds.
+fn message_ids(connection: &mut redis::Connection, key: &str) -> (BTreeSet<String>, usize) {
+    let read: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query(connection)
+        .unwrap();
+    let entries = read.len();
+    let ids = read
+        .into_iter()
+        .filter_map(|(_, fields)| fields.last().cloned())
+        .collect();
+    (ids, entries)
+}
+
+fn expected_ids(source: &str, count: u64) -> BTreeSet<String> {
+    (1..=count).map(|id| message_id(source, id)).collect()
+}
+
+/// Delivers `events` as the daemon does: batch after batch, each retried from its first
+/// unprocessed event after an outage, until all are processed or `deadline` passes. Returns
+/// how many outages it met.
+fn deliver_all(
+    processor: &dyn Processor,
+    events: &[Event],
+    batch: usize,
+    deadline: Duration,
+) -> usize {
+    let until = Instant::now() + deadline;
+    let (mut done, mut outages) = (0, 0);
+    while done < events.len() {
+        assert!(
+            Instant::now() < until,
+            "{done} of {} delivered in {deadline:?}",
+            events.len()
+        );
+        let end = (done + batch).min(events.len());
+        let refs: Vec<&Event> = events[done..end].iter().collect();
+        let outcome = processor.process_batch(&refs, &|_| true);
+        done += outcome.processed;
+        match outcome.failure {
+            Some(failure) => {
+                assert!(failure.outage, "only outages: {failure:?}");
+                outages += 1;
+                // The daemon's retry delay, shortened.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // Batches as a live stream of events brings them, not all at once.
+            None => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    outages
+}
+
+#[test]
+fn tls_with_the_right_ca_delivers_and_a_wrong_ca_is_refused_naming_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "right");
+    let stranger = TestCa::new(dir.path(), "wrong");
+    let cert = ca.server_cert("redis");
+    let server = RedisServer::tls(
+        &dir.path().join("redis"),
+        &TlsServerOptions {
+            ca: &ca,
+            cert: &cert,
+            require_client_cert: false,
+        },
+    )
+    .start();
+    let url = format!("rediss://127.0.0.1:{}/0", server.port());
+    let events = events(300);
+    let batch: Vec<&Event> = events.iter().collect();
+    let good =
+        processor(json!({"url": url, "stream": "s", "source": "a", "ca_file": ca.ca_file()}));
+    assert_eq!(
+        good.process_batch(&batch, &|_| true),
+        BatchOutcome::all(300)
+    );
+    for options in [json!({}), json!({"ca_file": stranger.ca_file()})] {
+        let mut options = options;
+        options["url"] = json!(url);
+        options["stream"] = json!("s");
+        let refused = processor(options);
+        let failure = refused.process(&events[0]).unwrap_err();
+        assert!(failure.outage, "{failure:?}");
+        assert!(
+            failure
+                .message
+                .contains(&format!("127.0.0.1:{}", server.port())),
+            "{failure:?}"
+        );
+        assert!(failure.message.contains("TLS"), "{failure:?}");
+        assert!(
+            failure.message.contains("UnknownIssuer"),
+            "the reason: {failure:?}"
+        );
+        assert!(
+            failure.message.contains("set the option ca_file"),
+            "{failure:?}"
+        );
+    }
+    let mut admin = admin(server.port(), Some((&ca, None)));
+    let (ids, entries) = message_ids(&mut admin, "s");
+    assert_eq!(
+        (ids, entries),
+        (expected_ids("a", 300), 300),
+        "nothing from the refused ones"
+    );
+}
+
+#[test]
+fn mutual_tls_needs_the_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "ca");
+    let cert = ca.server_cert("redis");
+    let server = RedisServer::tls(
+        &dir.path().join("redis"),
+        &TlsServerOptions {
+            ca: &ca,
+            cert: &cert,
+            require_client_cert: true,
+        },
+    )
+    .start();
+    let url = format!("rediss://127.0.0.1:{}/0", server.port());
+    let without = processor(json!({"url": url, "ca_file": ca.ca_file(), "stream": "s"}));
+    let failure = without.process(&events(1)[0]).unwrap_err();
+    assert!(
+        failure.outage && failure.message.contains("TLS"),
+        "{failure:?}"
+    );
+    let pair = ca.client_cert("inotifier");
+    let with = processor(json!({
+        "url": url,
+        "stream": "s",
+        "source": "a",
+        "ca_file": ca.ca_file(),
+        "cert_file": pair.cert_file,
+        "key_file": pair.key_file,
+    }));
+    let events = events(100);
+    let batch: Vec<&Event> = events.iter().collect();
+    assert_eq!(
+        with.process_batch(&batch, &|_| true),
+        BatchOutcome::all(100)
+    );
+    let mut admin = admin(server.port(), Some((&ca, Some(&pair))));
+    assert_eq!(message_ids(&mut admin, "s").0, expected_ids("a", 100));
+}
+
+#[test]
+fn an_acl_user_from_the_environment_delivers_and_a_wrong_password_is_an_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::plain(dir.path())
+        .acl_user("alice", "pa:ss")
+        .start();
+    let variable = format!("INOTIFIER_TEST_REDIS_URL_{}", std::process::id());
+    // SAFETY: a variable of this test's own, read by this thread only.
+    unsafe {
+        std::env::set_var(
+            &variable,
+            format!("redis://alice:pa%3Ass@127.0.0.1:{}/0", server.port()),
+        )
+    };
+    let alice = processor(json!({"url_env": variable, "stream": "s", "source": "a"}));
+    alice.process(&events(1)[0]).unwrap();
+    unsafe {
+        std::env::set_var(
+            &variable,
+            format!("redis://alice:wrong-pw@127.0.0.1:{}/0", server.port()),
+        )
+    };
+    let wrong = processor(json!({"url_env": variable, "stream": "s"}));
+    let failure = wrong.process(&events(1)[0]).unwrap_err();
+    assert!(failure.outage, "{failure:?}");
+    assert!(
+        failure.message.contains(&format!(
+            "put the right URL in the environment variable {variable}"
+        )),
+        "{failure:?}"
+    );
+    assert!(!failure.message.contains("wrong-pw"), "{failure:?}");
+}
+
+#[test]
+fn a_server_restarted_mid_stream_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every write on disk before its reply: what survives a restart is what was confirmed.
+    let mut server = RedisServer::plain(dir.path())
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
+        .start();
+    let port = server.port();
+    let sender = processor(
+        json!({"url": format!("redis://127.0.0.1:{port}/0"), "stream": "s", "source": "a", "timeout": "2s"}),
+    );
+    let events = events(3000);
+    std::thread::scope(|scope| {
+        let delivering =
+            scope.spawn(|| deliver_all(&*sender, &events, 20, Duration::from_secs(60)));
+        let mut watcher = admin(port, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while message_ids(&mut watcher, "s").1 < 300 {
+            assert!(Instant::now() < deadline, "the first events never came");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server.restart();
+        let outages = delivering.join().unwrap();
+        assert!(
+            outages > 0,
+            "the restart came after the last batch: make the stream longer"
+        );
+    });
+    let (ids, entries) = message_ids(&mut admin(port, None), "s");
+    assert_eq!(ids, expected_ids("a", 3000), "every event, in the stream");
+    assert!(entries >= 3000, "{entries}");
+}
+
+#[test]
+fn a_sentinel_failover_of_the_master_loses_nothing_with_replicas_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = RedisSentinelSet::start(dir.path(), "inotifier");
+    let sender = processor(json!({
+        "sentinels": set.sentinel_addresses(),
+        "service_name": "inotifier",
+        "replicas": 1,
+        "stream": "s",
+        "source": "a",
+        "timeout": "2s",
+    }));
+    let events = events(2000);
+    std::thread::scope(|scope| {
+        let delivering =
+            scope.spawn(|| deliver_all(&*sender, &events, 20, Duration::from_secs(90)));
+        let mut watcher = admin(set.master_port(), None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while message_ids(&mut watcher, "s").1 < 300 {
+            assert!(Instant::now() < deadline, "the first events never came");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let old = set.current_master_port();
+        let promoted = set.kill_master();
+        assert_ne!(promoted, old);
+        // Back, the old master is made a replica of the new one by the Sentinels: until then
+        // no write is confirmed by a replica, and events wait (outages), none lost.
+        for node in set.data_nodes() {
+            if node.port() == old {
+                node.restart();
+            }
+        }
+        let outages = delivering.join().unwrap();
+        assert!(
+            outages > 0,
+            "the failover came after the last batch: make the stream longer"
+        );
+    });
+    let (ids, entries) = message_ids(&mut admin(set.current_master_port(), None), "s");
+    assert_eq!(
+        ids,
+        expected_ids("a", 2000),
+        "every event, on the new master"
+    );
+    assert!(entries >= 2000, "{entries}");
+}
