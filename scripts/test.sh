@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the formatting and lint checks, the Rust workspace (unit and
 # integration tests on real inotify), then the Django app's tests (pytest) against the package
-# built from this tree. Installs nothing system-wide: it needs the Rust toolchain (cargo) and
-# python3 (3.10 or later, with venv). The Python tools go into .venv, created when missing.
+# built from this tree. It needs the Rust toolchain (cargo) and python3 (3.10 or later, with
+# venv); the Python tools go into .venv, created when missing, and, as root, the servers the
+# broker tests start (redis-server, nats-server, openssl) are installed with apt when missing.
 #
 # Some tests need root: they lower /proc/sys/fs/inotify limits (and restore them), mount small
 # tmpfs filesystems, run the watcher as another user, or control the machine's RabbitMQ. Run by
@@ -50,6 +51,22 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
+
+# The broker tests start Redis, Redis Sentinel and NATS servers of their own (TLS ones with a
+# CA made by openssl): their programs, from Debian's packages, installed when missing and root.
+missing=()
+for program in redis-server:redis-server redis-cli:redis-tools nats-server:nats-server openssl:openssl; do
+    command -v "${program%%:*}" >/dev/null || missing+=("${program#*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "scripts/test.sh: installing ${missing[*]} (the broker tests run servers of their own)" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+    else
+        echo "scripts/test.sh: ${missing[*]} missing: the broker tests that start servers of" \
+            "their own will fail; install the Debian packages ${missing[*]}" >&2
+    fi
+fi
 
 # First, so that a missing python3 is reported before the long Rust tests: the Django app's
 # virtualenv with the package built from this tree, and the optional one with Django 6.x.

@@ -608,7 +608,7 @@ impl Connector {
         });
         connected.map_err(|error| {
             let what = &self.what;
-            let text = explain(&error);
+            let text = crate::link::error_chain(&error);
             ProcessError::outage(match error.kind() {
                 ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
                     format!(
@@ -633,21 +633,6 @@ impl Connector {
             })
         })
     }
-}
-
-/// The error's text with its causes (the TLS alert or the certificate's fault).
-fn explain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 impl Processor for JetStreamProcessor {

@@ -68,3 +68,20 @@ impl<C> Link<C> {
         &self.what
     }
 }
+
+/// The text of `error` with its causes, as far as they add to it: the libraries' `Display` of a
+/// failed connection often leaves out the part an operator needs (the TLS alert, the
+/// certificate's fault).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -417,20 +417,9 @@ impl Connector {
     }
 }
 
-/// The error's text, with what the `redis` crate leaves out of its `Display` of an I/O error
-/// (the TLS alert or the certificate's fault).
+/// The error's text, with what the `redis` crate leaves out of its `Display` of an I/O error.
 fn explain(error: &RedisError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    crate::link::error_chain(error)
 }
 
 /// A connection, with what [`RedisLink::send`] needs to know of its past.

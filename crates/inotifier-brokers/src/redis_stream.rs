@@ -29,6 +29,10 @@
 //! | `fields` | array of strings | `["source", "id", "pathname", "maskname", "event"]` | The event's fields in each entry: `event`, `id`, `pathname`, `path`, `name`, `mask`, `maskname`, `dir`, `cookie`, `src_pathname`, `origin`, `time`, `source`. |
 //! | `source` | string | the host name | Names the sending host, in the `source` field and in `message_id`. |
 //! | `timeout` | duration | `"10s"` | For connecting, and for each read or write of a batch. |
+//! | `sentinels` | array of `"host:port"` | none | Redis Sentinels to ask for the master of `service_name` (instead of a `redis+sentinel://host:26379,host2:26379/SERVICE/DB` URL). |
+//! | `service_name` | string | none | The master's name the Sentinels monitor. |
+//! | `replicas` | integer | `0` | Replicas that must hold each batch (`WAIT`) before it counts as delivered: with 1 or more, a failover loses nothing. |
+//! | `ca_file`, `cert_file`, `key_file` | path | none | TLS (`rediss://`): CAs to trust instead of the Mozilla roots, a client certificate and its key; relative to the configuration's directory. |
 //!
 //! A URL with a password is a secret: it is refused in `url`, and read from the environment
 //! variable instead. Building the processor opens no connection: the first batch of events

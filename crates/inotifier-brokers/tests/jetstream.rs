@@ -3,6 +3,8 @@
 //! failures an operator has to act on. Each test makes a stream of its own, for a subject of
 //! its own, and deletes it.
 
+mod common;
+
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
@@ -273,44 +275,6 @@ fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-/// Delivers `events` as the daemon does: batch after batch, each retried from its first
-/// unprocessed event after an outage, until all are processed or `deadline` passes. Returns
-/// how many outages it met.
-fn deliver_all(
-    processor: &JetStreamProcessor,
-    events: &[Event],
-    batch: usize,
-    deadline: Duration,
-) -> usize {
-    let until = Instant::now() + deadline;
-    let mut done = 0;
-    let mut outages = 0;
-    while done < events.len() {
-        assert!(
-            Instant::now() < until,
-            "{done} of {} delivered in {deadline:?}",
-            events.len()
-        );
-        let end = (done + batch).min(events.len());
-        let refs: Vec<&Event> = events[done..end].iter().collect();
-        let outcome = processor.process_batch(&refs, &|_| true);
-        done += outcome.processed;
-        if let Some(failure) = outcome.failure {
-            assert!(
-                failure.outage,
-                "only outages while the server restarts: {failure:?}"
-            );
-            outages += 1;
-            // The daemon's retry delay, shortened.
-            std::thread::sleep(Duration::from_millis(50));
-        } else {
-            // Batches as a live stream of events brings them, not all at once.
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-    outages
-}
-
 #[test]
 fn refused_credentials_are_an_outage_naming_the_fix_and_a_token_is_accepted() {
     let dir = scratch();
@@ -567,7 +531,7 @@ fn a_server_restarted_mid_stream_loses_nothing_and_stores_each_event_once() {
     let events = events(3000);
     std::thread::scope(|scope| {
         let delivering =
-            scope.spawn(|| deliver_all(&processor, &events, 20, Duration::from_secs(60)));
+            scope.spawn(|| common::deliver_all(&processor, &events, 20, Duration::from_secs(60)));
         let watcher = client(&address);
         wait_for("the first events to be stored", || {
             stored(&watcher, &stream.name) >= 300

@@ -4,6 +4,8 @@
 //! Sentinel failover of the master, each without losing an event.
 
 use std::collections::BTreeSet;
+mod common;
+
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
@@ -74,41 +76,6 @@ fn message_ids(connection: &mut redis::Connection, key: &str) -> (BTreeSet<Strin
 
 fn expected_ids(source: &str, count: u64) -> BTreeSet<String> {
     (1..=count).map(|id| message_id(source, id)).collect()
-}
-
-/// Delivers `events` as the daemon does: batch after batch, each retried from its first
-/// unprocessed event after an outage, until all are processed or `deadline` passes. Returns
-/// how many outages it met.
-fn deliver_all(
-    processor: &dyn Processor,
-    events: &[Event],
-    batch: usize,
-    deadline: Duration,
-) -> usize {
-    let until = Instant::now() + deadline;
-    let (mut done, mut outages) = (0, 0);
-    while done < events.len() {
-        assert!(
-            Instant::now() < until,
-            "{done} of {} delivered in {deadline:?}",
-            events.len()
-        );
-        let end = (done + batch).min(events.len());
-        let refs: Vec<&Event> = events[done..end].iter().collect();
-        let outcome = processor.process_batch(&refs, &|_| true);
-        done += outcome.processed;
-        match outcome.failure {
-            Some(failure) => {
-                assert!(failure.outage, "only outages: {failure:?}");
-                outages += 1;
-                // The daemon's retry delay, shortened.
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            // Batches as a live stream of events brings them, not all at once.
-            None => std::thread::sleep(Duration::from_millis(2)),
-        }
-    }
-    outages
 }
 
 #[test]
@@ -255,7 +222,7 @@ fn a_server_restarted_mid_stream_loses_nothing() {
     let events = events(3000);
     std::thread::scope(|scope| {
         let delivering =
-            scope.spawn(|| deliver_all(&*sender, &events, 20, Duration::from_secs(60)));
+            scope.spawn(|| common::deliver_all(&*sender, &events, 20, Duration::from_secs(60)));
         let mut watcher = admin(port, None);
         let deadline = Instant::now() + Duration::from_secs(20);
         while message_ids(&mut watcher, "s").1 < 300 {
@@ -289,7 +256,7 @@ fn a_sentinel_failover_of_the_master_loses_nothing_with_replicas_1() {
     let events = events(2000);
     std::thread::scope(|scope| {
         let delivering =
-            scope.spawn(|| deliver_all(&*sender, &events, 20, Duration::from_secs(90)));
+            scope.spawn(|| common::deliver_all(&*sender, &events, 20, Duration::from_secs(90)));
         let mut watcher = admin(set.master_port(), None);
         let deadline = Instant::now() + Duration::from_secs(20);
         while message_ids(&mut watcher, "s").1 < 300 {
