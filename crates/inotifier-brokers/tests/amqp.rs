@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use inotifier_brokers::amqp::{AmqpConnection, FieldValue, Properties, Publish};
+use inotifier_brokers::amqp::{AmqpConnection, AmqpTarget, FieldValue, Properties, Publish};
 use inotifier_brokers::url::BrokerUrl;
 use inotifier_test_support::privileges::root_available;
 use inotifier_test_support::services::RABBITMQ;
@@ -15,12 +15,17 @@ use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn url(text: &str) -> BrokerUrl {
-    BrokerUrl::parse(text, &[("amqp", 5672)]).expect("a valid test URL")
+fn url(text: &str) -> AmqpTarget {
+    AmqpTarget {
+        url: BrokerUrl::parse(text, inotifier_brokers::amqp::SCHEMES).expect("a valid test URL"),
+        tls: Default::default(),
+        heartbeat: 10,
+        timeout: TIMEOUT,
+    }
 }
 
 fn connect() -> AmqpConnection {
-    AmqpConnection::connect(&url("amqp://guest:guest@127.0.0.1:5672/"), TIMEOUT)
+    AmqpConnection::connect(&url("amqp://guest:guest@127.0.0.1:5672/"))
         .expect("a connection to RabbitMQ")
 }
 
@@ -205,7 +210,7 @@ fn a_wrong_password_is_an_outage_that_names_the_user_and_the_fix() {
         return;
     }
     let url = url("amqp://guest:not-the-password@127.0.0.1:5672/");
-    let Err(error) = AmqpConnection::connect(&url, TIMEOUT) else {
+    let Err(error) = AmqpConnection::connect(&url) else {
         panic!("a wrong password was accepted");
     };
     // An outage: events wait, undead-lettered, while an operator corrects the credentials.
@@ -231,7 +236,7 @@ fn an_unknown_virtual_host_is_explained() {
         return;
     }
     let url = url("amqp://guest:guest@127.0.0.1:5672/inotifier-no-such-vhost");
-    let Err(error) = AmqpConnection::connect(&url, TIMEOUT) else {
+    let Err(error) = AmqpConnection::connect(&url) else {
         panic!("an unknown virtual host was opened");
     };
     assert!(error.outage, "{error:?}");
@@ -253,7 +258,7 @@ fn a_port_nobody_listens_on_is_a_quick_outage_naming_the_address() {
     };
     let started = Instant::now();
     let url = url(&format!("amqp://guest:secret@127.0.0.1:{port}/"));
-    let Err(error) = AmqpConnection::connect(&url, TIMEOUT) else {
+    let Err(error) = AmqpConnection::connect(&url) else {
         panic!("connected to a closed port");
     };
     assert!(
@@ -343,14 +348,14 @@ fn a_connection_closed_by_the_broker_fails_the_next_publish_as_an_outage() {
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
 
     // Only this connection is closed: the broker may serve other tests meanwhile.
-    let port = connection.local_addr().unwrap().port().to_string();
-    let listing = rabbitmqctl(&["list_connections", "-q", "pid", "peer_port"]).unwrap();
+    let name = connection.name().to_string();
+    let listing = rabbitmqctl(&["list_connections", "-q", "pid", "client_properties"]).unwrap();
     let pid = listing
         .lines()
         .filter_map(|line| line.split_once('\t'))
-        .find(|(_, peer_port)| peer_port.trim() == port)
+        .find(|(_, properties)| properties.contains(&format!("\"{name}\"")))
         .map(|(pid, _)| pid.to_string())
-        .unwrap_or_else(|| panic!("no connection from port {port} in {listing}"));
+        .unwrap_or_else(|| panic!("no connection named {name:?} in {listing}"));
     rabbitmqctl(&["close_connection", &pid, "closed by the test"]).unwrap();
 
     let outcome = connection.publish_confirmed(std::slice::from_ref(&message));

@@ -59,17 +59,15 @@ use inotifier_sinks::{BatchOutcome, BuildError, ProcessError, Processor, options
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::amqp::{AmqpConnection, Publish};
+use crate::amqp::{AmqpConnection, AmqpTarget, Publish};
 use crate::fields::Field;
 use crate::link::Link;
 use crate::redis_client::{self, RedisLink, TargetOptions};
 use crate::tls::TlsOptions;
-use crate::url::{BrokerUrl, UrlSource};
+use crate::url::UrlSource;
 use message::{Route, TaskMessage, TaskSpec};
 
 pub const NAME: &str = "celery";
-
-const AMQP_SCHEMES: &[(&str, u16)] = &[("amqp", 5672), ("pyamqp", 5672)];
 
 fn default_queue() -> String {
     "celery".into()
@@ -81,6 +79,12 @@ fn default_args() -> Vec<String> {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+fn optional_duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    options::duration(deserializer).map(Some)
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +109,8 @@ struct CeleryOptions {
     service_name: Option<String>,
     #[serde(default)]
     replicas: u32,
+    #[serde(default, deserialize_with = "optional_duration")]
+    heartbeat: Option<Duration>,
     ca_file: Option<std::path::PathBuf>,
     cert_file: Option<std::path::PathBuf>,
     key_file: Option<std::path::PathBuf>,
@@ -112,7 +118,7 @@ struct CeleryOptions {
 
 enum Transport {
     Redis(RedisLink),
-    Amqp(Link<AmqpConnection>),
+    Amqp(Box<Link<AmqpConnection>>),
 }
 
 /// Sends one Celery task per event; see the [module docs](self).
@@ -179,7 +185,7 @@ impl CeleryProcessor {
             env_option: "broker_url_env",
             default_env: "CELERY_BROKER_URL",
             default: None,
-            schemes: &[redis_client::SCHEMES, AMQP_SCHEMES].concat(),
+            schemes: &[redis_client::SCHEMES, crate::amqp::SCHEMES].concat(),
         }
         .resolve(
             parsed.broker_url.as_deref(),
@@ -235,7 +241,41 @@ impl CeleryProcessor {
                     "is for a Redis broker, not AMQP",
                 ));
             }
-            amqp_transport(url, route.clone(), timeout)
+            let tls = if url.scheme.ends_with('s') {
+                tls.load(NAME, base_dir)?
+            } else if tls.any() {
+                return Err(BuildError::invalid(
+                    NAME,
+                    if tls.ca_file.is_some() {
+                        "ca_file"
+                    } else {
+                        "cert_file"
+                    },
+                    format!("is given, but the URL {url} is not TLS: use amqps://"),
+                ));
+            } else {
+                crate::tls::TlsFiles::default()
+            };
+            let heartbeat = match parsed.heartbeat {
+                None => crate::amqp::DEFAULT_HEARTBEAT,
+                Some(every) => u16::try_from(every.as_secs())
+                    .ok()
+                    .filter(|&seconds| seconds >= 1)
+                    .ok_or_else(|| {
+                        BuildError::invalid(
+                            NAME,
+                            "heartbeat",
+                            "must be whole seconds from 1s to 65535s",
+                        )
+                    })?,
+            };
+            let target = AmqpTarget {
+                url,
+                tls,
+                heartbeat,
+                timeout,
+            };
+            amqp_transport(target, route.clone())
         };
         Ok(CeleryProcessor {
             reply_to: crate::identity::message_id(&source, 0),
@@ -318,10 +358,10 @@ impl CeleryProcessor {
     }
 }
 
-fn amqp_transport(url: BrokerUrl, route: Route, timeout: Duration) -> Transport {
-    let what = url.to_string();
-    Transport::Amqp(Link::new(what, move || {
-        let mut connection = AmqpConnection::connect(&url, timeout)?;
+fn amqp_transport(target: AmqpTarget, route: Route) -> Transport {
+    let what = target.url.to_string();
+    Transport::Amqp(Box::new(Link::new(what, move || {
+        let mut connection = AmqpConnection::connect(&target)?;
         // As Celery declares them, so that a worker started later finds the same queue and
         // messages sent before any worker ran wait in it.
         connection.declare_queue(&route.queue, true)?;
@@ -330,7 +370,7 @@ fn amqp_transport(url: BrokerUrl, route: Route, timeout: Duration) -> Transport 
             connection.bind_queue(&route.queue, &route.exchange, &route.routing_key)?;
         }
         Ok(connection)
-    }))
+    })))
 }
 
 /// An error reply to LPUSH: Redis cannot take writes now (an outage), or the queue's key
