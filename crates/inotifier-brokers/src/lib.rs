@@ -21,14 +21,14 @@
 //! commands in flight on one connection.
 //!
 //! Broker URLs with passwords come from the daemon's environment, never from the
-//! configuration ([`url`]). TLS (`rediss://`, `tls://`, and NATS servers that require it) is
-//! always verified ([`tls`]); AMQP still goes through this crate's own client ([`amqp`]), without
-//! TLS (`amqps://` is refused).
+//! configuration ([`url`]). TLS (`rediss://`, `amqps://`, `tls://`, and NATS servers that
+//! require it) is always verified ([`tls`]).
 //!
 //! # Client libraries
-//! Redis is spoken through the `redis` crate (its synchronous connection, [`redis_client`]) and
-//! NATS through `async-nats`, on a runtime private to this crate ([`runtime`]). Only the Celery
-//! message protocol v2 is this crate's own ([`celery::message`]): no maintained crate writes it.
+//! Redis is spoken through the `redis` crate (its synchronous connection, [`redis_client`]),
+//! AMQP through `lapin` ([`amqp`]) and NATS through `async-nats` ([`jetstream`]), the last two on
+//! a runtime private to this crate ([`runtime`]). Only the Celery message protocol v2 is this
+//! crate's own ([`celery::message`]): no maintained crate writes it.
 
 pub mod amqp;
 pub mod celery;

@@ -27,9 +27,11 @@ use std::time::{Duration, Instant};
 use crate::tls::{CertPair, TestCa};
 
 mod nats;
+mod rabbitmq;
 mod redis;
 
 pub use nats::{NatsAuth, NatsOptions, NatsServer};
+pub use rabbitmq::RabbitMqNode;
 pub use redis::{RedisSentinelSet, RedisServer};
 
 /// How often a condition is polled.
@@ -97,6 +99,10 @@ pub struct ServerProcess {
     // Standard output and error: where a server that fails before opening its log says why.
     output: PathBuf,
     child: Option<Child>,
+    /// Variables set for the server, beside the test's own environment.
+    env: Vec<(OsString, OsString)>,
+    /// How long it may take to listen.
+    start_timeout: Duration,
 }
 
 impl ServerProcess {
@@ -105,6 +111,19 @@ impl ServerProcess {
     /// port accepts connections. Panics, with the log, when the server exits first or does not
     /// listen within [`START_TIMEOUT`].
     pub fn start(program: &str, args: Vec<OsString>, port: u16, log: &Path) -> ServerProcess {
+        ServerProcess::start_with(program, args, Vec::new(), START_TIMEOUT, port, log)
+    }
+
+    /// [`ServerProcess::start`] with variables `env` set for the server, and `start_timeout`
+    /// to listen (a RabbitMQ node takes about 10 s).
+    pub fn start_with(
+        program: &str,
+        args: Vec<OsString>,
+        env: Vec<(OsString, OsString)>,
+        start_timeout: Duration,
+        port: u16,
+        log: &Path,
+    ) -> ServerProcess {
         let mut server = ServerProcess {
             program: program.to_string(),
             args,
@@ -112,6 +131,8 @@ impl ServerProcess {
             log: log.to_path_buf(),
             output: log.with_extension("out"),
             child: None,
+            env,
+            start_timeout,
         };
         server.spawn();
         server
@@ -207,6 +228,7 @@ impl ServerProcess {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(
                 output
@@ -234,7 +256,8 @@ impl ServerProcess {
     }
 
     fn wait_listening(&mut self) {
-        let listening = poll_until(START_TIMEOUT, || {
+        let start_timeout = self.start_timeout;
+        let listening = poll_until(start_timeout, || {
             if !self.is_running() {
                 return Some(false);
             }
@@ -251,7 +274,7 @@ impl ServerProcess {
             None => {
                 self.stop();
                 panic!(
-                    "{} did not listen on port {} within {START_TIMEOUT:?}; its log:\n{}",
+                    "{} did not listen on port {} within {start_timeout:?}; its log:\n{}",
                     self.program,
                     self.port,
                     self.log()

@@ -11,7 +11,7 @@
 //! | option | type | default | meaning |
 //! | --- | --- | --- | --- |
 //! | `task` | string | required | The task's registered name, such as `"myapp.tasks.on_file"`. |
-//! | `broker_url` | string | from `broker_url_env` | `redis://host:port/db` (`rediss://` for TLS, `redis+sentinel://` for Sentinel) or `amqp://user@host:port/vhost` (also `pyamqp://`). A URL with a password is not accepted here: put it in the environment. |
+//! | `broker_url` | string | from `broker_url_env` | `redis://host:port/db` (`rediss://` for TLS, `redis+sentinel://` for Sentinel) or `amqp://user@host:port/vhost` (`amqps://` for TLS; also `pyamqp://`). A URL with a password is not accepted here: put it in the environment. |
 //! | `broker_url_env` | string | `"CELERY_BROKER_URL"` | The environment variable of the daemon that holds the broker URL when `broker_url` is not given, as in a Django project's settings. |
 //! | `queue` | string | `"celery"` | The queue the workers consume (`celery worker -Q`). |
 //! | `exchange` | string | `""` | The exchange to publish to; `""` is AMQP's default exchange, which routes by queue name, as Celery does for a queue named in `send_task`. Over AMQP, a named exchange is declared (direct, durable) and the queue bound to it. |
@@ -21,7 +21,8 @@
 //! | `source` | string | the host name | This sender's name: the `origin` header is `inotifier@<source>`, and task ids of different sources never collide. |
 //! | `timeout` | duration | `"10s"` | For connecting and for each broker confirmation. |
 //! | `sentinels`, `service_name`, `replicas` | | | Over Redis: as for `redis_stream` (Sentinel, and `WAIT` for replicas). |
-//! | `ca_file`, `cert_file`, `key_file` | path | none | Over Redis (`rediss://`): TLS, as for `redis_stream`. |
+//! | `ca_file`, `cert_file`, `key_file` | path | none | TLS (`rediss://`, `amqps://`): CAs to trust instead of the Mozilla roots, a client certificate and its key, relative to the configuration's directory. |
+//! | `heartbeat` | duration | `"10s"` | Over AMQP: the heartbeat interval; a silent broker or network is noticed within two. |
 //!
 //! Event fields: `event` (the whole event as the JSON object of `jsonl` and `webhook`), `id`,
 //! `pathname`, `path`, `name`, `mask`, `maskname`, `dir`, `cookie`, `src_pathname`,
