@@ -43,52 +43,57 @@ pub mod url;
 
 pub use inotifier_sinks::identity;
 
-use std::path::Path;
 use std::sync::Arc;
 
-use inotifier_sinks::{BuildContext, BuildError, Processor};
+use inotifier_sinks::{BuildContext, BuildError, Processor, ProcessorKind};
 use serde_json::{Map, Value};
 
-/// The kinds [`build`] knows.
-pub const BROKER_PROCESSORS: &[&str] = &[celery::NAME, redis_stream::NAME, jetstream::NAME];
+/// This crate's processors: `celery`, `redis_stream`, `jetstream`. Building one opens no
+/// connection (the first batch of events connects, so a broker that is down at start delays
+/// delivery, not the daemon), so checking the options is building and dropping.
+pub const KINDS: &[ProcessorKind] = &[
+    ProcessorKind {
+        name: celery::NAME,
+        build: |options, context| {
+            Ok(Arc::new(
+                celery::CeleryProcessor::build(options, context.base_dir)?
+                    .with_journal(context.journal),
+            ))
+        },
+        validate: |options, base_dir| celery::CeleryProcessor::build(options, base_dir).map(drop),
+    },
+    ProcessorKind {
+        name: redis_stream::NAME,
+        build: |options, context| {
+            Ok(Arc::new(
+                redis_stream::RedisStreamProcessor::build(options, context.base_dir)?
+                    .with_journal(context.journal),
+            ))
+        },
+        validate: |options, base_dir| {
+            redis_stream::RedisStreamProcessor::build(options, base_dir).map(drop)
+        },
+    },
+    ProcessorKind {
+        name: jetstream::NAME,
+        build: |options, context| {
+            Ok(Arc::new(
+                jetstream::JetStreamProcessor::build(options, context.base_dir)?
+                    .with_journal(context.journal),
+            ))
+        },
+        validate: |options, base_dir| {
+            jetstream::JetStreamProcessor::build(options, base_dir).map(drop)
+        },
+    },
+];
 
-/// Makes the broker processor `kind` from its `options`. Opens no connection: the first
-/// batch of events connects, so a broker that is down at start delays delivery, not the
-/// daemon.
+/// Makes the broker processor `kind` from its `options`; see [`KINDS`].
 pub fn build<'a>(
     kind: &str,
     options: &Map<String, Value>,
     context: impl Into<BuildContext<'a>>,
 ) -> Result<Arc<dyn Processor>, BuildError> {
-    let context = context.into();
-    let journal = context.journal;
-    Ok(match kind {
-        celery::NAME => Arc::new(
-            celery::CeleryProcessor::build(options, context.base_dir)?.with_journal(journal),
-        ),
-        redis_stream::NAME => Arc::new(
-            redis_stream::RedisStreamProcessor::build(options, context.base_dir)?
-                .with_journal(journal),
-        ),
-        jetstream::NAME => Arc::new(
-            jetstream::JetStreamProcessor::build(options, context.base_dir)?.with_journal(journal),
-        ),
-        _ => return Err(unknown(kind)),
-    })
-}
-
-/// Checks what [`build`] checks, without connecting.
-pub fn validate(
-    kind: &str,
-    options: &Map<String, Value>,
-    base_dir: &Path,
-) -> Result<(), BuildError> {
-    build(kind, options, base_dir).map(drop)
-}
-
-fn unknown(kind: &str) -> BuildError {
-    BuildError::UnknownProcessor {
-        kind: kind.to_string(),
-        expected: BROKER_PROCESSORS.to_vec(),
-    }
+    let kinds: Vec<&ProcessorKind> = KINDS.iter().collect();
+    (inotifier_sinks::find_kind(&kinds, kind)?.build)(options, context.into())
 }

@@ -75,7 +75,10 @@ impl BrokerUrl {
         };
         let scheme = scheme.to_ascii_lowercase();
         let Some(&(_, default_port)) = schemes.iter().find(|(known, _)| *known == scheme) else {
-            return Err(format!("unsupported scheme {scheme}://: expected {}", expected()));
+            return Err(format!(
+                "unsupported scheme {scheme}://: expected {}",
+                expected()
+            ));
         };
         let (rest, query) = match rest.split_once('?') {
             Some((rest, query)) => (rest, query),

@@ -4,17 +4,27 @@
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
-use inotifier_sinks::{BuildContext, BuildError, Processor};
+use inotifier_sinks::{BuildContext, BuildError, Processor, ProcessorKind, find_kind};
 use serde_json::{Map, Value};
+
+/// The registry: every kind the daemon runs natively, the rows of each crate's table. The daemon
+/// builds its processors from it, and `inotifier check` and the Django checks validate options
+/// against it, so that the three cannot disagree on what exists or what its options are.
+fn registry() -> &'static [&'static ProcessorKind] {
+    static ALL: LazyLock<Vec<&'static ProcessorKind>> = LazyLock::new(|| {
+        inotifier_sinks::KINDS
+            .iter()
+            .chain(inotifier_brokers::KINDS)
+            .collect()
+    });
+    &ALL
+}
 
 /// `log`, `jsonl`, `exec`, `webhook`, `celery`, `redis_stream`, `jetstream`.
 pub fn native_processors() -> &'static [&'static str] {
-    static ALL: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
-        let mut all = inotifier_sinks::NATIVE_PROCESSORS.to_vec();
-        all.extend_from_slice(inotifier_brokers::BROKER_PROCESSORS);
-        all
-    });
-    &ALL
+    static NAMES: LazyLock<Vec<&'static str>> =
+        LazyLock::new(|| registry().iter().map(|kind| kind.name).collect());
+    &NAMES
 }
 
 /// Makes the native processor `kind`.
@@ -23,11 +33,7 @@ pub fn build(
     options: &Map<String, Value>,
     context: BuildContext<'_>,
 ) -> Result<Arc<dyn Processor>, BuildError> {
-    if inotifier_brokers::BROKER_PROCESSORS.contains(&kind) {
-        inotifier_brokers::build(kind, options, context)
-    } else {
-        inotifier_sinks::build(kind, options, context).map_err(with_all_kinds)
-    }
+    (find_kind(registry(), kind)?.build)(options, context)
 }
 
 /// Checks `options` as [`build`] does, creating, opening and connecting nothing.
@@ -36,26 +42,31 @@ pub fn validate(
     options: &Map<String, Value>,
     base_dir: &Path,
 ) -> Result<(), BuildError> {
-    if inotifier_brokers::BROKER_PROCESSORS.contains(&kind) {
-        inotifier_brokers::validate(kind, options, base_dir)
-    } else {
-        inotifier_sinks::validate(kind, options, base_dir).map_err(with_all_kinds)
-    }
-}
-
-fn with_all_kinds(error: BuildError) -> BuildError {
-    match error {
-        BuildError::UnknownProcessor { kind, .. } => BuildError::UnknownProcessor {
-            kind,
-            expected: native_processors().to_vec(),
-        },
-        other => other,
-    }
+    (find_kind(registry(), kind)?.validate)(options, base_dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_is_in_the_registry_once() {
+        let mut names = native_processors().to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), native_processors().len(), "{names:?}");
+        // What validates is what builds: the same row of the same table.
+        let options = serde_json::json!({"path": "events.jsonl"});
+        let options = options.as_object().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        validate("jsonl", options, dir.path()).unwrap();
+        assert!(
+            !dir.path().join("events.jsonl").exists(),
+            "validating opens nothing"
+        );
+        build("jsonl", options, BuildContext::at(dir.path())).unwrap();
+        assert!(dir.path().join("events.jsonl").exists());
+    }
 
     #[test]
     fn an_unknown_kind_lists_every_native_processor() {

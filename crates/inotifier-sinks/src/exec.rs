@@ -221,10 +221,7 @@ impl ExecProcessor {
         })
     }
 
-    pub(crate) fn validate(
-        options: &Map<String, Value>,
-        base_dir: &Path,
-    ) -> Result<(), BuildError> {
+    pub fn validate(options: &Map<String, Value>, base_dir: &Path) -> Result<(), BuildError> {
         // Building has no side effect: it only reads the options and looks at the disk.
         ExecProcessor::build(options, base_dir).map(drop)
     }

@@ -161,10 +161,7 @@ impl JsonlProcessor {
         })
     }
 
-    pub(crate) fn validate(
-        options: &Map<String, Value>,
-        base_dir: &Path,
-    ) -> Result<(), BuildError> {
+    pub fn validate(options: &Map<String, Value>, base_dir: &Path) -> Result<(), BuildError> {
         checked(options, base_dir).map(drop)
     }
 

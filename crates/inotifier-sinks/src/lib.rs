@@ -64,8 +64,77 @@ pub use retry::{RetryFailure, RetryPolicy};
 use inotifier_core::Event;
 use serde_json::{Map, Value};
 
-/// The kinds [`build`] knows.
-pub const NATIVE_PROCESSORS: &[&str] = &[log::NAME, jsonl::NAME, exec::NAME, webhook::NAME];
+/// A kind of processor: its name, how it is made from its options, and how its options are
+/// checked without making it (no file opened for writing, no connection). The crates that
+/// provide processors each list theirs in a table of these (this crate's [`KINDS`]); the daemon
+/// joins the tables into the one registry that running, `inotifier check` and the Django
+/// checks all read.
+#[derive(Clone, Copy)]
+pub struct ProcessorKind {
+    pub name: &'static str,
+    pub build: fn(&Map<String, Value>, BuildContext<'_>) -> Result<Arc<dyn Processor>, BuildError>,
+    pub validate: fn(&Map<String, Value>, &Path) -> Result<(), BuildError>,
+}
+
+impl std::fmt::Debug for ProcessorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ProcessorKind").field(&self.name).finish()
+    }
+}
+
+/// This crate's processors: `log`, `jsonl`, `exec`, `webhook`.
+pub const KINDS: &[ProcessorKind] = &[
+    ProcessorKind {
+        name: log::NAME,
+        build: |options, _| Ok(Arc::new(log::LogProcessor::build(options)?)),
+        validate: |options, _| log::LogProcessor::validate(options),
+    },
+    ProcessorKind {
+        name: jsonl::NAME,
+        build: |options, context| {
+            Ok(Arc::new(jsonl::JsonlProcessor::build(
+                options,
+                context.base_dir,
+            )?))
+        },
+        validate: jsonl::JsonlProcessor::validate,
+    },
+    ProcessorKind {
+        name: exec::NAME,
+        build: |options, context| {
+            Ok(Arc::new(exec::ExecProcessor::build(
+                options,
+                context.base_dir,
+            )?))
+        },
+        validate: exec::ExecProcessor::validate,
+    },
+    ProcessorKind {
+        name: webhook::NAME,
+        build: |options, context| {
+            Ok(Arc::new(
+                webhook::WebhookProcessor::build(options, context.base_dir)?
+                    .with_journal(context.journal),
+            ))
+        },
+        validate: webhook::WebhookProcessor::validate,
+    },
+];
+
+/// The kind named `name` in `kinds`, or the error listing those there are.
+pub fn find_kind<'k>(
+    kinds: &[&'k ProcessorKind],
+    name: &str,
+) -> Result<&'k ProcessorKind, BuildError> {
+    kinds
+        .iter()
+        .copied()
+        .find(|kind| kind.name == name)
+        .ok_or_else(|| BuildError::UnknownProcessor {
+            kind: name.to_string(),
+            expected: kinds.iter().map(|kind| kind.name).collect(),
+        })
+}
 
 /// Something that does the work for the events of a watch.
 pub trait Processor: Send + Sync {
@@ -195,24 +264,15 @@ impl<'a> From<&'a Path> for BuildContext<'a> {
     }
 }
 
-/// Makes the native processor `kind` from its `options`. Opens what the processor needs (the
-/// `jsonl` file); see each module for its options.
+/// Makes the processor `kind` of this crate from its `options`. Opens what the processor needs
+/// (the `jsonl` file); see each module for its options.
 pub fn build<'a>(
     kind: &str,
     options: &Map<String, Value>,
     context: impl Into<BuildContext<'a>>,
 ) -> Result<Arc<dyn Processor>, BuildError> {
-    let context = context.into();
-    let base_dir = context.base_dir;
-    Ok(match kind {
-        log::NAME => Arc::new(log::LogProcessor::build(options)?),
-        jsonl::NAME => Arc::new(jsonl::JsonlProcessor::build(options, base_dir)?),
-        exec::NAME => Arc::new(exec::ExecProcessor::build(options, base_dir)?),
-        webhook::NAME => Arc::new(
-            webhook::WebhookProcessor::build(options, base_dir)?.with_journal(context.journal),
-        ),
-        _ => return Err(unknown(kind)),
-    })
+    let kinds: Vec<&ProcessorKind> = KINDS.iter().collect();
+    (find_kind(&kinds, kind)?.build)(options, context.into())
 }
 
 /// Checks what [`build`] checks, without its side effects: no file is created or opened for
@@ -222,18 +282,6 @@ pub fn validate(
     options: &Map<String, Value>,
     base_dir: &Path,
 ) -> Result<(), BuildError> {
-    match kind {
-        log::NAME => log::LogProcessor::validate(options),
-        jsonl::NAME => jsonl::JsonlProcessor::validate(options, base_dir),
-        exec::NAME => exec::ExecProcessor::validate(options, base_dir),
-        webhook::NAME => webhook::WebhookProcessor::validate(options, base_dir),
-        _ => Err(unknown(kind)),
-    }
-}
-
-fn unknown(kind: &str) -> BuildError {
-    BuildError::UnknownProcessor {
-        kind: kind.to_string(),
-        expected: NATIVE_PROCESSORS.to_vec(),
-    }
+    let kinds: Vec<&ProcessorKind> = KINDS.iter().collect();
+    (find_kind(&kinds, kind)?.validate)(options, base_dir)
 }

@@ -49,7 +49,7 @@ impl LogProcessor {
         Ok(LogProcessor::with_writer(std::io::stdout()))
     }
 
-    pub(crate) fn validate(options: &Map<String, Value>) -> Result<(), BuildError> {
+    pub fn validate(options: &Map<String, Value>) -> Result<(), BuildError> {
         options::parse::<LogOptions>(NAME, options).map(drop)
     }
 

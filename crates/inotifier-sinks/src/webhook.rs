@@ -167,10 +167,7 @@ impl WebhookProcessor {
         self
     }
 
-    pub(crate) fn validate(
-        options: &Map<String, Value>,
-        base_dir: &Path,
-    ) -> Result<(), BuildError> {
+    pub fn validate(options: &Map<String, Value>, base_dir: &Path) -> Result<(), BuildError> {
         // Building opens no connection: it only reads the options, the environment and the
         // CA file.
         WebhookProcessor::build(options, base_dir).map(drop)

@@ -64,10 +64,11 @@ fn the_log_processor_takes_no_option() {
         error.to_string(),
         "unknown processor `syslog`: expected one of log, jsonl, exec, webhook"
     );
-    assert_eq!(
-        inotifier_sinks::NATIVE_PROCESSORS,
-        ["log", "jsonl", "exec", "webhook"]
-    );
+    let names: Vec<&str> = inotifier_sinks::KINDS
+        .iter()
+        .map(|kind| kind.name)
+        .collect();
+    assert_eq!(names, ["log", "jsonl", "exec", "webhook"]);
 }
 
 #[test]
