@@ -72,9 +72,16 @@ use serde_json::{Map, Value};
 #[derive(Clone, Copy)]
 pub struct ProcessorKind {
     pub name: &'static str,
-    pub build: fn(&Map<String, Value>, BuildContext<'_>) -> Result<Arc<dyn Processor>, BuildError>,
-    pub validate: fn(&Map<String, Value>, &Path) -> Result<(), BuildError>,
+    pub build: BuildFn,
+    pub validate: ValidateFn,
 }
+
+/// Makes a processor from its options.
+pub type BuildFn =
+    fn(&Map<String, Value>, BuildContext<'_>) -> Result<Arc<dyn Processor>, BuildError>;
+
+/// Checks a processor's options, relative to the configuration's directory.
+pub type ValidateFn = fn(&Map<String, Value>, &Path) -> Result<(), BuildError>;
 
 impl std::fmt::Debug for ProcessorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
