@@ -550,3 +550,134 @@ fn a_server_restarted_mid_stream_loses_nothing_and_stores_each_event_once() {
     );
     assert_eq!(stream.messages(), 3000);
 }
+
+/// A JWT of the NATS decentralised model: `claims` (with `iss`, the signer's public key, and
+/// `sub`) signed by `signer`, as `nsc` makes them.
+fn nats_jwt(signer: &nkeys::KeyPair, claims: Value) -> String {
+    use base64::Engine;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let payload = encode(claims.to_string().as_bytes());
+    let signed = format!("{header}.{payload}");
+    let signature = encode(&signer.sign(signed.as_bytes()).unwrap());
+    format!("{signed}.{signature}")
+}
+
+fn claims(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: Value) -> Value {
+    json!({
+        "jti": format!("{name}{}", std::process::id()),
+        "iat": 1_764_000_000,
+        "iss": issuer.public_key(),
+        "sub": subject,
+        "name": name,
+        "nats": nats,
+    })
+}
+
+#[test]
+fn a_credentials_file_signs_in_to_a_server_of_the_decentralised_model() {
+    let dir = scratch();
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = nats_jwt(
+        &operator,
+        claims(
+            &operator,
+            &operator.public_key(),
+            "operator",
+            json!({"type": "operator", "version": 2}),
+        ),
+    );
+    let unlimited = json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1,
+    });
+    let account_jwt = nats_jwt(
+        &operator,
+        claims(
+            &operator,
+            &account.public_key(),
+            "account",
+            json!({
+                "limits": unlimited, "default_permissions": {"pub": {}, "sub": {}},
+                "type": "account", "version": 2,
+            }),
+        ),
+    );
+    let user_jwt = nats_jwt(
+        &account,
+        claims(
+            &account,
+            &user.public_key(),
+            "user",
+            json!({
+                "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+                "type": "user", "version": 2,
+            }),
+        ),
+    );
+    let port = free_port();
+    let config = dir.path().join("nats.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "host: 127.0.0.1\nport: {port}\noperator: \"{operator_jwt}\"\nresolver: MEMORY\n\
+             resolver_preload: {{ {}: \"{account_jwt}\" }}\n",
+            account.public_key()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("nats.log");
+    let _server = ServerProcess::start(
+        "nats-server",
+        vec![
+            "-c".into(),
+            config.into_os_string(),
+            "-l".into(),
+            log.clone().into_os_string(),
+        ],
+        port,
+        &log,
+    );
+    let creds = |jwt: &str, seed: &str| {
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+             ************************* IMPORTANT *************************\n\
+             NKEY Seed printed below can be used to sign and prove identity.\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        )
+    };
+    std::fs::write(
+        dir.path().join("user.creds"),
+        creds(&user_jwt, &user.seed().unwrap()),
+    )
+    .unwrap();
+    let url = format!("nats://127.0.0.1:{port}");
+    let signed = processor_in(
+        dir.path(),
+        json!({"url": url, "creds_file": "user.creds", "subject": "plain.x"}),
+    );
+    let failure = signed.process(&events(1)[0]).unwrap_err();
+    // Signed in and published; no stream takes the subject: the answer expected.
+    assert!(
+        failure
+            .message
+            .contains("no JetStream stream takes subject"),
+        "{failure:?}"
+    );
+    // The same JWT with another user's seed: the server refuses the signature.
+    let other = nkeys::KeyPair::new_user();
+    std::fs::write(
+        dir.path().join("other.creds"),
+        creds(&user_jwt, &other.seed().unwrap()),
+    )
+    .unwrap();
+    let forged = processor_in(dir.path(), json!({"url": url, "creds_file": "other.creds"}));
+    let failure = forged.process(&events(1)[0]).unwrap_err();
+    assert!(failure.outage, "{failure:?}");
+    assert!(
+        failure.message.contains("refused the credentials"),
+        "{failure:?}"
+    );
+}
