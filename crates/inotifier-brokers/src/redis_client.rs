@@ -299,6 +299,7 @@ impl Connector {
             }
             .into_connection_info()
             .map_err(|error| error.to_string())?
+            .set_tcp_settings(tcp_settings())
             .set_redis_settings(settings);
             let client = if tls {
                 redis::Client::build_with_tls(info, target.tls.redis_certificates())
@@ -326,7 +327,9 @@ impl Connector {
             let mut builder =
                 SentinelClientBuilder::new(sentinels, service, SentinelServerType::Master)
                     .map_err(|error| error.to_string())?
-                    .set_client_to_redis_db(database(&target.url.path)?);
+                    .set_client_to_redis_db(database(&target.url.path)?)
+                    .set_client_to_redis_tcp_settings(tcp_settings())
+                    .set_client_to_sentinel_tcp_settings(tcp_settings());
             if let Some(user) = user {
                 builder = builder.set_client_to_redis_username(user);
             }
@@ -420,6 +423,12 @@ impl Connector {
 /// The error's text, with what the `redis` crate leaves out of its `Display` of an I/O error.
 fn explain(error: &RedisError) -> String {
     crate::link::error_chain(error)
+}
+
+/// Each pipeline is one write: Nagle's algorithm would only hold back its last segment until
+/// the previous ones are acknowledged (the crate leaves it on by default).
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
 }
 
 /// A connection, with what [`RedisLink::send`] needs to know of its past.
