@@ -27,3 +27,8 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 pub fn block_on<F: Future>(future: F) -> F::Output {
     runtime().block_on(future)
 }
+
+/// Whether the runtime was made (by a first connection).
+pub fn started() -> bool {
+    RUNTIME.get().is_some()
+}
