@@ -321,3 +321,27 @@ def test_the_broker_processors_are_native_processors(settings, tmp_path):
     (error,) = inotifier_errors()
     assert error.id == "inotifier.E014"
     assert "unknown option `streams` for processor redis_stream" in error.msg
+
+
+def test_broker_tls_files_are_read_relative_to_project_path(settings, tmp_path):
+    """The TLS options of the broker processors name files relative to PROJECT_PATH; a file
+    that is not there is an error naming the option and the path the daemon would read."""
+    settings.PROJECT_PATH = str(tmp_path)
+    watched = tmp_path / "in"
+    watched.mkdir()
+    options = {"url": "rediss://127.0.0.1:6380/0", "ca_file": "tls/ca.pem"}
+    settings.INOTIFIER_WATCH_PATHS = [
+        (watched, "IN_READY", "redis_stream", {"options": options}),
+    ]
+    (error,) = inotifier_errors()
+    assert error.id == "inotifier.E014"
+    assert "option `ca_file` of processor redis_stream" in error.msg
+    assert str(tmp_path / "tls" / "ca.pem") in error.msg
+    (tmp_path / "tls").mkdir()
+    (tmp_path / "tls" / "ca.pem").write_text("not a certificate\n")
+    (error,) = inotifier_errors()
+    assert "holds no certificate" in error.msg
+    plain = {"url": "redis://127.0.0.1:6379/0", "ca_file": "tls/ca.pem"}
+    settings.INOTIFIER_WATCH_PATHS = [(watched, "IN_READY", "redis_stream", {"options": plain})]
+    (error,) = inotifier_errors()
+    assert "is not TLS: use rediss://" in error.msg
