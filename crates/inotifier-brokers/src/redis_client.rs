@@ -357,10 +357,14 @@ impl Connector {
             Server::Sentinel(sentinel) => {
                 let mut sentinel = sentinel.lock().unwrap_or_else(|e| e.into_inner());
                 sentinel.get_client().map_err(|error| {
+                    let text = explain(&error);
+                    let advice = tls::advice(&text)
+                        .filter(|_| self.target.tls())
+                        .map(|advice| format!(" (TLS: {advice})"))
+                        .unwrap_or_default();
                     ProcessError::outage(format!(
-                        "Redis {}: no Sentinel named a master that answers: {}",
+                        "Redis {}: no Sentinel named a master that answers: {text}{advice}",
                         self.target,
-                        explain(&error)
                     ))
                 })?
             }

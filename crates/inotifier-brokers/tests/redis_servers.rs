@@ -287,3 +287,48 @@ fn a_sentinel_failover_of_the_master_loses_nothing_with_replicas_1() {
     );
     assert!(entries >= 2000, "{entries}");
 }
+
+#[test]
+fn sentinels_and_master_over_mutual_tls_with_a_rediss_sentinel_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "ca");
+    let cert = ca.server_cert("redis");
+    let set = RedisSentinelSet::start_tls(
+        &dir.path().join("set"),
+        "inotifier",
+        &TlsServerOptions {
+            ca: &ca,
+            cert: &cert,
+            require_client_cert: true,
+        },
+    );
+    let pair = ca.client_cert("inotifier");
+    let url = format!(
+        "rediss+sentinel://{}/inotifier/0",
+        set.sentinel_addresses().join(",")
+    );
+    let sender = processor(json!({
+        "url": url,
+        "stream": "s",
+        "source": "a",
+        "ca_file": ca.ca_file(),
+        "cert_file": pair.cert_file,
+        "key_file": pair.key_file,
+    }));
+    let events = events(500);
+    let batch: Vec<&Event> = events.iter().collect();
+    assert_eq!(
+        sender.process_batch(&batch, &|_| true),
+        BatchOutcome::all(500)
+    );
+    let mut admin = admin(set.current_master_port(), Some((&ca, Some(&pair))));
+    assert_eq!(message_ids(&mut admin, "s").0, expected_ids("a", 500));
+    // Without the client certificate, the Sentinels refuse the handshake: an outage.
+    let refused = processor(json!({"url": url, "stream": "s", "ca_file": ca.ca_file()}));
+    let failure = refused.process(&events[0]).unwrap_err();
+    assert!(failure.outage, "{failure:?}");
+    assert!(
+        failure.message.contains("no Sentinel named a master"),
+        "{failure:?}"
+    );
+}

@@ -15,19 +15,33 @@ use serde_json::json;
 
 #[test]
 fn building_and_checking_make_no_runtime_and_the_first_connection_does() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let amqp = json!({"task": "t", "broker_url": format!("amqp://127.0.0.1:{port}//")});
     let nats = json!({"url": format!("nats://127.0.0.1:{port}")});
     let redis = json!({"url": format!("redis://127.0.0.1:{port}/0")});
     let mut built = Vec::new();
-    for (kind, options) in [("celery", &amqp), ("jetstream", &nats), ("redis_stream", &redis)] {
+    for (kind, options) in [
+        ("celery", &amqp),
+        ("jetstream", &nats),
+        ("redis_stream", &redis),
+    ] {
         let options = options.as_object().unwrap();
         let processor = inotifier_brokers::build(kind, options, Path::new("/")).unwrap();
-        let check = inotifier_brokers::KINDS.iter().find(|k| k.name == kind).unwrap();
+        let check = inotifier_brokers::KINDS
+            .iter()
+            .find(|k| k.name == kind)
+            .unwrap();
         (check.validate)(options, Path::new("/")).unwrap();
         built.push(processor);
     }
-    assert!(!runtime::started(), "building or checking a processor made the runtime");
+    assert!(
+        !runtime::started(),
+        "building or checking a processor made the runtime"
+    );
     let event = Event {
         id: 1,
         mask: Mask::IN_CLOSE_WRITE,
