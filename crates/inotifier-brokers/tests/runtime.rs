@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use inotifier_brokers::runtime;
 use inotifier_core::{Event, Mask, Origin, WatchId};
-use inotifier_sinks::Processor;
 use serde_json::json;
 
 #[test]
