@@ -234,7 +234,6 @@ pub struct AmqpConnection {
     /// The name the broker shows for the connection (`rabbitmqctl list_connections
     /// user_provided_name`): which daemon, which connection.
     name: String,
-    user: String,
     timeout: Duration,
     connection: Connection,
     channel: Channel,
@@ -309,7 +308,6 @@ impl AmqpConnection {
             Ok(Ok((connection, channel))) => Ok(AmqpConnection {
                 broker,
                 name,
-                user,
                 timeout,
                 connection,
                 channel,
@@ -577,7 +575,6 @@ impl AmqpConnection {
             }
             _ => "",
         };
-        let _ = &self.user;
         ProcessError::outage(format!(
             "RabbitMQ at {broker}: {doing}: the broker closed the channel: {code} {text}{fix}"
         ))
@@ -622,8 +619,7 @@ fn reply_code(kind: &AMQPErrorKind) -> u16 {
 /// The message of a failed connection: a refused login, an unknown virtual host, a TLS
 /// failure, or the network.
 fn describe_connect(broker: &str, user: &str, error: &str, tls_used: bool) -> String {
-    if error.contains("ACCESS_REFUSED") || error.contains("ACCESSREFUSED") || error.contains("403")
-    {
+    if error.contains("ACCESS_REFUSED") || error.contains("ACCESSREFUSED") {
         let mut message = format!(
             "RabbitMQ at {broker} refused the login of user {user:?} (403 ACCESS_REFUSED: \
              {error}): check the user and password in the broker URL, in the daemon's \
@@ -637,7 +633,7 @@ fn describe_connect(broker: &str, user: &str, error: &str, tls_used: bool) -> St
         }
         return message;
     }
-    if error.contains("NOT_ALLOWED") || error.contains("NOTALLOWED") || error.contains("vhost") {
+    if error.contains("NOT_ALLOWED") || error.contains("NOTALLOWED") {
         return format!(
             "RabbitMQ at {broker}: opening the virtual host: 530 NOT_ALLOWED ({error}): create \
              it (rabbitmqctl add_vhost NAME) and give the user access to it (rabbitmqctl \

@@ -21,11 +21,11 @@
 //! | option | type | default | meaning |
 //! | --- | --- | --- | --- |
 //! | `url` | string | `$NATS_URL`, else `nats://127.0.0.1:4222` | `nats://host[:port]`, or `tls://host[:port]` to require TLS; several servers of a cluster separated by commas (`nats://a:4222,b:4222`). A URL with a password is refused here: put it in the environment variable named by `url_env`. |
-//! | `url_env` | string | `"NATS_URL"` | The environment variable of the daemon holding the URL (with `user:password@` when the server wants them), read when `url` is not given. |
+//! | `url_env` | string | `"NATS_URL"` | The environment variable of the daemon holding the URL (with `user:password@` or `TOKEN@` when the server wants them), read when `url` is not given. |
 //! | `token_env` | string | none | The environment variable holding an authentication token; it must be set when the processor is built. |
 //! | `nkey_file` | path | none | A file holding an NKey seed (`SU...`), the user's private key: the server knows the user by its public key. |
 //! | `creds_file` | path | none | A credentials file (a user JWT and its NKey seed, as `nsc` or `nats context` write it), for servers of the decentralised JWT model (NGS/Synadia Cloud). |
-//! | `ca_file` | path | none | A PEM file of the CAs to trust instead of the Mozilla roots, for a server whose certificate an internal CA signed. |
+//! | `ca_file` | path | none | A PEM file of the CAs to trust instead of the Mozilla roots, for a server whose certificate an internal CA signed. Any of the three TLS options makes TLS required, even with `nats://`. |
 //! | `cert_file`, `key_file` | path | none | A client certificate and its key (PEM), for a server that asks for one (mutual TLS, `verify: true`). |
 //! | `subject` | string | `"inotifier.events"` | The subject, a template with the placeholders of `exec`'s arguments: `{maskname}`, `{name}`, `{path}`, `{pathname}`, `{src_pathname}`, `{id}`, `{mask}`, `{origin}`. |
 //! | `stream` | string | none | The stream that must store the messages (header `Nats-Expected-Stream`): a message taken by another stream is refused, a permanent failure. |
@@ -84,8 +84,8 @@ pub const NAME: &str = "jetstream";
 
 const DEFAULT_SUBJECT: &str = "inotifier.events";
 
-/// The longest subject published: the `HPUB` line (subject, reply subject, two sizes) must
-/// stay under the server's `max_control_line`.
+/// The longest subject published: the protocol line that carries it must stay under the
+/// server's `max_control_line` (4096 bytes by default).
 const MAX_SUBJECT_LEN: usize = 4000;
 
 const URL_SOURCE: UrlSource<'static> = UrlSource {
@@ -226,7 +226,10 @@ impl JetStreamProcessor {
         let connector = Connector {
             what: url.to_string(),
             servers: servers(&url).map_err(|error| BuildError::invalid(NAME, url_option, error))?,
-            require_tls: url.scheme == "tls",
+            // A TLS option asks for TLS: never left to the server's plain-text INFO.
+            require_tls: url.scheme == "tls"
+                || parsed.ca_file.is_some()
+                || parsed.cert_file.is_some(),
             credentials,
             tls,
             timeout,
@@ -478,6 +481,8 @@ fn credentials(
     let mut given = Vec::new();
     if url.password.is_some() {
         given.push("a password in the URL");
+    } else if url.user.is_some() {
+        given.push("a token in the URL");
     }
     if parsed.token_env.is_some() {
         given.push("token_env");
@@ -517,6 +522,10 @@ fn credentials(
             url.user.clone().unwrap_or_default(),
             password.clone(),
         ));
+    }
+    if let Some(token) = &url.user {
+        // `nats://TOKEN@host`, from the environment (a configured url with one is refused).
+        return Ok(Credentials::Token(token.clone()));
     }
     if let Some(variable) = &parsed.token_env {
         return Ok(Credentials::Token(token(variable)?));
@@ -616,7 +625,7 @@ impl Connector {
                          password in the URL of the environment variable named by url_env \
                          (NATS_URL by default), as nats://user:password@host:4222, or a token \
                          (token_env), an NKey seed (nkey_file) or a credentials file \
-                         (creds_file); the daemon connects again by itself"
+                         (creds_file), then restart the daemon"
                     )
                 }
                 ConnectErrorKind::Tls => match tls::advice(&text) {

@@ -37,6 +37,7 @@ pub mod jetstream;
 pub mod link;
 pub mod redis_client;
 pub mod redis_stream;
+#[doc(hidden)]
 pub mod runtime;
 pub mod tls;
 pub mod url;

@@ -8,12 +8,10 @@
 //! connection that had worked was found closed (Redis restarted while it was idle, or a
 //! Sentinel failover closed it), and every failure put in words that say what to fix.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use inotifier_sinks::{BuildError, ProcessError};
-use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError, TlsMode};
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError};
 
 use crate::link::Link;
 use crate::tls::{self, TlsFiles, TlsOptions};
@@ -261,8 +259,13 @@ impl std::fmt::Display for RedisTarget {
 
 enum Server {
     Direct(redis::Client),
-    /// Asked for the current master at each connection.
-    Sentinel(Mutex<SentinelClient>),
+    /// The Sentinels, asked for the current master at each connection, and how to make a
+    /// client of the address one names.
+    Sentinel {
+        sentinels: Vec<redis::Client>,
+        service: String,
+        master: Box<dyn Fn(String, u16) -> redis::RedisResult<redis::Client> + Send + Sync>,
+    },
 }
 
 struct Connector {
@@ -270,9 +273,35 @@ struct Connector {
     server: Server,
 }
 
+/// A client of `host:port`, over TLS with the target's certificates when `tls`.
+fn client(
+    host: String,
+    port: u16,
+    tls: Option<&TlsFiles>,
+    settings: RedisConnectionInfo,
+) -> redis::RedisResult<redis::Client> {
+    let address = match tls {
+        Some(_) => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: false,
+            tls_params: None,
+        },
+        None => ConnectionAddr::Tcp(host, port),
+    };
+    let info = address
+        .into_connection_info()?
+        .set_tcp_settings(tcp_settings())
+        .set_redis_settings(settings);
+    match tls {
+        Some(files) => redis::Client::build_with_tls(info, files.redis_certificates()),
+        None => redis::Client::open(info),
+    }
+}
+
 impl Connector {
     fn new(target: RedisTarget) -> Result<Connector, String> {
-        let tls = target.tls();
+        let tls = target.tls().then_some(&target.tls);
         let (user, password) = (&target.url.user, &target.url.password);
         let mut settings = RedisConnectionInfo::default()
             .set_db(database(&target.url.path)?)
@@ -287,103 +316,118 @@ impl Connector {
         }
         let server = if target.sentinels.is_empty() {
             let (host, port) = target.url.address();
-            let info = if tls {
-                ConnectionAddr::TcpTls {
-                    host,
-                    port,
-                    insecure: false,
-                    tls_params: None,
-                }
-            } else {
-                ConnectionAddr::Tcp(host, port)
-            }
-            .into_connection_info()
-            .map_err(|error| error.to_string())?
-            .set_tcp_settings(tcp_settings())
-            .set_redis_settings(settings);
-            let client = if tls {
-                redis::Client::build_with_tls(info, target.tls.redis_certificates())
-            } else {
-                redis::Client::open(info)
-            };
-            Server::Direct(client.map_err(|error| error.to_string())?)
+            Server::Direct(client(host, port, tls, settings).map_err(|error| error.to_string())?)
         } else {
             let service = target
                 .service_name
                 .clone()
                 .ok_or("a Sentinel needs the name of the master's service")?;
-            let sentinels = target.sentinels.iter().map(|(host, port)| {
-                if tls {
-                    ConnectionAddr::TcpTls {
-                        host: host.clone(),
-                        port: *port,
-                        insecure: false,
-                        tls_params: None,
-                    }
-                } else {
-                    ConnectionAddr::Tcp(host.clone(), *port)
-                }
-            });
-            let mut builder =
-                SentinelClientBuilder::new(sentinels, service, SentinelServerType::Master)
-                    .map_err(|error| error.to_string())?
-                    .set_client_to_redis_db(database(&target.url.path)?)
-                    .set_client_to_redis_tcp_settings(tcp_settings())
-                    .set_client_to_sentinel_tcp_settings(tcp_settings());
-            if let Some(user) = user {
-                builder = builder.set_client_to_redis_username(user);
+            // The Sentinels take no password of the master's (nor its database).
+            let plain = RedisConnectionInfo::default().set_skip_set_lib_name();
+            let sentinels = target
+                .sentinels
+                .iter()
+                .map(|(host, port)| client(host.clone(), *port, tls, plain.clone()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| error.to_string())?;
+            let files = tls.cloned();
+            Server::Sentinel {
+                sentinels,
+                service,
+                master: Box::new(move |host, port| {
+                    client(host, port, files.as_ref(), settings.clone())
+                }),
             }
-            if let Some(password) = password {
-                builder = builder.set_client_to_redis_password(password);
-            }
-            if tls {
-                builder = builder
-                    .set_client_to_redis_tls_mode(TlsMode::Secure)
-                    .set_client_to_redis_certificates(target.tls.redis_certificates())
-                    .set_client_to_sentinel_tls_mode(TlsMode::Secure)
-                    .set_client_to_sentinel_certificates(target.tls.redis_certificates());
-            }
-            Server::Sentinel(Mutex::new(
-                builder.build().map_err(|error| error.to_string())?,
-            ))
         };
         Ok(Connector { target, server })
     }
 
-    fn connect(&self) -> Result<Session, ProcessError> {
+    /// A connection with the target's timeouts, proven to speak Redis.
+    fn open(&self, client: &redis::Client) -> Result<redis::Connection, RedisError> {
         let timeout = self.target.timeout;
-        let client = match &self.server {
-            Server::Direct(client) => client.clone(),
-            Server::Sentinel(sentinel) => {
-                let mut sentinel = sentinel.lock().unwrap_or_else(|e| e.into_inner());
-                sentinel.get_client().map_err(|error| {
-                    let text = explain(&error);
-                    let advice = tls::advice(&text)
-                        .filter(|_| self.target.tls())
-                        .map(|advice| format!(" (TLS: {advice})"))
-                        .unwrap_or_default();
-                    ProcessError::outage(format!(
-                        "Redis {}: no Sentinel named a master that answers: {text}{advice}",
-                        self.target,
-                    ))
-                })?
-            }
-        };
-        let mut connection = client
-            .get_connection_with_timeout(timeout)
-            .map_err(|error| self.failure("connecting", &error))?;
-        connection
-            .set_read_timeout(Some(timeout))
-            .and_then(|()| connection.set_write_timeout(Some(timeout)))
-            .map_err(|error| self.failure("connecting", &error))?;
+        let mut connection = client.get_connection_with_timeout(timeout)?;
+        connection.set_read_timeout(Some(timeout))?;
+        connection.set_write_timeout(Some(timeout))?;
         // Proves the server speaks Redis and, without a password, that it needs none.
-        redis::cmd("PING")
-            .query::<()>(&mut connection)
-            .map_err(|error| self.failure("connecting", &error))?;
+        redis::cmd("PING").query::<()>(&mut connection)?;
+        Ok(connection)
+    }
+
+    /// The master the first Sentinel that answers names, connected and confirmed a master by
+    /// its `ROLE`: every step bounded by the timeout (the `redis` crate's own Sentinel client
+    /// connects without one, so a Sentinel that accepts and never answers would hang a worker).
+    fn master(
+        &self,
+        sentinels: &[redis::Client],
+        service: &str,
+        master: &(dyn Fn(String, u16) -> redis::RedisResult<redis::Client> + Send + Sync),
+    ) -> Result<redis::Connection, ProcessError> {
+        let mut reasons = Vec::new();
+        for sentinel in sentinels {
+            let address = sentinel.get_connection_info().addr().to_string();
+            let named = self.open(sentinel).and_then(|mut connection| {
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(service)
+                    .query::<Option<(String, u16)>>(&mut connection)
+            });
+            let (host, port) = match named {
+                Ok(Some(named)) => named,
+                Ok(None) => {
+                    reasons.push(format!("{address}: knows no service {service:?}"));
+                    continue;
+                }
+                Err(error) => {
+                    reasons.push(format!(
+                        "{address}: {}",
+                        self.failure("asking", &error).message
+                    ));
+                    continue;
+                }
+            };
+            let connected = master(host.clone(), port).and_then(|client| {
+                let mut connection = self.open(&client)?;
+                let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut connection)?;
+                Ok((connection, role))
+            });
+            match connected {
+                Ok((connection, role)) if matches!(role.first(), Some(redis::Value::BulkString(kind)) if kind == b"master") =>
+                {
+                    return Ok(connection);
+                }
+                Ok(_) => reasons.push(format!(
+                    "{address} named {host}:{port}, which is not a master (a failover under way)"
+                )),
+                Err(error) => {
+                    return Err(
+                        self.failure(&format!("connecting to the master {host}:{port}"), &error)
+                    );
+                }
+            }
+        }
+        Err(ProcessError::outage(format!(
+            "Redis {}: no Sentinel named a master that answers: {}",
+            self.target,
+            reasons.join("; ")
+        )))
+    }
+
+    fn connect(&self) -> Result<Session, ProcessError> {
+        let connection = match &self.server {
+            Server::Direct(client) => self
+                .open(client)
+                .map_err(|error| self.failure("connecting", &error))?,
+            Server::Sentinel {
+                sentinels,
+                service,
+                master,
+            } => self.master(sentinels, service, master.as_ref())?,
+        };
         Ok(Session {
             connection,
             pipelines: 0,
             timed_out: false,
+            waited_short: false,
         })
     }
 
@@ -443,6 +487,8 @@ pub struct Session {
     /// Whether the last failure was Redis not answering in time (rather than the connection
     /// breaking): it may still be working on the commands.
     timed_out: bool,
+    /// Whether the last pipeline's writes reached fewer replicas than asked for.
+    waited_short: bool,
 }
 
 /// The connection of one processor to its Redis.
@@ -469,7 +515,9 @@ impl RedisLink {
         let result = self.link.with(|session| {
             let used = session.pipelines > 0;
             let result = self.query(session, pipe);
-            send_again = result.is_err() && used && !session.timed_out;
+            // Only a connection that broke: not one that was slow, nor writes that reached
+            // too few replicas (sent again after the retry delay, not at once).
+            send_again = result.is_err() && used && !session.timed_out && !session.waited_short;
             result
         });
         match result {
@@ -486,10 +534,12 @@ impl RedisLink {
         pipe: &redis::Pipeline,
     ) -> Result<Vec<redis::Value>, ProcessError> {
         session.pipelines += 1;
+        session.waited_short = false;
         let waited;
         let sent = if self.replicas > 0 {
             let mut with_wait = pipe.clone();
-            let millis = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
+            // Half the timeout: WAIT answers within it, before the read of its answer times out.
+            let millis = u64::try_from(self.timeout.as_millis() / 2).unwrap_or(u64::MAX);
             with_wait.cmd("WAIT").arg(self.replicas).arg(millis);
             waited = with_wait;
             &waited
@@ -505,6 +555,7 @@ impl RedisLink {
                         _ => 0,
                     };
                     if confirmed < i64::from(self.replicas) {
+                        session.waited_short = true;
                         // Written on the master, not yet safe from its failover: sent again
                         // (at least once), after the retry delay.
                         return Err(ProcessError::outage(format!(
@@ -512,7 +563,7 @@ impl RedisLink {
                              asks for confirmed the writes within {:?}",
                             self.what(),
                             self.replicas,
-                            self.timeout
+                            self.timeout / 2
                         )));
                     }
                 }
@@ -541,6 +592,16 @@ impl RedisLink {
 
     pub fn close(&self) {
         self.link.close();
+    }
+
+    /// After an error reply whose code is `code`: a node that is no master any more
+    /// (`READONLY`, `MASTERDOWN`: a failover, or an operator's `REPLICAOF`) is left, so that the
+    /// next try connects to the master again (through the Sentinels, when there are some).
+    pub fn answered(&self, code: &str) {
+        if matches!(code, "READONLY" | "MASTERDOWN") {
+            tracing::warn!(broker = %self.what(), "{code}: this node is no master now; connecting again");
+            self.link.close();
+        }
     }
 }
 

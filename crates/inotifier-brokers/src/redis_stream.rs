@@ -22,7 +22,7 @@
 //! # Options
 //! | option | type | default | meaning |
 //! | --- | --- | --- | --- |
-//! | `url` | string | `"redis://127.0.0.1:6379/0"` | `redis://[user@]host[:port][/db]`; without a password (see below). Used when given, else the environment variable `url_env` names, else the default. |
+//! | `url` | string | `"redis://127.0.0.1:6379/0"` | `redis://[user@]host[:port][/db]`, `rediss://` for TLS, `redis+sentinel://host:26379,host2:26379/SERVICE[/db]` for Sentinel; without a password (see below). Used when given, else the environment variable `url_env` names, else the default. |
 //! | `url_env` | string | `"REDIS_URL"` | The environment variable of the daemon holding the URL, with its password: `redis://[user:]password@host:port/db`. |
 //! | `stream` | string | `"inotifier"` | The stream's key. |
 //! | `maxlen` | integer ≥ 1 | none (unbounded) | Trims the stream to about this many entries (`XADD key MAXLEN ~ N`), dropping the oldest. |
@@ -278,7 +278,10 @@ impl RedisStreamProcessor {
     /// The failure of `event`, whose `XADD` got `reply`.
     fn refused(&self, event: &Event, reply: &redis::Value) -> ProcessError {
         match redis_client::error_reply(reply) {
-            Some((code, error)) => self.refused_with(event, &code, &error),
+            Some((code, error)) => {
+                self.link.answered(&code);
+                self.refused_with(event, &code, &error)
+            }
             None => ProcessError::retryable(format!(
                 "{}: unexpected reply {reply:?} to XADD",
                 self.refusal(event)

@@ -23,12 +23,15 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// Runs `future` to its end on the brokers' runtime, blocking the calling thread (a thread
-/// of the daemon's, not one of the runtime's).
+/// of the daemon's, not one of the runtime's). Public for this crate's tests only: the rest of
+/// the daemon never sees the runtime.
+#[doc(hidden)]
 pub fn block_on<F: Future>(future: F) -> F::Output {
     runtime().block_on(future)
 }
 
-/// Whether the runtime was made (by a first connection).
+/// Whether the runtime was made (by a first connection). For tests.
+#[doc(hidden)]
 pub fn started() -> bool {
     RUNTIME.get().is_some()
 }

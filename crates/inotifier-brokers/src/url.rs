@@ -80,17 +80,19 @@ impl BrokerUrl {
                 expected()
             ));
         };
+        // The credentials end at the last `@`: a password may hold `/`, `?` or `#` that its
+        // writer did not percent-encode, and they must neither end it nor be quoted in an error.
+        let (credentials, rest) = match rest.rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
         let (rest, query) = match rest.split_once('?') {
             Some((rest, query)) => (rest, query),
             None => (rest, ""),
         };
-        let (authority, path) = match rest.find('/') {
+        let (hostport, path) = match rest.find('/') {
             Some(at) => (&rest[..at], &rest[at + 1..]),
             None => (rest, ""),
-        };
-        let (credentials, hostport) = match authority.rfind('@') {
-            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-            None => (None, authority),
         };
         let (user, password) = match credentials {
             None => (None, None),
@@ -275,6 +277,19 @@ mod tests {
         let error = BrokerUrl::parse("amqp://h:99999", AMQP).unwrap_err();
         assert_eq!(error, "invalid port \"99999\"");
         assert!(BrokerUrl::parse("amqp://h/%zz", AMQP).is_err());
+    }
+
+    #[test]
+    fn a_password_with_slashes_is_read_whole_and_never_quoted() {
+        let url = BrokerUrl::parse("amqp://u:ab/cd?e@rabbit:5673/prod", AMQP).unwrap();
+        assert_eq!(url.password.as_deref(), Some("ab/cd?e"));
+        assert_eq!(url.address(), ("rabbit".to_string(), 5673));
+        assert_eq!(url.path, "prod");
+        let error = BrokerUrl::parse("amqp://u:se/cret@rabbit:99999/", AMQP).unwrap_err();
+        assert!(
+            !error.contains("se/cret") && !error.contains("cret"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -276,7 +276,7 @@ fn scratch() -> tempfile::TempDir {
 }
 
 #[test]
-fn refused_credentials_are_an_outage_naming_the_fix_and_a_token_is_accepted() {
+fn refused_credentials_are_an_outage_naming_the_fix() {
     let dir = scratch();
     let server = NatsServer::start(
         dir.path(),
@@ -294,63 +294,11 @@ fn refused_credentials_are_an_outage_naming_the_fix_and_a_token_is_accepted() {
         "{failure:?}"
     );
     assert!(failure.message.contains("token_env"), "{failure:?}");
-    let variable = unique("INOTIFIER_TEST_NATS_TOKEN_");
-    // SAFETY: a variable of this test's own, read by this thread only.
-    unsafe { std::env::set_var(&variable, "s3cret") };
-    let accepted = processor(json!({"url": url, "token_env": variable, "subject": "plain.x"}));
-    // Connected and published; no stream takes the subject: that is the answer expected.
-    let failure = accepted.process(&events(1)[0]).unwrap_err();
-    assert!(
-        failure
-            .message
-            .contains("no JetStream stream takes subject"),
-        "{failure:?}"
-    );
 }
 
 #[test]
-fn a_user_and_password_from_the_environment_and_an_nkey_seed_are_accepted() {
+fn an_nkey_seed_is_accepted_and_another_refused() {
     let dir = scratch();
-    let server = NatsServer::start(
-        &dir.path().join("user"),
-        &NatsOptions {
-            authorization: NatsAuth::UserPassword("alice".into(), "pw%1".into()),
-            ..NatsOptions::default()
-        },
-    );
-    let variable = unique("INOTIFIER_TEST_NATS_URL_");
-    // SAFETY: a variable of this test's own, read by this thread only.
-    unsafe {
-        std::env::set_var(
-            &variable,
-            format!("nats://alice:pw%251@{}", server.address()),
-        )
-    };
-    let accepted = processor(json!({"url_env": variable, "subject": "plain.x"}));
-    let failure = accepted.process(&events(1)[0]).unwrap_err();
-    assert!(
-        failure
-            .message
-            .contains("no JetStream stream takes subject"),
-        "{failure:?}"
-    );
-    unsafe {
-        std::env::set_var(
-            &variable,
-            format!("nats://alice:wrong@{}", server.address()),
-        )
-    };
-    let refused = processor(json!({"url_env": variable}));
-    let failure = refused.process(&events(1)[0]).unwrap_err();
-    assert!(
-        failure.message.contains("refused the credentials"),
-        "{failure:?}"
-    );
-    assert!(
-        !failure.message.contains("wrong"),
-        "no password in messages: {failure:?}"
-    );
-
     let user = nkeys::KeyPair::new_user();
     let server = NatsServer::start(
         &dir.path().join("nkey"),

@@ -1,6 +1,6 @@
 //! The `redis_stream` processor against Redis servers of the test's own (started and ended
 //! by PID, on free loopback ports): TLS with the right CA, a wrong CA refused with the reason,
-//! mutual TLS, an ACL user and a wrong password, a server restarted mid-stream, and a
+//! mutual TLS, a server restarted mid-stream, and a
 //! Sentinel failover of the master, each without losing an event.
 
 use std::collections::BTreeSet;
@@ -172,40 +172,6 @@ fn mutual_tls_needs_the_client_certificate() {
     );
     let mut admin = admin(server.port(), Some((&ca, Some(&pair))));
     assert_eq!(message_ids(&mut admin, "s").0, expected_ids("a", 100));
-}
-
-#[test]
-fn an_acl_user_from_the_environment_delivers_and_a_wrong_password_is_an_outage() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = RedisServer::plain(dir.path())
-        .acl_user("alice", "pa:ss")
-        .start();
-    let variable = format!("INOTIFIER_TEST_REDIS_URL_{}", std::process::id());
-    // SAFETY: a variable of this test's own, read by this thread only.
-    unsafe {
-        std::env::set_var(
-            &variable,
-            format!("redis://alice:pa%3Ass@127.0.0.1:{}/0", server.port()),
-        )
-    };
-    let alice = processor(json!({"url_env": variable, "stream": "s", "source": "a"}));
-    alice.process(&events(1)[0]).unwrap();
-    unsafe {
-        std::env::set_var(
-            &variable,
-            format!("redis://alice:wrong-pw@127.0.0.1:{}/0", server.port()),
-        )
-    };
-    let wrong = processor(json!({"url_env": variable, "stream": "s"}));
-    let failure = wrong.process(&events(1)[0]).unwrap_err();
-    assert!(failure.outage, "{failure:?}");
-    assert!(
-        failure.message.contains(&format!(
-            "put the right URL in the environment variable {variable}"
-        )),
-        "{failure:?}"
-    );
-    assert!(!failure.message.contains("wrong-pw"), "{failure:?}");
 }
 
 #[test]

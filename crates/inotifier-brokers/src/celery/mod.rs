@@ -214,6 +214,13 @@ impl CeleryProcessor {
             .as_deref()
             .unwrap_or("CELERY_BROKER_URL");
         let transport = if url.scheme.starts_with("redis") {
+            if parsed.heartbeat.is_some() {
+                return Err(BuildError::invalid(
+                    NAME,
+                    "heartbeat",
+                    "is for an AMQP broker (RabbitMQ), not Redis",
+                ));
+            }
             let link = TargetOptions {
                 processor: NAME,
                 url_option,
@@ -223,7 +230,13 @@ impl CeleryProcessor {
                 tls: &tls,
                 base_dir,
                 timeout,
-                url_origin: format!("the environment variable {env_name}"),
+                url_origin: if parsed.broker_url.is_some() {
+                    format!(
+                        "the environment variable {env_name} (and leave out the option broker_url)"
+                    )
+                } else {
+                    format!("the environment variable {env_name}")
+                },
             }
             .target(url)?
             .link()
@@ -261,7 +274,7 @@ impl CeleryProcessor {
                 None => crate::amqp::DEFAULT_HEARTBEAT,
                 Some(every) => u16::try_from(every.as_secs())
                     .ok()
-                    .filter(|&seconds| seconds >= 1)
+                    .filter(|&seconds| seconds >= 1 && every.subsec_nanos() == 0)
                     .ok_or_else(|| {
                         BuildError::invalid(
                             NAME,
@@ -313,7 +326,10 @@ impl CeleryProcessor {
                 continue;
             }
             let failure = match redis_client::error_reply(reply) {
-                Some((code, error)) => redis_refusal(link.what(), &code, &error),
+                Some((code, error)) => {
+                    link.answered(&code);
+                    redis_refusal(link.what(), &code, &error)
+                }
                 None => ProcessError::retryable(format!(
                     "Redis {} answered LPUSH with {reply:?}",
                     link.what()

@@ -2,8 +2,8 @@
 //! JetStream and one kind of authorization.
 //!
 //! NATS sends its INFO line in plain text before a TLS client upgrades the connection (until
-//! `handshake_first`, new in 2.10), so a client must be told to use TLS (`tls://` URL or its
-//! `require_tls` option) rather than discover it. The TLS handshake timeout is raised from
+//! `handshake_first`, new in 2.10): a client learns from it (`tls_required`) that TLS is needed,
+//! or is told so beforehand (`tls://`, `require_tls`), which no one on the path can undo. The TLS handshake timeout is raised from
 //! NATS's 0.5 s to 5 s: a client built without optimisations, on a loaded machine, can take
 //! longer than that.
 
