@@ -428,3 +428,36 @@ impl Processor for CeleryProcessor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn error(options: Value) -> String {
+        CeleryProcessor::build(options.as_object().unwrap(), Path::new("/nonexistent"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn broker_options_belong_to_their_broker() {
+        let redis = "redis://127.0.0.1:6379/0";
+        let amqp = "amqp://127.0.0.1:5672//";
+        let heartbeat = error(json!({"task": "t", "broker_url": redis, "heartbeat": "5s"}));
+        assert!(heartbeat.contains("is for an AMQP broker"), "{heartbeat}");
+        let fraction = error(json!({"task": "t", "broker_url": amqp, "heartbeat": "1500ms"}));
+        assert!(fraction.contains("whole seconds"), "{fraction}");
+        let replicas = error(json!({"task": "t", "broker_url": amqp, "replicas": 1}));
+        assert!(replicas.contains("is for a Redis broker"), "{replicas}");
+        let plain = error(json!({"task": "t", "broker_url": amqp, "ca_file": "ca.pem"}));
+        assert!(plain.contains("is not TLS: use amqps://"), "{plain}");
+        let missing = error(json!({"task": "t", "broker_url": "amqps://h//", "ca_file": "ca.pem"}));
+        assert!(
+            missing.contains("cannot read /nonexistent/ca.pem"),
+            "{missing}"
+        );
+        let ok = json!({"task": "t", "broker_url": amqp, "heartbeat": "30s"});
+        assert!(CeleryProcessor::build(ok.as_object().unwrap(), Path::new("/")).is_ok());
+    }
+}
