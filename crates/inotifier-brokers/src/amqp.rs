@@ -493,6 +493,7 @@ impl AmqpConnection {
         let channel = &self.channel;
         let publishing = async {
             let mut confirms = Vec::with_capacity(sendable);
+            let mut refused = None;
             for message in &messages[..sendable] {
                 let confirm = channel
                     .basic_publish(
@@ -505,7 +506,12 @@ impl AmqpConnection {
                     .await;
                 match confirm {
                     Ok(confirm) => confirms.push(confirm),
-                    Err(error) => return (Vec::new(), Some(error), confirms.len()),
+                    Err(error) => {
+                        // The channel closing under a later publish: the earlier ones' confirms
+                        // carry the broker's reason (such as 404 NOT_FOUND), which says more.
+                        refused = Some(error);
+                        break;
+                    }
                 }
             }
             let mut settled = Vec::with_capacity(confirms.len());
@@ -515,7 +521,7 @@ impl AmqpConnection {
                     Err(error) => return (settled, Some(error), 0),
                 }
             }
-            (settled, None, 0)
+            (settled, refused, 0)
         };
         let outcome = block_on(async { tokio::time::timeout(self.timeout, publishing).await });
         let (settled, error) = match outcome {

@@ -2,7 +2,10 @@
 //! AMQPS listener that asks for client certificates (mutual TLS), and heartbeats noticing a
 //! connection that went silent.
 
-use std::ffi::OsString;
+mod common;
+
+use common::events;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use inotifier_brokers::amqp::{AmqpConnection, AmqpTarget, Properties, Publish};
 use inotifier_brokers::url::BrokerUrl;
-use inotifier_core::{Event, Mask, Origin, WatchId};
+use inotifier_core::Event;
 use inotifier_sinks::{BatchOutcome, Processor};
 use inotifier_test_support::privileges::root_available;
 use inotifier_test_support::servers::{RabbitMqNode, TlsServerOptions};
@@ -20,23 +23,6 @@ use inotifier_test_support::services::RABBITMQ;
 use inotifier_test_support::skip::skip;
 use inotifier_test_support::tls::TestCa;
 use serde_json::{Value, json};
-
-fn events(count: u64) -> Vec<Event> {
-    (1..=count)
-        .map(|id| Event {
-            id,
-            mask: Mask::IN_CLOSE_WRITE,
-            cookie: 0,
-            wd: 1,
-            path: Arc::from(Path::new("/srv/in")),
-            name: OsString::from(format!("f{id}")),
-            src_pathname: None,
-            origin: Origin::Kernel,
-            time_ns: 1_764_077_825_000_000_000,
-            watches: Arc::from([WatchId(0)]),
-        })
-        .collect()
-}
 
 fn celery(options: Value) -> Arc<dyn Processor> {
     inotifier_brokers::build("celery", options.as_object().unwrap(), Path::new("/")).unwrap()

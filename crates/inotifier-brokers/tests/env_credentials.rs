@@ -3,11 +3,12 @@
 //! binary of its own: setting environment variables is sound only while no other thread
 //! reads the environment.
 
-use std::ffi::OsString;
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
-use inotifier_core::{Event, Mask, Origin, WatchId};
+use inotifier_core::Event;
 use inotifier_sinks::Processor;
 use inotifier_test_support::servers::{
     NatsAuth, NatsOptions, NatsServer, RedisServer, TlsServerOptions,
@@ -20,18 +21,7 @@ fn processor(kind: &str, options: Value) -> Arc<dyn Processor> {
 }
 
 fn event() -> Event {
-    Event {
-        id: 1,
-        mask: Mask::IN_CLOSE_WRITE,
-        cookie: 0,
-        wd: 1,
-        path: Arc::from(Path::new("/srv/in")),
-        name: OsString::from("a"),
-        src_pathname: None,
-        origin: Origin::Kernel,
-        time_ns: 0,
-        watches: Arc::from([WatchId(0)]),
-    }
+    common::events(1).remove(0)
 }
 
 fn set(variable: &str, value: String) {

@@ -6,13 +6,14 @@
 use std::collections::BTreeSet;
 mod common;
 
-use std::ffi::OsString;
+use common::events;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inotifier_brokers::identity::message_id;
-use inotifier_core::{Event, Mask, Origin, WatchId};
+use inotifier_core::Event;
 use inotifier_sinks::{BatchOutcome, Processor};
 use inotifier_test_support::servers::{RedisSentinelSet, RedisServer, TlsServerOptions};
 use inotifier_test_support::tls::{CertPair, TestCa};
@@ -20,23 +21,6 @@ use serde_json::{Value, json};
 
 fn processor(options: Value) -> Arc<dyn Processor> {
     inotifier_brokers::build("redis_stream", options.as_object().unwrap(), Path::new("/")).unwrap()
-}
-
-fn events(count: u64) -> Vec<Event> {
-    (1..=count)
-        .map(|id| Event {
-            id,
-            mask: Mask::IN_CLOSE_WRITE,
-            cookie: 0,
-            wd: 1,
-            path: Arc::from(Path::new("/srv/in")),
-            name: OsString::from(format!("f{id}")),
-            src_pathname: None,
-            origin: Origin::Kernel,
-            time_ns: 1_764_077_825_000_000_000,
-            watches: Arc::from([WatchId(0)]),
-        })
-        .collect()
 }
 
 /// The test's own connection, over TLS when `ca` is given.

@@ -3,13 +3,12 @@
 //! runtime's threads would not survive the fork. A test binary of its own, so that no other
 //! test made the runtime first.
 
-use std::ffi::OsString;
+mod common;
+
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::Arc;
 
 use inotifier_brokers::runtime;
-use inotifier_core::{Event, Mask, Origin, WatchId};
 use serde_json::json;
 
 #[test]
@@ -41,18 +40,7 @@ fn building_and_checking_make_no_runtime_and_the_first_connection_does() {
         !runtime::started(),
         "building or checking a processor made the runtime"
     );
-    let event = Event {
-        id: 1,
-        mask: Mask::IN_CLOSE_WRITE,
-        cookie: 0,
-        wd: 1,
-        path: Arc::from(Path::new("/srv/in")),
-        name: OsString::from("a"),
-        src_pathname: None,
-        origin: Origin::Kernel,
-        time_ns: 0,
-        watches: Arc::from([WatchId(0)]),
-    };
+    let event = common::events(1).remove(0);
     // Nothing listens: an outage, after trying to connect on the runtime.
     let failure = built[1].process(&event).unwrap_err();
     assert!(failure.outage, "{failure:?}");
