@@ -491,57 +491,60 @@ impl AmqpConnection {
             sent => format!("publishing {sent} messages"),
         };
         let channel = &self.channel;
+        let timeout = self.timeout;
+        // What was settled stays known when a later confirmation does not come: those before
+        // it count, and are not sent again.
+        let mut settled = Vec::with_capacity(sendable);
         let publishing = async {
             let mut confirms = Vec::with_capacity(sendable);
-            let mut refused = None;
-            for message in &messages[..sendable] {
-                let confirm = channel
-                    .basic_publish(
-                        message.exchange.into(),
-                        message.routing_key.into(),
-                        BasicPublishOptions::default(),
-                        message.body,
-                        message.properties.to_amqp(),
-                    )
-                    .await;
-                match confirm {
-                    Ok(confirm) => confirms.push(confirm),
-                    Err(error) => {
-                        // The channel closing under a later publish: the earlier ones' confirms
-                        // carry the broker's reason (such as 404 NOT_FOUND), which says more.
-                        refused = Some(error);
-                        break;
-                    }
+            let publish_all = async {
+                for message in &messages[..sendable] {
+                    let confirm = channel
+                        .basic_publish(
+                            message.exchange.into(),
+                            message.routing_key.into(),
+                            BasicPublishOptions::default(),
+                            message.body,
+                            message.properties.to_amqp(),
+                        )
+                        .await?;
+                    confirms.push(confirm);
                 }
-            }
-            let mut settled = Vec::with_capacity(confirms.len());
+                Ok::<_, lapin::Error>(())
+            };
+            // The channel closing under a later publish: the earlier ones' confirms carry the
+            // broker's reason (such as 404 NOT_FOUND), which says more; they are read first.
+            let refused = match tokio::time::timeout(timeout, publish_all).await {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(Ok(error)),
+                Err(_) => Some(Err(())),
+            };
             for confirm in confirms {
-                match confirm.await {
-                    Ok(confirmation) => settled.push(matches!(confirmation, Confirmation::Ack(_))),
-                    Err(error) => return (settled, Some(error), 0),
+                // The timeout is the longest silence: a large window may take longer in all.
+                match tokio::time::timeout(timeout, confirm).await {
+                    Ok(Ok(confirmation)) => {
+                        settled.push(matches!(confirmation, Confirmation::Ack(_)));
+                    }
+                    Ok(Err(error)) => return Some(Ok(error)),
+                    Err(_) => return Some(Err(())),
                 }
             }
-            (settled, refused, 0)
+            refused
         };
-        let outcome = block_on(async { tokio::time::timeout(self.timeout, publishing).await });
-        let (settled, error) = match outcome {
-            Err(_) => {
-                return (
-                    0,
-                    Some(ProcessError::outage(format!(
-                        "RabbitMQ at {}: {doing}: no confirmation within {:?}",
-                        self.broker, self.timeout
-                    ))),
-                );
-            }
-            Ok((settled, error, _)) => (settled, error),
+        let error = match block_on(publishing) {
+            None => None,
+            Some(Ok(error)) => Some(self.failure(&doing, &error)),
+            Some(Err(())) => Some(ProcessError::outage(format!(
+                "RabbitMQ at {}: {doing}: no confirmation within {:?}",
+                self.broker, self.timeout
+            ))),
         };
         let confirmed = settled.iter().take_while(|&&acked| acked).count();
         if confirmed < settled.len() {
             return (confirmed, Some(self.refused(&messages[confirmed])));
         }
-        if let Some(error) = error {
-            return (confirmed, Some(self.failure(&doing, &error)));
+        if error.is_some() {
+            return (confirmed, error);
         }
         (confirmed, unencodable)
     }
