@@ -56,6 +56,8 @@ pub struct RedisTarget {
     /// Replicas that must have each pipeline's writes before it counts as done (`WAIT`), so
     /// that a failover to one of them loses nothing; 0 for the master's answer alone.
     pub replicas: u32,
+    /// The Sentinels' own password (their `requirepass`), and the variable it came from.
+    pub sentinel_password: Option<(String, String)>,
 }
 
 /// The database number of a Redis URL: its path (after the service name for Sentinel), `0`
@@ -86,6 +88,8 @@ pub struct TargetOptions<'a> {
     pub timeout: Duration,
     pub url_origin: String,
     pub replicas: u32,
+    /// The option `sentinel_password_env`: the variable holding the Sentinels' password.
+    pub sentinel_password_env: Option<&'a str>,
 }
 
 impl TargetOptions<'_> {
@@ -204,6 +208,28 @@ impl TargetOptions<'_> {
             }
         };
         database(&path).map_err(|error| invalid(self.url_option, error))?;
+        let sentinel_password = match self.sentinel_password_env {
+            None => None,
+            Some(_) if sentinels.is_empty() => {
+                return Err(invalid(
+                    "sentinel_password_env",
+                    "is given without Sentinels (option sentinels, or a redis+sentinel:// URL)"
+                        .into(),
+                ));
+            }
+            Some(variable) => match std::env::var(variable) {
+                Ok(password) if !password.is_empty() => Some((password, variable.to_string())),
+                _ => {
+                    return Err(invalid(
+                        "sentinel_password_env",
+                        format!(
+                            "the environment variable {variable} is not set (or empty): set it \
+                             to the Sentinels' password in the daemon's environment"
+                        ),
+                    ));
+                }
+            },
+        };
         Ok(RedisTarget {
             url: BrokerUrl { path, ..url },
             sentinels,
@@ -212,6 +238,7 @@ impl TargetOptions<'_> {
             timeout: self.timeout,
             url_origin: self.url_origin,
             replicas: self.replicas,
+            sentinel_password,
         })
     }
 }
@@ -322,8 +349,11 @@ impl Connector {
                 .service_name
                 .clone()
                 .ok_or("a Sentinel needs the name of the master's service")?;
-            // The Sentinels take no password of the master's (nor its database).
-            let plain = RedisConnectionInfo::default().set_skip_set_lib_name();
+            // The Sentinels take no password of the master's (nor its database): their own.
+            let mut plain = RedisConnectionInfo::default().set_skip_set_lib_name();
+            if let Some((password, _)) = &target.sentinel_password {
+                plain = plain.set_password(password);
+            }
             let sentinels = target
                 .sentinels
                 .iter()
@@ -378,10 +408,7 @@ impl Connector {
                     continue;
                 }
                 Err(error) => {
-                    reasons.push(format!(
-                        "{address}: {}",
-                        self.failure("asking", &error).message
-                    ));
+                    reasons.push(format!("{address}: {}", self.sentinel_failure(&error)));
                     continue;
                 }
             };
@@ -429,6 +456,25 @@ impl Connector {
             timed_out: false,
             waited_short: false,
         })
+    }
+
+    /// Why a Sentinel did not answer: its password, or what [`Connector::failure`] says.
+    fn sentinel_failure(&self, error: &RedisError) -> String {
+        let code = error.code().unwrap_or_default();
+        let refused = code == "WRONGPASS"
+            || error.kind() == redis::ErrorKind::AuthenticationFailed
+            || error.to_string().contains("invalid username-password");
+        match (&self.target.sentinel_password, refused, code == "NOAUTH") {
+            (Some((_, variable)), true, _) => format!(
+                "it refused the password of the environment variable {variable} \
+                 (sentinel_password_env): put the Sentinels' password there and restart the daemon"
+            ),
+            (None, _, true) | (None, true, _) => "it requires a password of its own: put it in \
+                 an environment variable of the daemon and name that variable in the option \
+                 sentinel_password_env"
+                .to_string(),
+            _ => self.failure("asking", error).message,
+        }
     }
 
     /// What went wrong with `error`, as an outage: every failure to reach or use Redis is

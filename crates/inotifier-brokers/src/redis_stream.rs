@@ -31,6 +31,7 @@
 //! | `timeout` | duration | `"10s"` | For connecting, and for each read or write of a batch. |
 //! | `sentinels` | array of `"host:port"` | none | Redis Sentinels to ask for the master of `service_name` (instead of a `redis+sentinel://host:26379,host2:26379/SERVICE/DB` URL). |
 //! | `service_name` | string | none | The master's name the Sentinels monitor. |
+//! | `sentinel_password_env` | string | none | The environment variable holding the Sentinels' own password (their `requirepass`); the URL's password is the master's. |
 //! | `replicas` | integer | `0` | Replicas that must hold each batch (`WAIT`) before it counts as delivered: with 1 or more, a failover loses nothing. |
 //! | `ca_file`, `cert_file`, `key_file` | path | none | TLS (`rediss://`): CAs to trust instead of the Mozilla roots, a client certificate and its key; relative to the configuration's directory. |
 //!
@@ -111,6 +112,7 @@ struct RedisStreamOptions {
     service_name: Option<String>,
     #[serde(default)]
     replicas: u32,
+    sentinel_password_env: Option<String>,
     ca_file: Option<std::path::PathBuf>,
     cert_file: Option<std::path::PathBuf>,
     key_file: Option<std::path::PathBuf>,
@@ -224,6 +226,7 @@ impl RedisStreamProcessor {
             sentinels: parsed.sentinels.as_deref(),
             service_name: parsed.service_name.as_deref(),
             replicas: parsed.replicas,
+            sentinel_password_env: parsed.sentinel_password_env.as_deref(),
             tls: &tls,
             base_dir,
             timeout: parsed.timeout,
@@ -486,7 +489,7 @@ mod tests {
             unknown,
             "unknown option `streams` for processor redis_stream: expected one of url, \
              url_env, stream, maxlen, fields, source, timeout, sentinels, service_name, \
-             replicas, ca_file, cert_file, key_file"
+             replicas, sentinel_password_env, ca_file, cert_file, key_file"
         );
         let password = error(json!({"url": "redis://:secret@h:6379/0"}));
         assert!(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use inotifier_core::Event;
 use inotifier_sinks::Processor;
 use inotifier_test_support::servers::{
-    NatsAuth, NatsOptions, NatsServer, RedisServer, TlsServerOptions,
+    NatsAuth, NatsOptions, NatsServer, RedisSentinelSet, RedisServer, TlsServerOptions,
 };
 use inotifier_test_support::tls::TestCa;
 use serde_json::{Value, json};
@@ -152,4 +152,49 @@ fn credentials_from_the_environment_are_used_and_refused_ones_are_outages_withou
         "{failure:?}"
     );
     assert!(!failure.message.contains("not-it"), "{failure:?}");
+
+    // Redis Sentinels with a password of their own (the master has none).
+    let topology = RedisSentinelSet::start_with_sentinel_password(
+        &dir.path().join("sentinels"),
+        "inotifier",
+        "sentinel-pw",
+    );
+    let sentinels = topology.sentinel_addresses();
+    let options = |variable: Option<&str>| {
+        let mut options =
+            json!({"sentinels": sentinels, "service_name": "inotifier", "stream": "s"});
+        if let Some(variable) = variable {
+            options["sentinel_password_env"] = json!(variable);
+        }
+        options
+    };
+    let failure = processor("redis_stream", options(None))
+        .process(&event())
+        .unwrap_err();
+    assert!(failure.outage, "{failure:?}");
+    assert!(
+        failure.message.contains("sentinel_password_env"),
+        "{failure:?}"
+    );
+    set("INOTIFIER_TEST_SENTINEL_PASSWORD", "not-it".into());
+    let failure = processor(
+        "redis_stream",
+        options(Some("INOTIFIER_TEST_SENTINEL_PASSWORD")),
+    )
+    .process(&event())
+    .unwrap_err();
+    assert!(
+        failure.message.contains(
+            "refused the password of the environment variable INOTIFIER_TEST_SENTINEL_PASSWORD"
+        ),
+        "{failure:?}"
+    );
+    assert!(!failure.message.contains("not-it"), "{failure:?}");
+    set("INOTIFIER_TEST_SENTINEL_PASSWORD", "sentinel-pw".into());
+    processor(
+        "redis_stream",
+        options(Some("INOTIFIER_TEST_SENTINEL_PASSWORD")),
+    )
+    .process(&event())
+    .unwrap();
 }

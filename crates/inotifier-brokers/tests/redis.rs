@@ -26,6 +26,7 @@ fn link(url: &str) -> RedisLink {
         timeout: TIMEOUT,
         url_origin: "the environment variable REDIS_URL".into(),
         replicas: 0,
+        sentinel_password_env: None,
     }
     .target(url)
     .unwrap()

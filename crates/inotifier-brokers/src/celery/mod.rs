@@ -20,7 +20,7 @@
 //! | `kwargs` | table | `{}` | The task's keyword arguments: name = event field. |
 //! | `source` | string | the host name | This sender's name: the `origin` header is `inotifier@<source>`, and task ids of different sources never collide. |
 //! | `timeout` | duration | `"10s"` | For connecting and for each broker confirmation. |
-//! | `sentinels`, `service_name`, `replicas` | | | Over Redis: as for `redis_stream` (Sentinel, and `WAIT` for replicas). |
+//! | `sentinels`, `service_name`, `sentinel_password_env`, `replicas` | | | Over Redis: as for `redis_stream` (Sentinel, and `WAIT` for replicas). |
 //! | `ca_file`, `cert_file`, `key_file` | path | none | TLS (`rediss://`, `amqps://`): CAs to trust instead of the Mozilla roots, a client certificate and its key, relative to the configuration's directory. |
 //! | `heartbeat` | duration | `"10s"` | Over AMQP: the heartbeat interval; a silent broker or network is noticed within two. |
 //!
@@ -110,6 +110,7 @@ struct CeleryOptions {
     service_name: Option<String>,
     #[serde(default)]
     replicas: u32,
+    sentinel_password_env: Option<String>,
     #[serde(default, deserialize_with = "optional_duration")]
     heartbeat: Option<Duration>,
     ca_file: Option<std::path::PathBuf>,
@@ -227,6 +228,7 @@ impl CeleryProcessor {
                 sentinels: parsed.sentinels.as_deref(),
                 service_name: parsed.service_name.as_deref(),
                 replicas: parsed.replicas,
+                sentinel_password_env: parsed.sentinel_password_env.as_deref(),
                 tls: &tls,
                 base_dir,
                 timeout,
@@ -243,7 +245,11 @@ impl CeleryProcessor {
             .map_err(|error| BuildError::invalid(NAME, url_option, error))?;
             Transport::Redis(link)
         } else {
-            if parsed.sentinels.is_some() || parsed.service_name.is_some() || parsed.replicas > 0 {
+            if parsed.sentinels.is_some()
+                || parsed.service_name.is_some()
+                || parsed.sentinel_password_env.is_some()
+                || parsed.replicas > 0
+            {
                 let option = if parsed.replicas > 0 {
                     "replicas"
                 } else {

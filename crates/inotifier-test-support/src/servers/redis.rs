@@ -156,14 +156,29 @@ fn absolute_dir(dir: &Path) -> PathBuf {
 struct Cli {
     // The CA to trust and the client certificate to present.
     tls: Option<(PathBuf, CertPair)>,
+    /// The password of the sentinels (`requirepass` in their configuration), if they have one.
+    sentinel_password: Option<String>,
 }
 
 impl Cli {
     /// The reply of `redis-cli -p port args` in raw form (one line per element of an array,
     /// nested arrays flattened), or None when redis-cli fails or Redis answers an error.
     fn run(&self, port: u16, args: &[&str]) -> Option<Vec<String>> {
+        self.run_as(port, None, args)
+    }
+
+    /// [`Cli::run`] on a sentinel: with the sentinels' password.
+    fn run_sentinel(&self, port: u16, args: &[&str]) -> Option<Vec<String>> {
+        self.run_as(port, self.sentinel_password.as_deref(), args)
+    }
+
+    fn run_as(&self, port: u16, password: Option<&str>, args: &[&str]) -> Option<Vec<String>> {
         let mut command = Command::new("redis-cli");
         command.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some(password) = password {
+            // Through the environment: not on a command line others can read.
+            command.env("REDISCLI_AUTH", password);
+        }
         if let Some((ca, client)) = &self.tls {
             command
                 .arg("--tls")
@@ -201,7 +216,17 @@ impl RedisSentinelSet {
     /// the sentinels monitoring it as `service_name`; returns once every sentinel knows the
     /// master, the replica and the two other sentinels, so that a failover can be elected.
     pub fn start(dir: &Path, service_name: &str) -> RedisSentinelSet {
-        launch(dir, service_name, None)
+        launch(dir, service_name, None, None)
+    }
+
+    /// [`RedisSentinelSet::start`] with sentinels that require `password` (`requirepass`),
+    /// of clients and of each other (`sentinel sentinel-pass`); the data nodes require none.
+    pub fn start_with_sentinel_password(
+        dir: &Path,
+        service_name: &str,
+        password: &str,
+    ) -> RedisSentinelSet {
+        launch(dir, service_name, None, Some(password))
     }
 
     /// The same over TLS: every data node and sentinel listens with TLS only (with
@@ -212,7 +237,7 @@ impl RedisSentinelSet {
         service_name: &str,
         options: &TlsServerOptions,
     ) -> RedisSentinelSet {
-        launch(dir, service_name, Some(options))
+        launch(dir, service_name, Some(options), None)
     }
 
     /// The name the sentinels monitor the master as.
@@ -306,7 +331,7 @@ impl RedisSentinelSet {
     }
 
     fn reported_master(&self, sentinel_port: u16) -> Option<u16> {
-        let reply = self.cli.run(
+        let reply = self.cli.run_sentinel(
             sentinel_port,
             &["SENTINEL", "get-master-addr-by-name", &self.service],
         )?;
@@ -317,7 +342,12 @@ impl RedisSentinelSet {
     }
 }
 
-fn launch(dir: &Path, service: &str, tls: Option<&TlsServerOptions>) -> RedisSentinelSet {
+fn launch(
+    dir: &Path,
+    service: &str,
+    tls: Option<&TlsServerOptions>,
+    sentinel_password: Option<&str>,
+) -> RedisSentinelSet {
     assert!(
         !service.is_empty()
             && service
@@ -329,6 +359,7 @@ fn launch(dir: &Path, service: &str, tls: Option<&TlsServerOptions>) -> RedisSen
     let client = tls.map(|options| options.ca.client_cert(&format!("{service}-redis-client")));
     let cli = Cli {
         tls: tls.zip(client.clone()).map(|(o, c)| (o.ca.ca_file(), c)),
+        sentinel_password: sentinel_password.map(str::to_string),
     };
     // A master waits 5 s (`repl-diskless-sync-delay`) for more replicas before it sends its
     // data to the first one: no need here, where there is only one.
@@ -379,7 +410,11 @@ fn launch(dir: &Path, service: &str, tls: Option<&TlsServerOptions>) -> RedisSen
                 &log,
                 tls,
                 client.as_ref(),
-            ),
+            ) + &sentinel_password
+                .map(|password| {
+                    format!("requirepass \"{password}\"\nsentinel sentinel-pass \"{password}\"\n")
+                })
+                .unwrap_or_default(),
         )
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
         let args = vec![config.into_os_string(), "--sentinel".into()];
@@ -394,13 +429,13 @@ fn launch(dir: &Path, service: &str, tls: Option<&TlsServerOptions>) -> RedisSen
             .all(|port| {
                 let knows_replica = set
                     .cli
-                    .run(*port, &["SENTINEL", "replicas", service])
+                    .run_sentinel(*port, &["SENTINEL", "replicas", service])
                     .is_some_and(|reply| {
                         reply.windows(2).any(|w| w[0] == "port" && w[1] == replica)
                     });
                 let others = set
                     .cli
-                    .run(*port, &["SENTINEL", "sentinels", service])
+                    .run_sentinel(*port, &["SENTINEL", "sentinels", service])
                     .map_or(0, |reply| {
                         reply.iter().filter(|line| *line == "runid").count()
                     });
