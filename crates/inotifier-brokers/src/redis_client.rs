@@ -40,8 +40,9 @@ pub const OUTAGE_CODES: &[&str] = &[
     "NOAUTH",
 ];
 
-/// Where the Redis of a processor is, and how to talk to it.
-#[derive(Debug, Clone)]
+/// Where the Redis of a processor is, and how to talk to it. No `Debug`: it holds passwords
+/// (its `Display` is the URL without them).
+#[derive(Clone)]
 pub struct RedisTarget {
     /// `redis://`/`rediss://`: the server; `redis+sentinel://`: the first Sentinel.
     pub url: BrokerUrl,
@@ -97,26 +98,13 @@ impl TargetOptions<'_> {
         let processor = self.processor;
         let invalid =
             |option: &str, message: String| BuildError::invalid(processor, option, message);
-        let tls_scheme = url.scheme.starts_with("rediss");
-        if self.tls.any() && !tls_scheme {
-            let option = if self.tls.ca_file.is_some() {
-                "ca_file"
-            } else {
-                "cert_file"
-            };
-            return Err(invalid(
-                option,
-                format!(
-                    "is given, but the URL {url} is not TLS: use rediss:// (or leave out \
-                     ca_file, cert_file and key_file)"
-                ),
-            ));
-        }
-        let tls = if tls_scheme {
-            self.tls.load(processor, self.base_dir)?
-        } else {
-            TlsFiles::default()
-        };
+        let tls = self.tls.for_url(
+            processor,
+            &url,
+            url.scheme.starts_with("rediss"),
+            "rediss://",
+            self.base_dir,
+        )?;
         let by_url = url.scheme.ends_with("+sentinel");
         let (sentinels, service_name, path) = match (by_url, self.sentinels) {
             (true, Some(_)) => {
@@ -286,12 +274,12 @@ impl std::fmt::Display for RedisTarget {
 
 enum Server {
     Direct(redis::Client),
-    /// The Sentinels, asked for the current master at each connection, and how to make a
-    /// client of the address one names.
+    /// The Sentinels, asked for the current master at each connection, and the settings of a
+    /// connection to the master one names.
     Sentinel {
         sentinels: Vec<redis::Client>,
         service: String,
-        master: Box<dyn Fn(String, u16) -> redis::RedisResult<redis::Client> + Send + Sync>,
+        master: RedisConnectionInfo,
     },
 }
 
@@ -360,13 +348,10 @@ impl Connector {
                 .map(|(host, port)| client(host.clone(), *port, tls, plain.clone()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|error| error.to_string())?;
-            let files = tls.cloned();
             Server::Sentinel {
                 sentinels,
                 service,
-                master: Box::new(move |host, port| {
-                    client(host, port, files.as_ref(), settings.clone())
-                }),
+                master: settings,
             }
         };
         Ok(Connector { target, server })
@@ -390,8 +375,9 @@ impl Connector {
         &self,
         sentinels: &[redis::Client],
         service: &str,
-        master: &(dyn Fn(String, u16) -> redis::RedisResult<redis::Client> + Send + Sync),
+        master: &RedisConnectionInfo,
     ) -> Result<redis::Connection, ProcessError> {
+        let tls = self.target.tls().then_some(&self.target.tls);
         let mut reasons = Vec::new();
         for sentinel in sentinels {
             let address = sentinel.get_connection_info().addr().to_string();
@@ -412,7 +398,7 @@ impl Connector {
                     continue;
                 }
             };
-            let connected = master(host.clone(), port).and_then(|client| {
+            let connected = client(host.clone(), port, tls, master.clone()).and_then(|client| {
                 let mut connection = self.open(&client)?;
                 let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut connection)?;
                 Ok((connection, role))
@@ -448,7 +434,7 @@ impl Connector {
                 sentinels,
                 service,
                 master,
-            } => self.master(sentinels, service, master.as_ref())?,
+            } => self.master(sentinels, service, master)?,
         };
         Ok(Session {
             connection,
@@ -461,10 +447,11 @@ impl Connector {
     /// Why a Sentinel did not answer: its password, or what [`Connector::failure`] says.
     fn sentinel_failure(&self, error: &RedisError) -> String {
         let code = error.code().unwrap_or_default();
-        let refused = code == "WRONGPASS"
-            || error.kind() == redis::ErrorKind::AuthenticationFailed
-            || error.to_string().contains("invalid username-password");
-        match (&self.target.sentinel_password, refused, code == "NOAUTH") {
+        match (
+            &self.target.sentinel_password,
+            password_refused(error),
+            code == "NOAUTH",
+        ) {
             (Some((_, variable)), true, _) => format!(
                 "it refused the password of the environment variable {variable} \
                  (sentinel_password_env): put the Sentinels' password there and restart the daemon"
@@ -483,10 +470,7 @@ impl Connector {
         let server = &self.target;
         let origin = &self.target.url_origin;
         let code = error.code().unwrap_or_default();
-        let message = if matches!(code, "WRONGPASS")
-            || error.kind() == redis::ErrorKind::AuthenticationFailed
-            || error.to_string().contains("invalid username-password")
-        {
+        let message = if password_refused(error) {
             format!(
                 "Redis {server} refused the user and password of its URL ({}): put the right \
                  URL in {origin} and restart the daemon; events wait until then",
@@ -517,6 +501,13 @@ impl Connector {
 /// The error's text, with what the `redis` crate leaves out of its `Display` of an I/O error.
 fn explain(error: &RedisError) -> String {
     crate::link::error_chain(error)
+}
+
+/// Whether Redis refused the user and password it was given (AUTH).
+fn password_refused(error: &RedisError) -> bool {
+    error.code() == Some("WRONGPASS")
+        || error.kind() == redis::ErrorKind::AuthenticationFailed
+        || error.to_string().contains("invalid username-password")
 }
 
 /// Each pipeline is one write: Nagle's algorithm would only hold back its last segment until
@@ -555,12 +546,18 @@ impl RedisLink {
     /// returns one reply per command, in order. A connection that worked before and breaks now
     /// may have been closed while idle (a Redis restart, a failover): it is replaced and the
     /// pipeline sent once more at once, rather than after the retry delay. Commands Redis
-    /// executed before the break are executed again (delivery is at least once).
-    pub fn send(&self, pipe: &redis::Pipeline) -> Result<Vec<redis::Value>, ProcessError> {
+    /// executed before the break are executed again (delivery is at least once). With the
+    /// option `replicas`, a `WAIT` ends the pipeline, and its answer is not among the replies.
+    pub fn send(&self, mut pipe: redis::Pipeline) -> Result<Vec<redis::Value>, ProcessError> {
+        if self.replicas > 0 {
+            // Half the timeout: WAIT answers within it, before the read of its answer times out.
+            let millis = u64::try_from(self.timeout.as_millis() / 2).unwrap_or(u64::MAX);
+            pipe.cmd("WAIT").arg(self.replicas).arg(millis);
+        }
         let mut send_again = false;
         let result = self.link.with(|session| {
             let used = session.pipelines > 0;
-            let result = self.query(session, pipe);
+            let result = self.query(session, &pipe);
             // Only a connection that broke: not one that was slow, nor writes that reached
             // too few replicas (sent again after the retry delay, not at once).
             send_again = result.is_err() && used && !session.timed_out && !session.waited_short;
@@ -568,30 +565,20 @@ impl RedisLink {
         });
         match result {
             Err(error) if error.outage && send_again => {
-                self.link.with(|session| self.query(session, pipe))
+                self.link.with(|session| self.query(session, &pipe))
             }
             other => other,
         }
     }
 
+    /// Sends `sent`, whose last command is the `WAIT` when replicas are asked for.
     fn query(
         &self,
         session: &mut Session,
-        pipe: &redis::Pipeline,
+        sent: &redis::Pipeline,
     ) -> Result<Vec<redis::Value>, ProcessError> {
         session.pipelines += 1;
         session.waited_short = false;
-        let waited;
-        let sent = if self.replicas > 0 {
-            let mut with_wait = pipe.clone();
-            // Half the timeout: WAIT answers within it, before the read of its answer times out.
-            let millis = u64::try_from(self.timeout.as_millis() / 2).unwrap_or(u64::MAX);
-            with_wait.cmd("WAIT").arg(self.replicas).arg(millis);
-            waited = with_wait;
-            &waited
-        } else {
-            pipe
-        };
         match sent.query::<Vec<redis::Value>>(&mut session.connection) {
             Ok(mut replies) if replies.len() == sent.len() => {
                 session.timed_out = false;

@@ -366,7 +366,7 @@ impl Processor for RedisStreamProcessor {
         for event in events {
             self.add_command(&mut pipe, event, &mut value);
         }
-        match self.link.send(&pipe) {
+        match self.link.send(pipe) {
             Ok(replies) => self.outcome(events, &replies),
             Err(error) => BatchOutcome::failed(0, error),
         }

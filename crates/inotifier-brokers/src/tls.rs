@@ -46,6 +46,40 @@ impl TlsOptions {
         self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some()
     }
 
+    /// The certificates of a connection to `url`, which is TLS or not (`tls`): read from the
+    /// options when it is; when it is not, TLS options are a mistake, refused with the scheme
+    /// that would use them (`tls_scheme`, such as `rediss://`).
+    pub fn for_url(
+        &self,
+        processor: &'static str,
+        url: &crate::url::BrokerUrl,
+        tls: bool,
+        tls_scheme: &str,
+        base_dir: &Path,
+    ) -> Result<TlsFiles, BuildError> {
+        if tls {
+            return self.load(processor, base_dir);
+        }
+        if self.any() {
+            let option = if self.ca_file.is_some() {
+                "ca_file"
+            } else if self.cert_file.is_some() {
+                "cert_file"
+            } else {
+                "key_file"
+            };
+            return Err(BuildError::invalid(
+                processor,
+                option,
+                format!(
+                    "is given, but the URL {url} is not TLS: use {tls_scheme} (or leave out \
+                     ca_file, cert_file and key_file)"
+                ),
+            ));
+        }
+        Ok(TlsFiles::default())
+    }
+
     /// Reads and checks the files, relative to `base_dir` (the configuration file's directory,
     /// or a Django project's `PROJECT_PATH`). An unreadable file, a file that holds no
     /// certificate or key, or a certificate without its key (or the other way round) is an

@@ -47,7 +47,7 @@ fn pipe(commands: &[&[&str]]) -> redis::Pipeline {
 }
 
 fn send(link: &RedisLink, commands: &[&[&str]]) -> Vec<redis::Value> {
-    link.send(&pipe(commands)).unwrap()
+    link.send(pipe(commands)).unwrap()
 }
 
 /// A key no other test (or run) uses.
@@ -140,7 +140,7 @@ fn the_database_of_the_url_is_selected_and_a_wrong_password_says_where_to_fix_it
     send(&db3, &[&["DEL", &key]]);
 
     let error = link("redis://127.0.0.1:6379/99999")
-        .send(&pipe(&[&["PING"]]))
+        .send(pipe(&[&["PING"]]))
         .expect_err("no database 99999");
     assert!(error.outage, "{error:?}");
     assert!(
@@ -150,7 +150,7 @@ fn the_database_of_the_url_is_selected_and_a_wrong_password_says_where_to_fix_it
 
     // The machine's Redis has no such user: AUTH fails.
     let error = link("redis://nobody:wrong-secret@127.0.0.1:6379/0")
-        .send(&pipe(&[&["PING"]]))
+        .send(pipe(&[&["PING"]]))
         .expect_err("a wrong password");
     assert!(error.outage, "{error:?}");
     assert!(
@@ -170,7 +170,7 @@ fn a_port_nobody_listens_on_is_an_outage_at_once() {
     };
     let started = Instant::now();
     let error = link(&format!("redis://127.0.0.1:{port}/0"))
-        .send(&pipe(&[&["PING"]]))
+        .send(pipe(&[&["PING"]]))
         .expect_err("nothing listens");
     assert!(error.outage && error.retryable, "{error:?}");
     assert!(

@@ -261,21 +261,14 @@ impl CeleryProcessor {
                     "is for a Redis broker, not AMQP",
                 ));
             }
-            let tls = if url.scheme.ends_with('s') {
-                tls.load(NAME, base_dir)?
-            } else if tls.any() {
+            if !url.more_hosts.is_empty() {
                 return Err(BuildError::invalid(
                     NAME,
-                    if tls.ca_file.is_some() {
-                        "ca_file"
-                    } else {
-                        "cert_file"
-                    },
-                    format!("is given, but the URL {url} is not TLS: use amqps://"),
+                    url_option,
+                    format!("the URL {url} lists several hosts: an AMQP URL names one broker"),
                 ));
-            } else {
-                crate::tls::TlsFiles::default()
-            };
+            }
+            let tls = tls.for_url(NAME, &url, url.scheme.ends_with('s'), "amqps://", base_dir)?;
             let heartbeat = match parsed.heartbeat {
                 None => crate::amqp::DEFAULT_HEARTBEAT,
                 Some(every) => u16::try_from(every.as_secs())
@@ -323,7 +316,7 @@ impl CeleryProcessor {
             );
             pipe.cmd("LPUSH").arg(&self.route.queue).arg(envelope);
         }
-        let replies = match link.send(&pipe) {
+        let replies = match link.send(pipe) {
             Ok(replies) => replies,
             Err(error) => return BatchOutcome::failed(0, error),
         };
@@ -462,6 +455,11 @@ mod tests {
         assert!(
             missing.contains("cannot read /nonexistent/ca.pem"),
             "{missing}"
+        );
+        let several = error(json!({"task": "t", "broker_url": "amqp://a,b//"}));
+        assert!(
+            several.contains("an AMQP URL names one broker"),
+            "{several}"
         );
         let ok = json!({"task": "t", "broker_url": amqp, "heartbeat": "30s"});
         assert!(CeleryProcessor::build(ok.as_object().unwrap(), Path::new("/")).is_ok());
