@@ -126,11 +126,12 @@ class Project:
             self.started_pids.append(int(started.group(1)))
         return result
 
-    def popen(self, *args):
-        """``manage.py ARGS`` running in the background (ended by its pid at teardown)."""
+    def popen(self, *args, env=None):
+        """``manage.py ARGS`` running in the background (ended by its pid at teardown), with
+        ``env`` added to the project's environment."""
         process = subprocess.Popen(
             [sys.executable, str(MANAGE), *args],
-            env=self.env(),
+            env={**self.env(), **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -1,4 +1,4 @@
-"""The broker services the broker tests talk to: Redis, RabbitMQ and NATS with JetStream.
+"""The services the tests talk to: Redis, RabbitMQ, NATS with JetStream, and PostgreSQL.
 
 ``require(SERVICE)`` skips the calling test, naming the missing service and how to start it,
 unless ``INOTIFIER_REQUIRE_SERVICES`` is set (``.ci/run`` sets it): then a missing service
@@ -41,6 +41,13 @@ NATS = Service(
     "127.0.0.1",
     4222,
     "nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server",
+)
+
+POSTGRESQL = Service(
+    "PostgreSQL",
+    "127.0.0.1",
+    5432,
+    "pg_ctlcluster 15 main start (with trust authentication for 127.0.0.1)",
 )
 
 

@@ -72,7 +72,6 @@ def test_e001_watch_paths_missing_or_not_a_list(settings, value):
 BAD_ENTRIES = {
     "inotifier.E002": lambda d: ("/only/two", "IN_CREATE"),
     "inotifier.E003": lambda d: ("relative/path", "IN_CREATE", SIGNALER),
-    "inotifier.E004": lambda d: (str(d / "missing"), "IN_CREATE", SIGNALER),
     "inotifier.E005": lambda d: (str(d), "IN_CREAT", SIGNALER),
     "inotifier.E006": lambda d: (str(d), "IN_CREATE", "nowhere.Processor"),
     "inotifier.E007": lambda d: (str(d), "IN_CREATE", SIGNALER, {"recursiv": True}),
@@ -124,27 +123,51 @@ def test_e008_bad_option_values(settings, tmp_path, options):
     assert error_ids() == ["inotifier.E008"]
 
 
-def test_e004_unreadable_path(settings, tmp_path):
+def test_w001_a_missing_path_is_a_warning_and_the_watch_stays(settings, tmp_path):
+    """A path this machine lacks (not mounted on the host that builds the image) is a fact of
+    the machine: a warning, and the entry is still read (its other mistakes still reported)."""
+    settings.INOTIFIER_WATCH_PATHS = [
+        (str(tmp_path / "missing"), "IN_CREATE", SIGNALER),
+        (str(tmp_path / "gone"), "IN_CREAT", SIGNALER),
+    ]
+    messages = inotifier_errors()
+    assert [(m.id, type(m)) for m in messages] == [
+        ("inotifier.W001", checks.Warning),
+        ("inotifier.E005", checks.Error),
+        ("inotifier.W001", checks.Warning),
+    ]
+    assert str(tmp_path / "missing") in messages[0].msg
+    assert "inotifier_start refuses" in messages[0].hint
+    watches, _ = inotifier_settings.inspect()
+    assert [w.path for w in watches] == [str(tmp_path / "missing")]
+
+
+def test_w002_unreadable_path(settings, tmp_path):
     if os.getuid() == 0:
         pytest.skip("root reads every path")
     locked = tmp_path / "locked"
     locked.mkdir(mode=0)
     settings.INOTIFIER_WATCH_PATHS = [(str(locked), "IN_CREATE", SIGNALER)]
-    assert error_ids() == ["inotifier.E004"]
+    assert error_ids() == ["inotifier.W002"]
 
 
-def test_e010_output_in_a_missing_directory(settings, tmp_path):
+def test_e010_output_not_a_path_and_w003_in_a_missing_directory(settings, tmp_path):
     settings.PROJECT_PATH = str(tmp_path)
     settings.INOTIFIER_DAEMON_STDERR = "logs/daemon.err"
     settings.INOTIFIER_DAEMON_STDOUT = 42
     errors = inotifier_errors()
-    assert [e.id for e in errors] == ["inotifier.E010", "inotifier.E010"]
+    assert [(e.id, type(e)) for e in errors] == [
+        ("inotifier.E010", checks.Error),
+        ("inotifier.W003", checks.Warning),
+    ]
     assert str(tmp_path / "logs") in errors[1].msg
 
 
-def test_e011_project_path_missing(settings, tmp_path):
-    settings.PROJECT_PATH = str(tmp_path / "nowhere")
+def test_e011_project_path_not_a_path_and_w004_missing(settings, tmp_path):
+    settings.PROJECT_PATH = 42
     assert error_ids() == ["inotifier.E011"]
+    settings.PROJECT_PATH = str(tmp_path / "nowhere")
+    assert error_ids() == ["inotifier.W004"]
 
 
 def test_e012_log_level(settings):
@@ -165,10 +188,12 @@ def test_e015_workers(settings, value):
     assert repr(value) in errors[0].msg
 
 
-def test_manage_py_check_fails_with_the_errors(settings, tmp_path):
-    settings.INOTIFIER_WATCH_PATHS = [(str(tmp_path / "missing"), "IN_CREATE", SIGNALER)]
-    with pytest.raises(SystemCheckError, match=r"inotifier\.E004"):
+def test_manage_py_check_fails_with_the_errors_and_passes_with_warnings(settings, tmp_path):
+    settings.INOTIFIER_WATCH_PATHS = [(str(tmp_path), "IN_CREAT", SIGNALER)]
+    with pytest.raises(SystemCheckError, match=r"inotifier\.E005"):
         call_command("check")
+    settings.INOTIFIER_WATCH_PATHS = [(str(tmp_path / "missing"), "IN_CREATE", SIGNALER)]
+    call_command("check")
 
 
 def test_pid_file_in_project_path(settings, tmp_path):
@@ -243,7 +268,6 @@ def test_journal_settings_are_read_and_handed_to_the_daemon(settings, tmp_path):
         ({"retain": 1.5}, "'retain'"),
         ({"first_start": "loud"}, "'loud'"),
         ({"path": 3}, "not a file path"),
-        ({"path": "missing/dir/inotifier.journal"}, "does not exist"),
     ],
 )
 def test_e016_bad_journal_settings(settings, tmp_path, value, words):
@@ -253,6 +277,14 @@ def test_e016_bad_journal_settings(settings, tmp_path, value, words):
     assert [e.id for e in errors] == ["inotifier.E016"]
     assert words in errors[0].msg
     assert "INOTIFIER_JOURNAL" in errors[0].hint
+
+
+def test_w005_the_journals_directory_missing(settings, tmp_path):
+    settings.PROJECT_PATH = str(tmp_path)
+    settings.INOTIFIER_JOURNAL = {"path": "missing/dir/inotifier.journal"}
+    (warning,) = inotifier_errors()
+    assert (warning.id, type(warning)) == ("inotifier.W005", checks.Warning)
+    assert str(tmp_path / "missing" / "dir") in warning.msg
 
 
 def test_e017_two_watches_with_one_journal_key(settings, tmp_path):
@@ -282,7 +314,8 @@ def test_e008_a_bad_watch_name(settings, tmp_path, name):
 def test_e014_celery_needs_a_broker_url_and_takes_the_projects(settings, tmp_path, monkeypatch):
     """A ``celery`` watch without a broker URL anywhere is E014, naming where to put one; with
     ``settings.CELERY_BROKER_URL`` (as a Django project using Celery has) it is valid, and the
-    URL, password included, is exported to the daemon's environment, not its options."""
+    URL, password included, is handed to the daemon explicitly (never exported: a check
+    changes nothing), not written in its options."""
     # Empty counts as unset; monkeypatch puts back whatever was there.
     monkeypatch.setenv("CELERY_BROKER_URL", "")
     settings.INOTIFIER_WATCH_PATHS = [
@@ -294,8 +327,16 @@ def test_e014_celery_needs_a_broker_url_and_takes_the_projects(settings, tmp_pat
     assert error.id == "inotifier.E014"
     assert "CELERY_BROKER_URL" in error.msg
     settings.CELERY_BROKER_URL = "amqp://app:s3cret@broker.internal//"
+    environment = dict(os.environ)
     assert inotifier_errors() == []
-    assert os.environ["CELERY_BROKER_URL"] == "amqp://app:s3cret@broker.internal//"
+    assert dict(os.environ) == environment
+    watches, _ = inotifier_settings.inspect()
+    config = json.loads(inotifier_settings.daemon_config(watches))
+    assert config["environment"] == {"CELERY_BROKER_URL": "amqp://app:s3cret@broker.internal//"}
+    # The daemon's own environment says where to send: that wins, and nothing is given.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+    watches, _ = inotifier_settings.inspect()
+    assert json.loads(inotifier_settings.daemon_config(watches))["environment"] == {}
     settings.INOTIFIER_WATCH_PATHS = [
         (
             tmp_path,

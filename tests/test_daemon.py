@@ -126,7 +126,7 @@ def test_start_status_stop_in_the_background_with_signals(project):
 
     status = project.manage("inotifier_status")
     assert status.returncode == 3
-    assert "not running" in status.stdout
+    assert "not running" in status.stderr
     again = project.manage("inotifier_stop")
     assert again.returncode == 3
     assert "not running" in again.stderr

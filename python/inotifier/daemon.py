@@ -33,7 +33,35 @@ class ProcessorBuilder:
         }
 
     def __call__(self, kind, options_json):
-        return self.classes[kind](**json.loads(options_json))
+        return UnitOfWork(self.classes[kind](**json.loads(options_json)))
+
+
+class UnitOfWork:
+    """A processor called as Django calls a view: ``close_old_connections()`` before and after
+    each event, as around a request or a Celery task, so that ``CONN_MAX_AGE`` and
+    ``CONN_HEALTH_CHECKS`` mean what they mean there, and a connection the database dropped
+    (a restart, a failover, ``idle_session_timeout``, a pooler) is replaced instead of failing
+    every later event. Connections are per thread: each worker thread's own are checked."""
+
+    __slots__ = ("processor",)
+
+    def __init__(self, processor):
+        self.processor = processor
+
+    def __call__(self, event):
+        db.close_old_connections()
+        try:
+            return self.processor(event)
+        finally:
+            db.close_old_connections()
+
+    def close(self):
+        close = getattr(self.processor, "close", None)
+        try:
+            if callable(close):
+                close()
+        finally:
+            db.connections.close_all()
 
 
 def run_foreground(watches):

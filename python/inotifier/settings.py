@@ -9,7 +9,8 @@
 - ``processor``: a dotted path (``"myapp.event_processors.Upload"``) or the class itself; or
   the name of a native processor (``"log"``, ``"jsonl"``, ``"exec"``, ``"webhook"``, ``"celery"``,
   ``"redis_stream"``, ``"jetstream"``), which the
-  daemon runs in Rust without calling Python per event, configured by ``options``;
+  daemon runs in Rust without calling Python per event, configured by ``options``; or
+  ``"django_task"`` (:mod:`inotifier.tasks`: each event enqueued as a Django task);
 - ``options``: a dict with any of ``recursive`` (bool, default False), ``auto_add`` (bool,
   default = recursive), ``exclude`` and ``include`` (lists of globs), ``settle`` (seconds a file
   must stay untouched before ``IN_READY``, default 0.2), ``temp_patterns`` (globs of temporary
@@ -36,8 +37,13 @@ processor.
 Without it the pid file goes to a directory private to this user (``$XDG_RUNTIME_DIR/inotifier``,
 else ``/tmp/inotifier-<uid>``, mode 0700 and checked to be ours), named after the project.
 
-Every problem is reported by the system checks (``inotifier.E001`` ...; see
-:mod:`inotifier.checks`) with how to fix it; the management commands run them first.
+Every problem is reported by the system checks (see :mod:`inotifier.checks`) with how to fix
+it: a problem of the settings themselves is an error (``inotifier.E001`` ...), a fact of the
+machine they are checked on (a watched path missing there) a warning (``inotifier.W001`` ...),
+so that ``migrate`` or ``collectstatic`` on a host without the watched paths passes while
+``inotifier_start`` refuses to start. Reading the settings changes nothing: the broker URL of
+``settings.CELERY_BROKER_URL`` is handed to the daemon explicitly (:func:`daemon_config`), never
+exported to ``os.environ``.
 """
 
 import dataclasses
@@ -62,8 +68,10 @@ from inotifier._native import (
     parse_mask,
 )
 
-# Processor names without a dot are never dotted paths: these name the daemon's own processors.
+# Processor names without a dot are never dotted paths: these name the daemon's own processors,
+# and the app's own processors written in Python.
 NATIVE_PROCESSORS = tuple(native_processors())
+SHIPPED_PROCESSORS = {"django_task": "inotifier.tasks.TaskProcessor"}
 
 LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
 WATCH_OPTIONS = (
@@ -90,6 +98,11 @@ class Problem(Exception):
     msg: str
     hint: str
 
+    @property
+    def warning(self):
+        """A fact of this machine (``inotifier.W...``), not a mistake in the settings."""
+        return self.id.startswith("inotifier.W")
+
     def __str__(self):
         return f"{self.id}: {self.msg} HINT: {self.hint}"
 
@@ -111,6 +124,8 @@ class Watch:
     retry: dict = dataclasses.field(default_factory=dict)
     options: dict = dataclasses.field(default_factory=dict)
     name: str | None = None
+    #: Variables the daemon's native processor reads instead of its environment's.
+    environment: dict = dataclasses.field(default_factory=dict)
 
     @property
     def key(self):
@@ -120,8 +135,10 @@ class Watch:
     def document(self):
         """This watch as the native daemon reads it."""
         # pyinotify handed every processor IN_Q_OVERFLOW whatever its mask
-        # (process_IN_Q_OVERFLOW); Python processors keep that, native ones get it when asked.
-        mask = self.mask | IN_Q_OVERFLOW if self.processor is not None else self.mask
+        # (process_IN_Q_OVERFLOW); Python processors keep that, native ones (and the app's
+        # django_task) get it when asked.
+        overflow = getattr(self.processor, "receives_overflow", self.processor is not None)
+        mask = self.mask | IN_Q_OVERFLOW if overflow else self.mask
         return {
             "name": self.name,
             "path": self.path,
@@ -198,17 +215,19 @@ def _globs(value, what, where):
     return tuple(value)
 
 
-def export_celery_broker_url(processor_options):
+def celery_environment(processor_options):
     """The ``celery`` processor reads its broker URL from the daemon's environment (a URL
     with a password is a secret, never written in its options). A Django project configured
-    for Celery has it in ``settings.CELERY_BROKER_URL``: that is exported to the environment
-    the daemon inherits, unless the options or the environment already say where to send."""
+    for Celery has it in ``settings.CELERY_BROKER_URL``: that is given to the processor as
+    that variable (``{name: url}``), unless the options or the environment already say where
+    to send. Nothing is exported: the check and the daemon pass it explicitly."""
     if "broker_url" in processor_options:
-        return
+        return {}
     variable = processor_options.get("broker_url_env", "CELERY_BROKER_URL")
     url = getattr(settings, "CELERY_BROKER_URL", None)
     if isinstance(variable, str) and url and not os.environ.get(variable):
-        os.environ[variable] = str(url)
+        return {variable: str(url)}
+    return {}
 
 
 def processor_name(processor):
@@ -217,8 +236,9 @@ def processor_name(processor):
     return f"{processor.__module__}.{processor.__qualname__}"
 
 
-def normalise(entry, index):
-    """The :class:`Watch` of one entry; raises :class:`Problem`."""
+def normalise(entry, index, warnings):
+    """The :class:`Watch` of one entry; raises :class:`Problem` for a mistake in it, and
+    appends to ``warnings`` what this machine lacks for it."""
     where = f"INOTIFIER_WATCH_PATHS[{index}]"
     if not isinstance(entry, (list, tuple)) or len(entry) not in (3, 4):
         raise Problem(
@@ -238,16 +258,21 @@ def normalise(entry, index):
         )
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise Problem(
-            "inotifier.E004",
-            f"{where}: the path {path} does not exist.",
-            "Create it before starting the daemon, or correct the setting.",
+        warnings.append(
+            Problem(
+                "inotifier.W001",
+                f"{where}: the path {path} does not exist on this machine.",
+                "Create it (or mount it) before starting the daemon, or correct the setting; "
+                "inotifier_start refuses to start without it.",
+            )
         )
-    if not os.access(path, os.R_OK):
-        raise Problem(
-            "inotifier.E004",
-            f"{where}: the path {path} cannot be read by this user.",
-            "Give the daemon's user read access (and execute on directories).",
+    elif not os.access(path, os.R_OK):
+        warnings.append(
+            Problem(
+                "inotifier.W002",
+                f"{where}: the path {path} cannot be read by this user.",
+                "Give the daemon's user read access (and execute on directories).",
+            )
         )
 
     try:
@@ -264,6 +289,8 @@ def normalise(entry, index):
     native = isinstance(processor, str) and processor in NATIVE_PROCESSORS
     if native:
         processor = None
+    elif isinstance(processor, str) and processor in SHIPPED_PROCESSORS:
+        processor = import_string(SHIPPED_PROCESSORS[processor])
     elif isinstance(processor, str):
         try:
             processor = import_string(processor)
@@ -358,13 +385,12 @@ def normalise(entry, index):
             f"{where}: the processor options cannot be handed to the daemon: {error}.",
             "Use only str, int, float, bool, None, lists and dicts in processor options.",
         ) from None
+    environment = celery_environment(processor_options) if native and name == "celery" else {}
     if native:
-        if name == "celery":
-            export_celery_broker_url(processor_options)
         # The daemon's own check (files are neither created nor opened), with relative paths
         # taken from where the daemon will take them.
         error = native_processor_error(
-            name, json.dumps(processor_options), str(project_dir().resolve())
+            name, json.dumps(processor_options), str(project_dir().resolve()), environment
         )
         if error:
             raise Problem(
@@ -372,6 +398,13 @@ def normalise(entry, index):
                 f"{where}: the {name} processor's options are invalid: {error}",
                 f"See the options of the {name} processor in the README (Config reference).",
             )
+    elif name in SHIPPED_PROCESSORS:
+        from inotifier import tasks
+
+        try:
+            tasks.resolve(processor_options)
+        except tasks.OptionsError as error:
+            raise Problem(error.id, f"{where}: {error.msg}", error.hint) from None
 
     return Watch(
         path=path,
@@ -391,11 +424,13 @@ def normalise(entry, index):
         retry=retry,
         options=processor_options,
         name=watch_name,
+        environment=environment,
     )
 
 
 def inspect():
-    """``(watches, problems)``: every entry that is valid, and every problem of the settings."""
+    """``(watches, problems)``: every entry that is valid, and every problem of the settings
+    (errors) and of this machine (warnings). Changes nothing."""
     watches, problems = [], []
     entries = getattr(settings, "INOTIFIER_WATCH_PATHS", None)
     if (
@@ -426,11 +461,14 @@ def inspect():
             )
     first_of_key = {}
     for index, entry in enumerate(entries):
+        warnings = []
         try:
-            watch = normalise(entry, index)
+            watch = normalise(entry, index, warnings)
         except Problem as problem:
             problems.append(problem)
             continue
+        finally:
+            problems.extend(warnings)
         watches.append(watch)
         # Each watch has its own cursor in the journal, found by its key: two watches with one
         # key would each miss what the other acknowledged.
@@ -454,15 +492,22 @@ def inspect():
 def _daemon_problems():
     problems = []
     project_path = getattr(settings, "PROJECT_PATH", None)
-    if project_path is not None and (
-        not isinstance(project_path, (str, os.PathLike)) or not os.path.isdir(project_path)
-    ):
+    if project_path is not None and not isinstance(project_path, (str, os.PathLike)):
         problems.append(
             Problem(
                 "inotifier.E011",
-                f"PROJECT_PATH is {project_path!r}, not an existing directory.",
+                f"PROJECT_PATH is {project_path!r}, not a path.",
                 "Set PROJECT_PATH to the project's directory (the pid file goes there), or "
                 "remove it to use a private runtime directory.",
+            )
+        )
+    elif project_path is not None and not os.path.isdir(project_path):
+        problems.append(
+            Problem(
+                "inotifier.W004",
+                f"PROJECT_PATH {project_path} is not an existing directory on this machine.",
+                "Create it before starting the daemon (its pid file goes there), or correct "
+                "the setting.",
             )
         )
     for name in ("INOTIFIER_DAEMON_STDOUT", "INOTIFIER_DAEMON_STDERR"):
@@ -482,9 +527,10 @@ def _daemon_problems():
         if not directory.is_dir():
             problems.append(
                 Problem(
-                    "inotifier.E010",
-                    f"{name}: the directory {directory} does not exist.",
-                    "Create it, or point the setting at a file in an existing directory.",
+                    "inotifier.W003",
+                    f"{name}: the directory {directory} does not exist on this machine.",
+                    "Create it before starting the daemon, or point the setting at a file in "
+                    "an existing directory.",
                 )
             )
     level = getattr(settings, "INOTIFIER_LOG_LEVEL", "info")
@@ -505,12 +551,35 @@ def _daemon_problems():
     except Problem as problem:
         problems.append(problem)
     try:
-        journal()
+        # Where the journal goes depends on PROJECT_PATH, which E011 said is no path.
+        path = None if problems and problems[0].id == "inotifier.E011" else journal()["path"]
     except Problem as problem:
         problems.append(problem)
-    except ImproperlyConfigured:
-        pass  # the pid file's directory, which the daemon's start reports
+    except ImproperlyConfigured as error:
+        problems.append(_pid_directory_problem(error))
+    else:
+        # The default, next to the pid file, is in a directory the daemon makes (or that W004
+        # names): only a path of the settings' own can be missing.
+        given = (getattr(settings, "INOTIFIER_JOURNAL", None) or {}).get("path") is not None
+        if given and path is not None and not os.path.isdir(os.path.dirname(path)):
+            problems.append(
+                Problem(
+                    "inotifier.W005",
+                    f"INOTIFIER_JOURNAL: the directory of the journal {path} does not exist "
+                    "on this machine.",
+                    "Create it before starting the daemon, or set INOTIFIER_JOURNAL['path'].",
+                )
+            )
     return problems
+
+
+def _pid_directory_problem(error):
+    return Problem(
+        "inotifier.W006",
+        str(error),
+        "inotifier_start refuses to start until the pid file's directory is private to this "
+        "user, or PROJECT_PATH is set.",
+    )
 
 
 def _journal_problem(msg):
@@ -557,10 +626,6 @@ def journal():
         if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
             raise _journal_problem(f"INOTIFIER_JOURNAL['path'] is {path!r}, not a file path.")
         path = project_dir() / os.fspath(path)
-        if not path.parent.is_dir():
-            raise _journal_problem(
-                f"INOTIFIER_JOURNAL['path']: the directory {path.parent} does not exist."
-            )
     return {
         "path": str(path) if value.get("enabled", True) else None,
         "retain": retain,
@@ -649,6 +714,9 @@ def daemon_config(found_watches):
             "workers": workers(),
             "queue_capacity": None,
             "base_dir": str(project_dir().resolve()),
+            "environment": {
+                name: value for watch in found_watches for name, value in watch.environment.items()
+            },
             "journal": journal(),
             "watches": [watch.document() for watch in found_watches],
         }

@@ -745,7 +745,7 @@ fn check_stream_name(stream: &str) -> Result<(), BuildError> {
 
 fn token(variable: &str) -> Result<String, BuildError> {
     let invalid = |why: String| BuildError::invalid(NAME, "token_env", why);
-    match std::env::var(variable) {
+    match inotifier_sinks::environment::var(variable) {
         Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
         Ok(_) => Err(invalid(format!(
             "the environment variable {variable} is empty"

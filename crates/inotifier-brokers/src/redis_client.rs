@@ -205,7 +205,7 @@ impl TargetOptions<'_> {
                         .into(),
                 ));
             }
-            Some(variable) => match std::env::var(variable) {
+            Some(variable) => match inotifier_sinks::environment::var(variable) {
                 Ok(password) if !password.is_empty() => Some((password, variable.to_string())),
                 _ => {
                     return Err(invalid(

@@ -222,7 +222,7 @@ impl UrlSource<'_> {
             }
             return Ok(url);
         }
-        match std::env::var(env_name) {
+        match inotifier_sinks::environment::var(env_name) {
             Ok(text) if !text.trim().is_empty() => BrokerUrl::parse(text.trim(), self.schemes)
                 .map_err(|error| {
                     BuildError::invalid(

@@ -4,6 +4,7 @@
 //! Every value here was checked by the system checks already; what is checked again is what
 //! only Rust can say (glob syntax), so that a config that reaches the daemon is always valid.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,6 +45,10 @@ struct Document {
     /// Where relative paths in native processors' options start (the Django project's
     /// directory); the daemon itself has no config file to take it from.
     base_dir: PathBuf,
+    /// Variables native processors read instead of the daemon's environment (the project's
+    /// `settings.CELERY_BROKER_URL`): see `inotifier_sinks::environment`.
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
     /// `INOTIFIER_JOURNAL`, normalised; absent: the defaults, next to the pid file.
     #[serde(default)]
     journal: Option<JournalDocument>,
@@ -87,11 +92,21 @@ struct RetryDocument {
     multiplier: Option<f64>,
 }
 
-/// The daemon's configuration and the directory relative paths in native processors' options
-/// are resolved against.
-pub fn from_json(text: &str) -> Result<(Config, PathBuf), SettingsError> {
+/// What native processors are built with, besides their options.
+pub struct NativeBuild {
+    /// Where relative paths in their options start.
+    pub base_dir: PathBuf,
+    /// Read instead of the daemon's environment ([`inotifier_sinks::environment::with_given`]).
+    pub environment: Vec<(String, String)>,
+}
+
+/// The daemon's configuration, and what its native processors are built with.
+pub fn from_json(text: &str) -> Result<(Config, NativeBuild), SettingsError> {
     let document: Document = serde_json::from_str(text)?;
-    let base_dir = document.base_dir;
+    let native = NativeBuild {
+        base_dir: document.base_dir,
+        environment: document.environment.into_iter().collect(),
+    };
     let log_level = document.log_level.parse::<tracing::Level>().map_err(|_| {
         SettingsError::Daemon(format!(
             "log level {:?} is not one of error, warn, info, debug, trace",
@@ -154,7 +169,7 @@ pub fn from_json(text: &str) -> Result<(Config, PathBuf), SettingsError> {
             daemon,
             watches,
         },
-        base_dir,
+        native,
     ))
 }
 

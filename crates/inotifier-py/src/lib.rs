@@ -13,6 +13,7 @@ mod config;
 mod event;
 mod journal;
 mod processor;
+mod thread_state;
 mod watcher;
 
 use std::fs::File;
@@ -68,17 +69,27 @@ fn native_processors() -> Vec<&'static str> {
 }
 
 /// Why the native processor `kind` cannot be built from `options_json` (relative paths taken
-/// from `base_dir`), or None when it can. Creates and opens nothing.
+/// from `base_dir`; the variables of `environment` read instead of the process's), or None
+/// when it can. Creates and opens nothing.
 #[pyfunction]
-fn native_processor_error(kind: &str, options_json: &str, base_dir: PathBuf) -> Option<String> {
+#[pyo3(signature = (kind, options_json, base_dir, environment=None))]
+fn native_processor_error(
+    kind: &str,
+    options_json: &str,
+    base_dir: PathBuf,
+    environment: Option<std::collections::BTreeMap<String, String>>,
+) -> Option<String> {
     let options =
         match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(options_json) {
             Ok(options) => options,
             Err(error) => return Some(format!("the options are not a JSON object: {error}")),
         };
-    inotifier_daemon::processors::validate(kind, &options, &base_dir)
-        .err()
-        .map(|error| error.to_string())
+    let environment: Vec<_> = environment.unwrap_or_default().into_iter().collect();
+    inotifier_sinks::environment::with_given(&environment, || {
+        inotifier_daemon::processors::validate(kind, &options, &base_dir)
+    })
+    .err()
+    .map(|error| error.to_string())
 }
 
 /// Why `pattern` is not a valid glob, or None when it is.
@@ -111,7 +122,7 @@ fn run_daemon(
     // SAFETY: the caller owns the descriptor and hands it over (documented above). Taken
     // first, so that every error from here on is reported through it.
     let mut readiness_pipe = readiness_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
-    let (config, base_dir) = match config::from_json(config_json) {
+    let (config, native) = match config::from_json(config_json) {
         Ok(parsed) => parsed,
         Err(error) => {
             if let Some(pipe) = readiness_pipe.as_mut() {
@@ -127,7 +138,7 @@ fn run_daemon(
     } else {
         Notifier::disabled()
     };
-    let factory = Arc::new(PythonProcessors { build, base_dir });
+    let factory = Arc::new(PythonProcessors { build, native });
     // The workers take the GIL for every batch: it must not be held while the daemon runs.
     py.detach(move || {
         let options = RunOptions {

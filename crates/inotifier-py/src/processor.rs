@@ -3,7 +3,6 @@
 //! router's worker thread. The GIL is taken once per batch of events, not per event, and
 //! released while the worker waits for more.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use inotifier_core::Event;
@@ -11,7 +10,8 @@ use inotifier_daemon::{NativeProcessors, ProcessorFactory, WatchConfig};
 use inotifier_sinks::{BatchOutcome, BuildContext, ProcessError, Processor};
 use pyo3::prelude::*;
 
-use crate::event;
+use crate::config::NativeBuild;
+use crate::{event, thread_state};
 
 /// Builds the native processors (`log`, `jsonl`, `exec`, `webhook`) in Rust, so that their
 /// events never go through Python, and the others by calling the Python
@@ -19,9 +19,10 @@ use crate::event;
 /// instantiates it with the options.
 pub struct PythonProcessors {
     pub build: Py<PyAny>,
-    /// The Django project's directory: relative paths in native processors' options start
-    /// there (the daemon's own base directory is `/`, as it has no config file).
-    pub base_dir: PathBuf,
+    /// The Django project's directory (relative paths in native processors' options start
+    /// there: the daemon's own base directory is `/`, as it has no config file), and the
+    /// variables given in place of the environment's.
+    pub native: NativeBuild,
 }
 
 impl ProcessorFactory for PythonProcessors {
@@ -34,10 +35,12 @@ impl ProcessorFactory for PythonProcessors {
             .contains(&watch.processor.kind.as_str())
         {
             let context = BuildContext {
-                base_dir: &self.base_dir,
+                base_dir: &self.native.base_dir,
                 ..*context
             };
-            return NativeProcessors.build(watch, &context);
+            return inotifier_sinks::environment::with_given(&self.native.environment, || {
+                NativeProcessors.build(watch, &context)
+            });
         }
         let options = serde_json::Value::Object(watch.processor.options.clone()).to_string();
         Python::attach(|py| {
@@ -65,6 +68,8 @@ impl Processor for PythonProcessor {
     }
 
     fn process_batch(&self, events: &[&Event], go_on: &dyn Fn(usize) -> bool) -> BatchOutcome {
+        // The worker's thread-locals (its database connections) must last beyond this batch.
+        thread_state::keep_for_this_thread();
         Python::attach(|py| {
             let target = self.target.bind(py);
             let mut converter = event::Converter::new(py);

@@ -43,6 +43,7 @@
 //! daemon.
 
 mod child;
+pub mod environment;
 mod error;
 pub mod exec;
 pub mod identity;

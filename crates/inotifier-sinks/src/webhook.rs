@@ -342,7 +342,7 @@ fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), BuildErr
 
 fn secret_key(variable: &str) -> Result<hmac::Key, BuildError> {
     let invalid = |why: String| BuildError::invalid(NAME, "secret_env", why);
-    match std::env::var_os(variable) {
+    match crate::environment::var_os(variable) {
         None => Err(invalid(format!(
             "the environment variable {variable} is not set: set it in the daemon's environment \
              (its systemd unit's Environment= or EnvironmentFile=)"

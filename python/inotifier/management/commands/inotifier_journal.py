@@ -199,11 +199,11 @@ class Command(BaseCommand):
 
     def do_purge(self, path, options):
         if options["pending"] and not (options["processor"] or options["ids"] or options["all"]):
-            self.stderr.write(
-                "error: purging pending events loses them: name them with --processor KEY "
-                "and/or --ids A-B, or give --all to purge every pending event"
+            raise CommandError(
+                "purging pending events loses them: name them with --processor KEY "
+                "and/or --ids A-B, or give --all to purge every pending event",
+                returncode=2,
             )
-            raise SystemExit(2)
         first, last = options["ids"] or (None, None)
         count = _native.journal_purge(path, options["dead"], options["processor"], first, last)
         self.stdout.write(f"{count} {'dead' if options['dead'] else 'pending'} events purged")

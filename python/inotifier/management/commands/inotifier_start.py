@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from inotifier import _native, daemon
+from inotifier import _native, checks, daemon
 from inotifier import settings as inotifier_settings
 from inotifier.management.commands.inotifier_stop import command_pid_file
 
@@ -9,8 +9,11 @@ class Command(BaseCommand):
     help = (
         "Start the inotifier daemon: watch every INOTIFIER_WATCH_PATHS entry and hand its "
         "events to its processor. Daemonizes unless --foreground; exits 0 once every watch is "
-        "in place, 1 if the daemon did not come up (the reason is printed)."
+        "in place, 1 if the daemon did not come up or the system checks found a problem "
+        "(inotifier's warnings included: a watched path missing on this machine)."
     )
+    # Run by handle() itself, on the inspection the daemon is then started from.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -18,9 +21,27 @@ class Command(BaseCommand):
             action="store_true",
             help="Run in this process until SIGTERM or SIGINT (systemd, Docker, supervisord).",
         )
+        parser.add_argument(
+            "--skip-checks",
+            action="store_true",
+            help="Skip the system checks of the other apps (inotifier's own always run).",
+        )
 
-    def handle(self, *args, foreground=False, **options):
-        watches = inotifier_settings.watches()
+    def handle(self, *args, foreground=False, skip_checks=False, **options):
+        inspection = inotifier_settings.inspect()
+        watches, problems = inspection
+        if not skip_checks:
+            # Every app's checks; an error stops here (SystemCheckError), warnings are shown.
+            with checks.reporting(inspection):
+                self.check()
+        if problems:
+            # The warnings of inotifier are facts of this machine that the daemon cannot run
+            # without: a host that only builds or migrates may have them, a daemon may not.
+            raise CommandError(
+                "the daemon cannot start on this machine:\n"
+                + "\n".join(f"  {problem}" for problem in problems),
+                returncode=1,
+            )
         pid_file = command_pid_file()
         report = _native.status(str(pid_file))
         if report["running"]:

@@ -1,4 +1,4 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from inotifier import _native
 from inotifier.management.commands.inotifier_stop import (
@@ -11,7 +11,8 @@ from inotifier.management.commands.inotifier_stop import (
 class Command(BaseCommand):
     help = (
         "Tell whether the inotifier daemon runs, with its counters. "
-        "Exit status (LSB): 0 running, 3 not running."
+        "Exit status (LSB): 0 running, 3 not running (a CommandError with returncode 3 for "
+        "call_command)."
     )
     requires_system_checks = ()
 
@@ -19,8 +20,11 @@ class Command(BaseCommand):
         pid_file = command_pid_file()
         report = _native.status(str(pid_file))
         if not report["running"]:
-            self.stdout.write(not_running_message(pid_file, report["stale_pid"]))
-            raise SystemExit(NOT_RUNNING)
+            # A CommandError, not SystemExit: call_command() from a health check view or a test
+            # gets an exception with the exit status, and its caller goes on.
+            raise CommandError(
+                not_running_message(pid_file, report["stale_pid"]), returncode=NOT_RUNNING
+            )
         self.stdout.write("inotifier is running")
         self.stdout.write(f"pid:            {report['pid']}")
         self.stdout.write(f"pid file:       {pid_file}")

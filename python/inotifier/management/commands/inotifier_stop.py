@@ -39,8 +39,7 @@ class Command(BaseCommand):
                 "to give those events up"
             )
         else:
-            self.stderr.write(not_running_message(pid_file, pid))
-            raise SystemExit(NOT_RUNNING)
+            raise CommandError(not_running_message(pid_file, pid), returncode=NOT_RUNNING)
 
 
 def not_running_message(pid_file, stale_pid):
