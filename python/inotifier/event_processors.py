@@ -13,10 +13,20 @@ exception is logged with its traceback and the event is retried according to
 the watch's retry policy.
 """
 
+from __future__ import annotations
+
 import sys
+from collections.abc import Callable
+from typing import Any
+
+from django.dispatch import Signal
 
 from inotifier import signals
-from inotifier._native import IN_ISDIR, mask_name
+from inotifier._native import IN_ISDIR, Event, mask_name
+
+#: What a processor is: called with each event (its return value is ignored, except by
+#: ``pevent``, where a true value stops the event there).
+Processor = Callable[[Event], object]
 
 
 class ProcessEvent:
@@ -29,14 +39,14 @@ class ProcessEvent:
 
     #: Bound methods by event mask, filled on first use: the lookup below runs once per kind
     #: of event, not once per event.
-    _dispatch = None
-    pevent = None
+    _dispatch: dict[int, Processor] | None = None
+    pevent: Processor | None = None
 
-    def __init__(self, pevent=None, **kwargs):
+    def __init__(self, pevent: Processor | None = None, **kwargs: Any) -> None:
         self.pevent = pevent
         self.my_init(**kwargs)
 
-    def my_init(self, **kwargs):
+    def my_init(self, **kwargs: Any) -> None:
         """Override to take the processor's options (the watch's ``"options"`` dict)."""
         if kwargs:
             raise TypeError(
@@ -44,7 +54,7 @@ class ProcessEvent:
                 "override my_init(**kwargs) to accept them"
             )
 
-    def __call__(self, event):
+    def __call__(self, event: Event) -> object:
         pevent = self.pevent
         if pevent is not None and pevent(event):
             return None
@@ -56,7 +66,7 @@ class ProcessEvent:
             method = dispatch[event.mask] = self._method_for(event.mask)
         return method(event)
 
-    def _method_for(self, mask):
+    def _method_for(self, mask: int) -> Processor:
         maskname = mask_name(mask & ~IN_ISDIR)
         method = getattr(self, f"process_{maskname}", None)
         if method is None and maskname.count("_") >= 2:
@@ -64,17 +74,18 @@ class ProcessEvent:
             method = getattr(self, f"process_{family}", None)
         return method if method is not None else self.process_default
 
-    def process_default(self, event):
+    def process_default(self, event: Event) -> object:
         """Called for events without a method of their own; does nothing."""
+        return None
 
-    def close(self):
+    def close(self) -> None:
         """Called once when the daemon stops or the watch goes, after the last event."""
 
 
-_signal_by_mask = {}
+_signal_by_mask: dict[int, Signal | None] = {}
 
 
-def signal_for(event):
+def signal_for(event: Event) -> Signal | None:
     """The signal of ``event`` (``in_create`` for ``IN_CREATE|IN_ISDIR``), or None."""
     mask = event.mask
     try:
@@ -87,7 +98,7 @@ def signal_for(event):
 class AllEventsPrinter(ProcessEvent):
     """Prints every event on the daemon's stdout (``INOTIFIER_DAEMON_STDOUT``)."""
 
-    def process_default(self, event):
+    def process_default(self, event: Event) -> None:
         print(repr(event), flush=True)
         sys.stdout.flush()
 
@@ -95,7 +106,7 @@ class AllEventsPrinter(ProcessEvent):
 class AllEventsSignaler(ProcessEvent):
     """Sends the signal of every event (``in_create``, ``in_close_write``, ..., ``in_ready``)."""
 
-    def process_default(self, event):
+    def process_default(self, event: Event) -> None:
         signal = signal_for(event)
         if signal is not None:
             signal.send(sender=self, event=event)
@@ -104,14 +115,14 @@ class AllEventsSignaler(ProcessEvent):
 class CreateSignaler(ProcessEvent):
     """Sends ``in_create`` for every ``IN_CREATE``."""
 
-    def process_IN_CREATE(self, event):
+    def process_IN_CREATE(self, event: Event) -> None:
         signals.in_create.send(sender=self, event=event)
 
 
 class ReadySignaler(ProcessEvent):
     """Sends ``in_ready`` when a file is completely written (watch with ``IN_READY``)."""
 
-    def process_IN_READY(self, event):
+    def process_IN_READY(self, event: Event) -> None:
         signals.in_ready.send(sender=self, event=event)
 
 
@@ -125,17 +136,18 @@ class CreateViaChunksSignaler(ProcessEvent):
     is not needed. Option ``suffix`` (default ``".part"``) names the temporary files.
     """
 
-    def my_init(self, suffix=".part"):
+    def my_init(self, suffix: str = ".part", **kwargs: Any) -> None:
+        super().my_init(**kwargs)
         self.suffix = suffix
 
-    def _temporary(self, name):
+    def _temporary(self, name: str) -> bool:
         return name.endswith(self.suffix)
 
-    def process_IN_CREATE(self, event):
+    def process_IN_CREATE(self, event: Event) -> None:
         if not self._temporary(event.name):
             signals.in_create.send(sender=self, event=event)
 
-    def process_IN_MOVED_TO(self, event):
+    def process_IN_MOVED_TO(self, event: Event) -> None:
         source = event.src_pathname
         if source is not None and self._temporary(source) and not self._temporary(event.name):
             signals.in_create.send(sender=self, event=event)

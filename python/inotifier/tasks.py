@@ -26,9 +26,14 @@ No maintained package turns file events into tasks, and the mapping is a few lin
 framework itself is Django's.
 """
 
+from __future__ import annotations
+
 import socket
+from typing import Any
 
 from django.utils.module_loading import import_string
+
+from inotifier._native import Event
 
 FIELDS = (
     "event",
@@ -52,15 +57,15 @@ USING = ("queue_name", "priority", "backend")
 class OptionsError(ValueError):
     """Options that cannot work: the check id, what is wrong, how to fix it."""
 
-    def __init__(self, id, msg, hint):
+    def __init__(self, id: str, msg: str, hint: str) -> None:
         super().__init__(msg)
         self.id, self.msg, self.hint = id, msg, hint
 
 
-def task_classes():
+def task_classes() -> tuple[type, ...]:
     """The ``Task`` classes of the task frameworks installed: Django's own (6.0 and later) and
     the ``django_tasks`` backport's."""
-    found = []
+    found: list[type] = []
     for module in ("django.tasks", "django_tasks"):
         try:
             found.append(import_string(f"{module}.base.Task"))
@@ -69,20 +74,22 @@ def task_classes():
     return tuple(found)
 
 
-def _options_error(msg, hint="See the django_task processor in docs/django.md."):
+def _options_error(
+    msg: str, hint: str = "See the django_task processor in docs/django.md."
+) -> OptionsError:
     return OptionsError("inotifier.E019", msg, hint)
 
 
-def _field(value, where):
+def _field(value: object, where: str) -> str:
     if value not in FIELDS:
         raise _options_error(
             f"{where} is {value!r}, not an event field.",
             f"Use one of {', '.join(FIELDS)}.",
         )
-    return value
+    return str(value)
 
 
-def resolve(options):
+def resolve(options: dict[str, Any]) -> tuple[Any, tuple[str, ...], dict[str, str], str]:
     """``(task, args, kwargs, source)`` of the processor's options, the task with its
     ``using()`` options applied. Raises :class:`OptionsError`; imports the task's module and
     asks its backend, but enqueues nothing."""
@@ -106,14 +113,14 @@ def resolve(options):
             "Use Django 6 (django.tasks), or pip install django-tasks on Django 5.2.",
         )
     try:
-        task = import_string(dotted)
+        task: Any = import_string(dotted)
     except ImportError as error:
         raise OptionsError(
             "inotifier.E018",
             f"the task {dotted!r} cannot be imported: {error}",
             "Give the dotted path of a function decorated with @task, e.g. 'myapp.tasks.ingest'.",
         ) from None
-    if not isinstance(task, classes):
+    if not any(isinstance(task, cls) for cls in classes):
         raise OptionsError(
             "inotifier.E018",
             f"{dotted!r} is {task!r}, not a task.",
@@ -145,7 +152,7 @@ def resolve(options):
     return task, args, kwargs, source or socket.gethostname()
 
 
-def event_dict(event):
+def event_dict(event: Event) -> dict[str, object]:
     """The event as the JSON object of the ``jsonl`` processor."""
     return {
         "id": event.id,
@@ -164,7 +171,7 @@ def event_dict(event):
     }
 
 
-def _value(event, field, source):
+def _value(event: Event, field: str, source: str) -> object:
     if field == "event":
         return event_dict(event)
     if field == "source":
@@ -179,13 +186,13 @@ class TaskProcessor:
     #: when the mask asks for it (a task per overflow would be handed the watched directory).
     receives_overflow = False
 
-    def __init__(self, **options):
+    def __init__(self, **options: Any) -> None:
         try:
             self.task, self.args, self.kwargs, self.source = resolve(options)
         except OptionsError as error:
             raise ValueError(f"{error.id}: {error.msg} {error.hint}") from None
 
-    def __call__(self, event):
+    def __call__(self, event: Event) -> None:
         source = self.source
         self.task.enqueue(
             *(_value(event, field, source) for field in self.args),

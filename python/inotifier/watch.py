@@ -8,17 +8,40 @@ sets: a file created, written and deleted yields those three events, moves stay 
 batches; ``event.id`` increases across them.
 """
 
+from __future__ import annotations
+
 import asyncio
 import os
 import time
+from collections.abc import Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
 
-from inotifier._native import ALL_EVENTS, Watcher
+from inotifier._native import ALL_EVENTS, Event, Watcher
+
+if TYPE_CHECKING:
+    from inotifier._native import AnyPath, Mask
+
+
+class StopEvent(Protocol):
+    """A ``threading.Event`` or ``asyncio.Event``: anything with ``is_set()``."""
+
+    def is_set(self) -> bool: ...
+
 
 # The longest a wait blocks without looking at stop_event or letting Ctrl-C through.
 _SLICE_SECONDS = 0.1
 
 
-def _watcher(paths, mask, recursive, exclude, include, settle, temp_patterns):
+def _watcher(
+    paths: tuple[AnyPath, ...],
+    mask: Mask,
+    recursive: bool,
+    exclude: Iterable[str],
+    include: Iterable[str],
+    settle: float | None,
+    temp_patterns: Iterable[str] | None,
+) -> Watcher:
     if not paths:
         raise TypeError("watch() needs at least one path")
     return Watcher(
@@ -35,44 +58,46 @@ def _watcher(paths, mask, recursive, exclude, include, settle, temp_patterns):
 class _Waiting:
     """When to give up: ``stop_event`` set, or ``timeout`` seconds without an event."""
 
-    def __init__(self, stop_event, timeout):
+    def __init__(self, stop_event: StopEvent | None, timeout: float | None) -> None:
         self.stop_event = stop_event
         self.timeout = timeout
         self.last_event = time.monotonic()
 
-    def stopped(self):
+    def stopped(self) -> bool:
         return self.stop_event is not None and self.stop_event.is_set()
 
-    def timed_out(self):
+    def timed_out(self) -> bool:
         return self.timeout is not None and time.monotonic() - self.last_event >= self.timeout
 
-    def slice_ms(self):
+    def slice_ms(self) -> int:
         seconds = _SLICE_SECONDS
         if self.timeout is not None:
             left = self.timeout - (time.monotonic() - self.last_event)
             seconds = max(0.0, min(seconds, left))
         return int(seconds * 1000)
 
-    def got_events(self):
+    def got_events(self) -> None:
         self.last_event = time.monotonic()
 
 
 class _Events:
     """What both iterators share: the watcher, when to give up, and the batch being handed out."""
 
-    def __init__(self, watcher, stop_event, timeout):
+    def __init__(
+        self, watcher: Watcher, stop_event: StopEvent | None, timeout: float | None
+    ) -> None:
         self._watcher = watcher
         self._waiting = _Waiting(stop_event, timeout)
-        self._pending = []
+        self._pending: list[Event] = []
 
-    def _stop_requested(self):
+    def _stop_requested(self) -> bool:
         # Looked at before every event, so that a stop is not delayed by a large batch.
         if self._waiting.stopped():
             self.close()
             return True
         return False
 
-    def _ended(self, batch):
+    def _ended(self, batch: list[Event] | None) -> bool:
         """Takes what a wait returned; true when the iteration is over."""
         if batch is None:
             return True
@@ -86,16 +111,16 @@ class _Events:
             return True
         return False
 
-    def close(self):
+    def close(self) -> None:
         """Stops the engine and releases its inotify instance; the iteration ends. Idempotent."""
         self._pending = []
         self._watcher.close()
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._watcher.closed
 
-    def __del__(self):
+    def __del__(self) -> None:
         # ``for event in watch(...): break`` drops the iterator at once (CPython): the engine
         # stops then, not whenever the Watcher object happens to be collected.
         watcher = getattr(self, "_watcher", None)
@@ -106,10 +131,10 @@ class _Events:
 class WatchIterator(_Events):
     """What ``watch`` returns: an iterator of events and a context manager that closes it."""
 
-    def __iter__(self):
+    def __iter__(self) -> WatchIterator:
         return self
 
-    def __next__(self):
+    def __next__(self) -> Event:
         while True:
             if self._stop_requested():
                 raise StopIteration
@@ -119,24 +144,29 @@ class WatchIterator(_Events):
             if self._ended(self._watcher.next_batch(self._waiting.slice_ms())):
                 raise StopIteration
 
-    def __enter__(self):
+    def __enter__(self) -> WatchIterator:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.close()
 
 
 def watch(
-    *paths,
-    mask=ALL_EVENTS,
-    recursive=False,
-    exclude=(),
-    include=(),
-    settle=None,
-    temp_patterns=None,
-    stop_event=None,
-    timeout=None,
-):
+    *paths: AnyPath,
+    mask: Mask = ALL_EVENTS,
+    recursive: bool = False,
+    exclude: Iterable[str] = (),
+    include: Iterable[str] = (),
+    settle: float | None = None,
+    temp_patterns: Iterable[str] | None = None,
+    stop_event: StopEvent | None = None,
+    timeout: float | None = None,
+) -> WatchIterator:
     """Watches ``paths`` and yields each ``inotifier.Event`` as it comes.
 
     The watches are in place when ``watch`` returns (errors are raised there), so nothing that
@@ -169,10 +199,10 @@ def watch(
 class AsyncWatchIterator(_Events):
     """What ``awatch`` returns: an async iterator of events and an async context manager."""
 
-    def __aiter__(self):
+    def __aiter__(self) -> AsyncWatchIterator:
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> Event:
         while True:
             if self._stop_requested():
                 raise StopAsyncIteration
@@ -188,27 +218,32 @@ class AsyncWatchIterator(_Events):
             if self._ended(batch):
                 raise StopAsyncIteration
 
-    async def aclose(self):
+    async def aclose(self) -> None:
         self.close()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> AsyncWatchIterator:
         return self
 
-    async def __aexit__(self, *exc_info):
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.close()
 
 
 def awatch(
-    *paths,
-    mask=ALL_EVENTS,
-    recursive=False,
-    exclude=(),
-    include=(),
-    settle=None,
-    temp_patterns=None,
-    stop_event=None,
-    timeout=None,
-):
+    *paths: AnyPath,
+    mask: Mask = ALL_EVENTS,
+    recursive: bool = False,
+    exclude: Iterable[str] = (),
+    include: Iterable[str] = (),
+    settle: float | None = None,
+    temp_patterns: Iterable[str] | None = None,
+    stop_event: StopEvent | None = None,
+    timeout: float | None = None,
+) -> AsyncWatchIterator:
     """``watch`` for asyncio: an async iterator of ``inotifier.Event``, same options::
 
         async for event in inotifier.awatch("/srv/uploads", recursive=True):
