@@ -311,8 +311,10 @@ def test_e008_a_bad_watch_name(settings, tmp_path, name):
     assert error_ids() == ["inotifier.E008"]
 
 
-def test_e014_celery_needs_a_broker_url_and_takes_the_projects(settings, tmp_path, monkeypatch):
-    """A ``celery`` watch without a broker URL anywhere is E014, naming where to put one; with
+def test_w007_celery_needs_a_broker_url_and_takes_the_projects(settings, tmp_path, monkeypatch):
+    """A ``celery`` watch without a broker URL anywhere is W007 (the URL, which holds a
+    password, belongs in the daemon's environment, which a build host lacks), naming where to
+    put one; with
     ``settings.CELERY_BROKER_URL`` (as a Django project using Celery has) it is valid, and the
     URL, password included, is handed to the daemon explicitly (never exported: a check
     changes nothing), not written in its options."""
@@ -323,9 +325,9 @@ def test_e014_celery_needs_a_broker_url_and_takes_the_projects(settings, tmp_pat
     ]
     if hasattr(settings, "CELERY_BROKER_URL"):
         del settings.CELERY_BROKER_URL
-    (error,) = inotifier_errors()
-    assert error.id == "inotifier.E014"
-    assert "CELERY_BROKER_URL" in error.msg
+    (warning,) = inotifier_errors()
+    assert (warning.id, type(warning)) == ("inotifier.W007", checks.Warning)
+    assert "CELERY_BROKER_URL" in warning.msg
     settings.CELERY_BROKER_URL = "amqp://app:s3cret@broker.internal//"
     environment = dict(os.environ)
     assert inotifier_errors() == []
@@ -346,8 +348,23 @@ def test_e014_celery_needs_a_broker_url_and_takes_the_projects(settings, tmp_pat
         )
     ]
     (error,) = inotifier_errors()
+    assert error.id == "inotifier.E014"
     assert "put the whole URL in the environment variable" in error.msg
     assert "s3cret" not in error.msg
+
+
+def test_w007_a_webhook_secret_missing_from_the_environment(settings, tmp_path, monkeypatch):
+    monkeypatch.delenv("INOTIFIER_TEST_WEBHOOK_SECRET", raising=False)
+    options = {
+        "url": "https://hooks.example.com/files",
+        "secret_env": "INOTIFIER_TEST_WEBHOOK_SECRET",
+    }
+    settings.INOTIFIER_WATCH_PATHS = [(tmp_path, "IN_READY", "webhook", {"options": options})]
+    (warning,) = inotifier_errors()
+    assert (warning.id, type(warning)) == ("inotifier.W007", checks.Warning)
+    assert "INOTIFIER_TEST_WEBHOOK_SECRET" in warning.msg
+    monkeypatch.setenv("INOTIFIER_TEST_WEBHOOK_SECRET", "s3cret")
+    assert inotifier_errors() == []
 
 
 def test_the_broker_processors_are_native_processors(settings, tmp_path):
@@ -366,7 +383,9 @@ def test_the_broker_processors_are_native_processors(settings, tmp_path):
 
 def test_broker_tls_files_are_read_relative_to_project_path(settings, tmp_path):
     """The TLS options of the broker processors name files relative to PROJECT_PATH; a file
-    that is not there is an error naming the option and the path the daemon would read."""
+    that is not there (a certificate mounted only where the daemon runs) is a warning naming
+    the option and the path the daemon would read; a file that holds no certificate an
+    error."""
     settings.PROJECT_PATH = str(tmp_path)
     watched = tmp_path / "in"
     watched.mkdir()
@@ -374,13 +393,14 @@ def test_broker_tls_files_are_read_relative_to_project_path(settings, tmp_path):
     settings.INOTIFIER_WATCH_PATHS = [
         (watched, "IN_READY", "redis_stream", {"options": options}),
     ]
-    (error,) = inotifier_errors()
-    assert error.id == "inotifier.E014"
-    assert "option `ca_file` of processor redis_stream" in error.msg
-    assert str(tmp_path / "tls" / "ca.pem") in error.msg
+    (warning,) = inotifier_errors()
+    assert (warning.id, type(warning)) == ("inotifier.W007", checks.Warning)
+    assert "option `ca_file` of processor redis_stream" in warning.msg
+    assert str(tmp_path / "tls" / "ca.pem") in warning.msg
     (tmp_path / "tls").mkdir()
     (tmp_path / "tls" / "ca.pem").write_text("not a certificate\n")
     (error,) = inotifier_errors()
+    assert (error.id, type(error)) == ("inotifier.E014", checks.Error)
     assert "holds no certificate" in error.msg
     plain = {"url": "redis://127.0.0.1:6379/0", "ca_file": "tls/ca.pem"}
     settings.INOTIFIER_WATCH_PATHS = [(watched, "IN_READY", "redis_stream", {"options": plain})]

@@ -31,6 +31,7 @@ start on either.
 | inotifier.W004 | ``PROJECT_PATH`` is not an existing directory |
 | inotifier.W005 | the journal's directory does not exist |
 | inotifier.W006 | the pid file's directory is not private to this user |
+| inotifier.W007 | a native processor's file or environment variable missing on this machine |
 
 (``inotifier.E004``, a watched path missing or unreadable, became W001 and W002.)
 """

@@ -392,10 +392,21 @@ def normalise(entry, index, warnings):
         error = native_processor_error(
             name, json.dumps(processor_options), str(project_dir().resolve()), environment
         )
-        if error:
+        if error and error[0] == "unavailable":
+            # A secret in the environment or a certificate mounted where the daemon runs: a
+            # host that builds the image has neither.
+            warnings.append(
+                Problem(
+                    "inotifier.W007",
+                    f"{where}: the {name} processor needs what this machine lacks: {error[1]}",
+                    "Provide it where the daemon runs (its environment, the file); "
+                    "inotifier_start refuses to start without it.",
+                )
+            )
+        elif error:
             raise Problem(
                 "inotifier.E014",
-                f"{where}: the {name} processor's options are invalid: {error}",
+                f"{where}: the {name} processor's options are invalid: {error[1]}",
                 f"See the options of the {name} processor in the README (Config reference).",
             )
     elif name in SHIPPED_PROCESSORS:

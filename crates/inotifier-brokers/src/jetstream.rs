@@ -509,13 +509,8 @@ fn credentials(
     }
     let read_secret = |option: &'static str, path: &Path| {
         let path = options::resolve(base_dir, path);
-        std::fs::read_to_string(&path).map_err(|error| {
-            BuildError::invalid(
-                NAME,
-                option,
-                format!("cannot read {}: {error}", path.display()),
-            )
-        })
+        std::fs::read_to_string(&path)
+            .map_err(|error| BuildError::unreadable(NAME, option, &path, &error))
     };
     if let Some(password) = &url.password {
         return Ok(Credentials::UserPassword(
@@ -750,10 +745,14 @@ fn token(variable: &str) -> Result<String, BuildError> {
         Ok(_) => Err(invalid(format!(
             "the environment variable {variable} is empty"
         ))),
-        Err(std::env::VarError::NotPresent) => Err(invalid(format!(
-            "the environment variable {variable} is not set: set it in the daemon's \
+        Err(std::env::VarError::NotPresent) => Err(BuildError::unavailable(
+            NAME,
+            "token_env",
+            format!(
+                "the environment variable {variable} is not set: set it in the daemon's \
              environment (its systemd unit's Environment= or EnvironmentFile=)"
-        ))),
+            ),
+        )),
         Err(std::env::VarError::NotUnicode(_)) => Err(invalid(format!(
             "the environment variable {variable} is not UTF-8"
         ))),

@@ -208,7 +208,8 @@ impl TargetOptions<'_> {
             Some(variable) => match inotifier_sinks::environment::var(variable) {
                 Ok(password) if !password.is_empty() => Some((password, variable.to_string())),
                 _ => {
-                    return Err(invalid(
+                    return Err(BuildError::unavailable(
+                        self.processor,
                         "sentinel_password_env",
                         format!(
                             "the environment variable {variable} is not set (or empty): set it \

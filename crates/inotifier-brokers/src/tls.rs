@@ -87,13 +87,8 @@ impl TlsOptions {
     pub fn load(&self, processor: &'static str, base_dir: &Path) -> Result<TlsFiles, BuildError> {
         let read = |option: &str, path: &Path| {
             let path = options::resolve(base_dir, path);
-            std::fs::read(&path).map_err(|error| {
-                BuildError::invalid(
-                    processor,
-                    option,
-                    format!("cannot read {}: {error}", path.display()),
-                )
-            })
+            std::fs::read(&path)
+                .map_err(|error| BuildError::unreadable(processor, option, &path, &error))
         };
         let ca_pem = match &self.ca_file {
             None => None,

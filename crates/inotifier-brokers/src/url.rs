@@ -234,13 +234,17 @@ impl UrlSource<'_> {
             _ => match self.default {
                 Some(default) => BrokerUrl::parse(default, self.schemes)
                     .map_err(|error| BuildError::invalid(self.processor, self.url_option, error)),
-                None => Err(BuildError::MissingOption {
-                    processor: self.processor,
-                    option: format!(
-                        "{} (or the environment variable {env_name} of the daemon)",
+                // The usual place of a URL with a password: missing on this machine, not in
+                // the configuration.
+                None => Err(BuildError::unavailable(
+                    self.processor,
+                    self.url_option,
+                    format!(
+                        "no broker URL: the environment variable {env_name} of the daemon is \
+                         not set (or give {} without a password)",
                         self.url_option
                     ),
-                }),
+                )),
             },
         }
     }
@@ -312,12 +316,13 @@ mod tests {
         );
         let error = source
             .resolve(None, Some("INOTIFIER_TEST_UNSET_VARIABLE"))
-            .unwrap_err()
-            .to_string();
+            .unwrap_err();
+        assert!(error.is_unavailable(), "{error:?}");
         assert_eq!(
-            error,
-            "missing option `broker_url (or the environment variable \
-             INOTIFIER_TEST_UNSET_VARIABLE of the daemon)` for processor celery"
+            error.to_string(),
+            "option `broker_url` of processor celery: no broker URL: the environment variable \
+             INOTIFIER_TEST_UNSET_VARIABLE of the daemon is not set (or give broker_url without \
+             a password)"
         );
         assert_eq!(
             source.resolve(Some("amqp://guest@h//"), None).unwrap().path,

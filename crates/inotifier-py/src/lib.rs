@@ -70,7 +70,9 @@ fn native_processors() -> Vec<&'static str> {
 
 /// Why the native processor `kind` cannot be built from `options_json` (relative paths taken
 /// from `base_dir`; the variables of `environment` read instead of the process's), or None
-/// when it can. Creates and opens nothing.
+/// when it can: `("invalid", message)` for a mistake in the options, `("unavailable",
+/// message)` when only this machine lacks what they name (a file, an environment variable).
+/// Creates and opens nothing.
 #[pyfunction]
 #[pyo3(signature = (kind, options_json, base_dir, environment=None))]
 fn native_processor_error(
@@ -78,18 +80,30 @@ fn native_processor_error(
     options_json: &str,
     base_dir: PathBuf,
     environment: Option<std::collections::BTreeMap<String, String>>,
-) -> Option<String> {
+) -> Option<(&'static str, String)> {
     let options =
         match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(options_json) {
             Ok(options) => options,
-            Err(error) => return Some(format!("the options are not a JSON object: {error}")),
+            Err(error) => {
+                return Some((
+                    "invalid",
+                    format!("the options are not a JSON object: {error}"),
+                ));
+            }
         };
     let environment: Vec<_> = environment.unwrap_or_default().into_iter().collect();
     inotifier_sinks::environment::with_given(&environment, || {
         inotifier_daemon::processors::validate(kind, &options, &base_dir)
     })
     .err()
-    .map(|error| error.to_string())
+    .map(|error| {
+        let kind = if error.is_unavailable() {
+            "unavailable"
+        } else {
+            "invalid"
+        };
+        (kind, error.to_string())
+    })
 }
 
 /// Why `pattern` is not a valid glob, or None when it is.

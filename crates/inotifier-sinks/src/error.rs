@@ -29,6 +29,16 @@ pub enum BuildError {
         option: String,
         message: String,
     },
+    /// The options are right, but what they name is not on this machine: a file (a CA, a
+    /// client key) or an environment variable (a secret). A host that only builds or
+    /// migrates a project may lack it; the daemon's host may not (the Django checks make this
+    /// a warning, the daemon's start an error).
+    #[error("option `{option}` of processor {processor}: {message}")]
+    Unavailable {
+        processor: &'static str,
+        option: String,
+        message: String,
+    },
 }
 
 impl BuildError {
@@ -44,13 +54,49 @@ impl BuildError {
         }
     }
 
+    /// What the option names is missing on this machine ([`BuildError::Unavailable`]).
+    pub fn unavailable(
+        processor: &'static str,
+        option: &str,
+        message: impl Into<String>,
+    ) -> BuildError {
+        BuildError::Unavailable {
+            processor,
+            option: option.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Reading the file `path` that `option` names failed: missing or not readable by this
+    /// user is [`BuildError::Unavailable`], anything else (a directory, an I/O error) invalid.
+    pub fn unreadable(
+        processor: &'static str,
+        option: &str,
+        path: &std::path::Path,
+        error: &std::io::Error,
+    ) -> BuildError {
+        let message = format!("cannot read {}: {error}", path.display());
+        match error.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                BuildError::unavailable(processor, option, message)
+            }
+            _ => BuildError::invalid(processor, option, message),
+        }
+    }
+
+    /// Whether the options are right and only this machine lacks what they name.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, BuildError::Unavailable { .. })
+    }
+
     /// The option at fault, when one is.
     pub fn option(&self) -> Option<&str> {
         match self {
             BuildError::UnknownProcessor { .. } => None,
             BuildError::UnknownOption { option, .. }
             | BuildError::MissingOption { option, .. }
-            | BuildError::InvalidOption { option, .. } => Some(option),
+            | BuildError::InvalidOption { option, .. }
+            | BuildError::Unavailable { option, .. } => Some(option),
         }
     }
 }

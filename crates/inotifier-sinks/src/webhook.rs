@@ -343,10 +343,14 @@ fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), BuildErr
 fn secret_key(variable: &str) -> Result<hmac::Key, BuildError> {
     let invalid = |why: String| BuildError::invalid(NAME, "secret_env", why);
     match crate::environment::var_os(variable) {
-        None => Err(invalid(format!(
-            "the environment variable {variable} is not set: set it in the daemon's environment \
+        None => Err(BuildError::unavailable(
+            NAME,
+            "secret_env",
+            format!(
+                "the environment variable {variable} is not set: set it in the daemon's environment \
              (its systemd unit's Environment= or EnvironmentFile=)"
-        ))),
+            ),
+        )),
         Some(secret) if secret.is_empty() => Err(invalid(format!(
             "the environment variable {variable} is empty"
         ))),
@@ -360,7 +364,7 @@ fn secret_key(variable: &str) -> Result<hmac::Key, BuildError> {
 fn tls_config(ca_file: &Path) -> Result<TlsConfig, BuildError> {
     let invalid = |why: String| BuildError::invalid(NAME, "ca_file", why);
     let pem = std::fs::read(ca_file)
-        .map_err(|error| invalid(format!("cannot read {}: {error}", ca_file.display())))?;
+        .map_err(|error| BuildError::unreadable(NAME, "ca_file", ca_file, &error))?;
     let mut certificates = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {
