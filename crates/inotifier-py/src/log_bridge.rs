@@ -295,7 +295,12 @@ impl Bridge {
     pub fn close(self) {
         ACTIVE.store(false, Ordering::SeqCst);
         // The last sender: the thread ends once it has handed over what was queued.
-        drop(BRIDGE.write().unwrap_or_else(PoisonError::into_inner).take());
+        drop(
+            BRIDGE
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
         if self.done.recv_timeout(CLOSE_TIMEOUT).is_ok() {
             let _ = self.thread.join();
         } else {
@@ -310,9 +315,7 @@ impl Bridge {
 
 /// A thread that takes no signal: the daemon takes SIGTERM, SIGINT and SIGHUP synchronously on
 /// its main thread, and a thread that does not block them would be killed by them instead.
-fn spawn_without_signals(
-    work: impl FnOnce() + Send + 'static,
-) -> std::io::Result<JoinHandle<()>> {
+fn spawn_without_signals(work: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle<()>> {
     // SAFETY: signal set manipulation on local sets, then pthread_sigmask on this thread (a new
     // thread inherits the mask); the previous mask is restored whatever spawn did.
     unsafe {
@@ -506,7 +509,10 @@ where
                 .and_then(|mut scope| {
                     scope.find_map(|span| {
                         let extensions = span.extensions();
-                        extensions.get::<SpanFields>()?.processor().map(processor_logger)
+                        extensions
+                            .get::<SpanFields>()?
+                            .processor()
+                            .map(processor_logger)
                     })
                 })
                 .unwrap_or_else(|| logger_name(metadata.target(), None)),
