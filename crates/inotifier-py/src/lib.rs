@@ -136,9 +136,16 @@ fn run_daemon(
             return Err(PyValueError::new_err(error.to_string()));
         }
     };
+    log_bridge::init(config.daemon.log_level);
+    let notifier = if systemd_notify {
+        // SAFETY: the documented contract of this function: no other thread runs yet (the
+        // logging bridge's starts below).
+        unsafe { Notifier::from_env() }
+    } else {
+        Notifier::disabled()
+    };
     // Decided once: a project whose LOGGING handles `inotifier` gets the daemon's messages as
     // Python log records, any other keeps the standalone daemon's lines on stderr.
-    log_bridge::init(config.daemon.log_level);
     let bridge = if log_bridge::python_logging_configured(py) {
         match log_bridge::Bridge::start(py) {
             Ok(bridge) => Some(bridge),
@@ -149,12 +156,6 @@ fn run_daemon(
         }
     } else {
         None
-    };
-    let notifier = if systemd_notify {
-        // SAFETY: the documented contract of this function: no other thread runs yet.
-        unsafe { Notifier::from_env() }
-    } else {
-        Notifier::disabled()
     };
     let factory = Arc::new(PythonProcessors { build, base_dir });
     // The workers take the GIL for every batch: it must not be held while the daemon runs.
