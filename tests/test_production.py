@@ -142,6 +142,12 @@ def test_a_deployed_project_survives_postgresql_dropping_the_daemons_connections
 
     stopped = project.manage("inotifier_stop")
     assert stopped.returncode == 0, stopped.stderr
+    # LOGGING sends the inotifier loggers to a file: the daemon's lines are there, as records
+    # of Python's logging, and not on its stderr.
+    log = (project.path / "inotifier.log").read_text()
+    assert "inotifier.daemon INFO ready: 2 watches" in log
+    assert "inotifier.daemon INFO stopped" in log
+    assert "ready: 2 watches" not in project.daemon_stderr()
     worker.terminate()
     worker.communicate(timeout=30)
     assert (

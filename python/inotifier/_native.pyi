@@ -40,6 +40,8 @@ __all__ = [
     "glob_error",
     "native_processors",
     "native_processor_error",
+    "logger_name",
+    "log_extra_key",
     "run_daemon",
     "stop",
     "status",
@@ -153,6 +155,8 @@ def native_processor_error(
     environment: dict[str, str] | None = None,
 ) -> tuple[Literal["invalid", "unavailable"], str] | None: ...
 def glob_error(pattern: str) -> str | None: ...
+def logger_name(target: str, processor: str | None = None) -> str: ...
+def log_extra_key(name: str) -> str: ...
 def run_daemon(
     config_json: str,
     build: Callable[[str, str], Callable[[Event], object]],

@@ -40,3 +40,6 @@ if "INOTIFIER_TEST_CELERY_BROKER_URL" in os.environ:
 
 if "INOTIFIER_TEST_TASKS" in os.environ:
     TASKS = json.loads(os.environ["INOTIFIER_TEST_TASKS"])
+
+if "INOTIFIER_TEST_LOGGING" in os.environ:
+    LOGGING = json.loads(os.environ["INOTIFIER_TEST_LOGGING"])

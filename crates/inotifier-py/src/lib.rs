@@ -4,7 +4,8 @@
 //! - `run_daemon`: the daemon of `manage.py inotifier_start`, in this process, with Python
 //!   processors called on the router's worker threads;
 //! - `stop` and `status`: the daemon from outside, through its pid file;
-//! - `Watcher`: the engine read from Python without the daemon (`inotifier.watch`/`awatch`).
+//! - `Watcher`: the engine read from Python without the daemon (`inotifier.watch`/`awatch`);
+//! - the daemon's log lines as Python log records when `LOGGING` handles them (`log_bridge`).
 //!
 //! Built by maturin (`pyproject.toml` at the repository root) as an abi3 module for Python 3.10
 //! and later. The Python package `inotifier` wraps it; see `python/inotifier/`.
@@ -12,6 +13,7 @@
 mod config;
 mod event;
 mod journal;
+mod log_bridge;
 mod processor;
 mod thread_state;
 mod watcher;
@@ -106,6 +108,20 @@ fn native_processor_error(
     })
 }
 
+/// The Python logger the daemon's bridge gives an event of the Rust `target`, in a delivery by
+/// a processor of kind `processor` when given (see docs/django.md, Logging).
+#[pyfunction]
+#[pyo3(signature = (target, processor=None))]
+fn logger_name(target: &str, processor: Option<&str>) -> &'static str {
+    log_bridge::logger_name(target, processor)
+}
+
+/// The `extra` key (the log record's attribute) of an event's field `name`.
+#[pyfunction]
+fn log_extra_key(name: &str) -> String {
+    log_bridge::extra_key(name).into_owned()
+}
+
 /// Why `pattern` is not a valid glob, or None when it is.
 #[pyfunction]
 fn glob_error(pattern: &str) -> Option<String> {
@@ -145,12 +161,26 @@ fn run_daemon(
             return Err(PyValueError::new_err(error.to_string()));
         }
     };
-    init_logging(config.daemon.log_level);
+    log_bridge::init(config.daemon.log_level);
     let notifier = if systemd_notify {
-        // SAFETY: the documented contract of this function: no other thread runs yet.
+        // SAFETY: the documented contract of this function: no other thread runs yet (the
+        // logging bridge's starts below).
         unsafe { Notifier::from_env() }
     } else {
         Notifier::disabled()
+    };
+    // Decided once: a project whose LOGGING handles `inotifier` gets the daemon's messages as
+    // Python log records, any other keeps the standalone daemon's lines on stderr.
+    let bridge = if log_bridge::python_logging_configured(py) {
+        match log_bridge::Bridge::start(py) {
+            Ok(bridge) => Some(bridge),
+            Err(error) => {
+                tracing::error!("{error}; logging to stderr");
+                None
+            }
+        }
+    } else {
+        None
     };
     let factory = Arc::new(PythonProcessors { build, native });
     // The workers take the GIL for every batch: it must not be held while the daemon runs.
@@ -162,7 +192,11 @@ fn run_daemon(
             // would need a new process, so SIGHUP only logs that it does nothing.
             reload: None,
         };
-        lifecycle::run(config, factory, options)
+        let result = lifecycle::run(config, factory, options);
+        if let Some(bridge) = bridge {
+            bridge.close();
+        }
+        result
     })
     .map_err(|error| DaemonError::new_err(error.to_string()))
 }
@@ -222,15 +256,6 @@ fn status<'py>(py: Python<'py>, pid_file: PathBuf) -> PyResult<Bound<'py, PyDict
     Ok(result)
 }
 
-fn init_logging(level: tracing::Level) {
-    // A second daemon in the same process (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
-        .try_init();
-}
-
 const MASK_CONSTANTS: &[(&str, Mask)] = &[
     ("IN_ACCESS", Mask::IN_ACCESS),
     ("IN_MODIFY", Mask::IN_MODIFY),
@@ -272,6 +297,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(glob_error, module)?)?;
     module.add_function(wrap_pyfunction!(native_processors, module)?)?;
     module.add_function(wrap_pyfunction!(native_processor_error, module)?)?;
+    module.add_function(wrap_pyfunction!(logger_name, module)?)?;
+    module.add_function(wrap_pyfunction!(log_extra_key, module)?)?;
     module.add_function(wrap_pyfunction!(run_daemon, module)?)?;
     module.add_function(wrap_pyfunction!(stop, module)?)?;
     module.add_function(wrap_pyfunction!(status, module)?)?;
