@@ -25,6 +25,7 @@ start on either.
 | inotifier.E018 | ``django_task``: the task not importable, not a task, or no task framework |
 | inotifier.E019 | ``django_task``: an unknown option, or ``args``/``kwargs`` not event fields |
 | inotifier.E020 | ``django_task``: ``queue_name``, ``priority``, ``backend`` refused by it |
+| inotifier.E021 | ``INOTIFIER_METRICS`` not a dict with ``listen``, or not an address and port |
 | inotifier.W001 | a watched path does not exist on this machine |
 | inotifier.W002 | a watched path cannot be read by this user |
 | inotifier.W003 | the directory of ``INOTIFIER_DAEMON_STDOUT``/``STDERR`` does not exist |

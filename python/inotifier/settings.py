@@ -66,6 +66,7 @@ from inotifier._native import (
     native_processor_error,
     native_processors,
     parse_mask,
+    socket_address_error,
 )
 
 # Processor names without a dot are never dotted paths: these name the daemon's own processors,
@@ -562,6 +563,10 @@ def _daemon_problems():
     except Problem as problem:
         problems.append(problem)
     try:
+        metrics()
+    except Problem as problem:
+        problems.append(problem)
+    try:
         # Where the journal goes depends on PROJECT_PATH, which E011 said is no path.
         path = None if problems and problems[0].id == "inotifier.E011" else journal()["path"]
     except Problem as problem:
@@ -643,6 +648,27 @@ def journal():
         "catch_up": value.get("catch_up", True),
         "first_start": first_start,
     }
+
+
+def metrics():
+    """``INOTIFIER_METRICS``: ``{"listen": "127.0.0.1:9464"}`` serves the daemon's Prometheus
+    metrics there; None (the default) serves none. Raises :class:`Problem` (E021)."""
+    value = getattr(settings, "INOTIFIER_METRICS", None)
+    if value is None:
+        return None
+    hint = (
+        'Set INOTIFIER_METRICS = {"listen": "127.0.0.1:9464"} (an address and port; port 0 lets '
+        "the kernel choose), or leave it out for no metrics endpoint."
+    )
+    if not isinstance(value, dict) or set(value) - {"listen"}:
+        raise Problem("inotifier.E021", f"INOTIFIER_METRICS is {value!r}.", hint)
+    listen = value.get("listen")
+    if listen is None:
+        return None
+    error = socket_address_error(listen) if isinstance(listen, str) else f"{listen!r} is no string"
+    if error:
+        raise Problem("inotifier.E021", f"INOTIFIER_METRICS['listen']: {error}.", hint)
+    return {"listen": listen}
 
 
 def workers():
@@ -729,6 +755,7 @@ def daemon_config(found_watches):
                 name: value for watch in found_watches for name, value in watch.environment.items()
             },
             "journal": journal(),
+            "metrics": metrics(),
             "watches": [watch.document() for watch in found_watches],
         }
     )

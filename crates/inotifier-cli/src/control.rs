@@ -57,11 +57,18 @@ pub struct StopArgs {
 #[command(
     about = "Tell whether the daemon runs, with its counters",
     long_about = "Tell whether the daemon runs: pid, uptime, watches, events seen, delivered and \
-failed.\n\nExit status (LSB): 0 running, 3 not running, 1 on an error."
+failed. With --json, one JSON object with the same figures per watch and in total, and what the \
+journal holds for each (pending, dead letters, the oldest pending event's age): a stable \
+format, described in docs/metrics.md.\n\nExit status (LSB): 0 running, 3 not running, 1 on an \
+error."
 )]
 pub struct StatusArgs {
     #[command(flatten)]
     target: Target,
+
+    /// Print one JSON object (the format of docs/metrics.md) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
@@ -89,7 +96,17 @@ pub fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
 
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let pid_file = args.target.pid_file()?;
-    match control::status(&pid_file)? {
+    let report = control::status(&pid_file)?;
+    if args.json {
+        let document = inotifier_daemon::report::document(&pid_file, &report);
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(if document.running {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(NOT_RUNNING)
+        });
+    }
+    match report {
         StatusReport::NotRunning {
             pid_file,
             stale_pid,

@@ -30,6 +30,35 @@ pub struct EngineOptions {
     /// How long an `IN_MOVED_FROM` waits for its `IN_MOVED_TO` before it counts as a move out of
     /// the watched area.
     pub move_window: Duration,
+    /// Told how long each overflow rescan took (the daemon's metrics).
+    pub on_rescan: RescanObserver,
+}
+
+/// Called on the reader thread once each overflow rescan is done, with how long it took; it
+/// must return at once (add to a counter, no I/O).
+#[derive(Clone, Default)]
+pub struct RescanObserver(Option<Arc<dyn Fn(Duration) + Send + Sync>>);
+
+impl RescanObserver {
+    pub fn new(observe: impl Fn(Duration) + Send + Sync + 'static) -> RescanObserver {
+        RescanObserver(Some(Arc::new(observe)))
+    }
+
+    pub(crate) fn rescanned(&self, took: Duration) {
+        if let Some(observe) = &self.0 {
+            observe(took);
+        }
+    }
+}
+
+impl std::fmt::Debug for RescanObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "RescanObserver(set)"
+        } else {
+            "RescanObserver(none)"
+        })
+    }
 }
 
 impl Default for EngineOptions {
@@ -39,6 +68,7 @@ impl Default for EngineOptions {
             channel_batches: 16,
             max_batch_events: 8192,
             move_window: Duration::from_millis(20),
+            on_rescan: RescanObserver::default(),
         }
     }
 }
@@ -131,7 +161,7 @@ impl Engine {
             max_queued_events: sys::inotify_limit("max_queued_events").map(|limit| limit as usize),
             watches: watches.clone(),
             gaps: gaps.clone(),
-            tree: Tree::new(inotify, options.move_window),
+            tree: Tree::new(inotify, options.move_window, options.on_rescan.clone()),
             commands: command_rx,
             sink,
             stopper: stopper.clone(),

@@ -65,7 +65,7 @@ pub mod text;
 mod tree;
 mod wake;
 
-pub use engine::{Batch, Engine, EngineOptions, Flow, Sink, Stopper};
+pub use engine::{Batch, Engine, EngineOptions, Flow, RescanObserver, Sink, Stopper};
 pub use error::{Error, Result};
 pub use event::{Event, Origin, WatchId};
 pub use glob::{Filters, Glob, GlobError};

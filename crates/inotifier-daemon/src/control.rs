@@ -91,7 +91,7 @@ pub enum StatusReport {
     Running {
         pid: i32,
         /// The daemon's own report; `None` if its status file could not be read.
-        status: Option<Status>,
+        status: Option<Box<Status>>,
         uptime: Option<Duration>,
     },
     NotRunning {
@@ -114,7 +114,7 @@ pub fn status(pid_file: &Path) -> Result<StatusReport, ControlError> {
             });
             Ok(StatusReport::Running {
                 pid,
-                status,
+                status: status.map(Box::new),
                 uptime,
             })
         }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use inotifier_core::{Engine, EngineOptions, WatchId, WatchSpec};
+use inotifier_core::{Engine, EngineOptions, RescanObserver, WatchId, WatchSpec};
 use inotifier_journal::{Journal, JournalError, JournalLock, JournalOptions};
+use inotifier_metrics::Metrics;
 use inotifier_sinks::{BuildContext, Processor};
 
 use crate::config::FirstStart;
@@ -18,6 +19,7 @@ use crate::keeper::{self, Keeper, Tracked, TrackedWatches};
 use crate::pipeline::{self, Pipeline, SharedPipeline};
 use crate::router::{Abandoner, Cursor, Route, Router};
 use crate::stats::{Snapshot, Stats};
+use crate::status::WatchReport;
 
 /// Builds the processor of a watch. The binary builds native processors; the Django app also
 /// builds Python ones.
@@ -95,6 +97,7 @@ pub struct Daemon {
     keeper: Option<Keeper>,
     /// The watches whose snapshot the journal keeps (catch-up on).
     tracked: TrackedWatches,
+    metrics: Arc<Metrics>,
 }
 
 impl Daemon {
@@ -102,6 +105,16 @@ impl Daemon {
     pub fn start(
         config: Config,
         factory: Arc<dyn ProcessorFactory>,
+    ) -> Result<Daemon, DaemonError> {
+        Daemon::start_with_metrics(config, factory, Arc::new(Metrics::new()))
+    }
+
+    /// [`Daemon::start`], counting into `metrics` (which a [`inotifier_metrics::MetricsServer`]
+    /// may serve).
+    pub fn start_with_metrics(
+        config: Config,
+        factory: Arc<dyn ProcessorFactory>,
+        metrics: Arc<Metrics>,
     ) -> Result<Daemon, DaemonError> {
         let stats = Arc::new(Stats::default());
         let health = Arc::new(Health::default());
@@ -135,9 +148,15 @@ impl Daemon {
             .as_ref()
             .map_or(1, |journal| journal.next_event_id());
         let pipeline = Pipeline::shared(router, first_id, health.clone());
-        let engine =
-            Engine::start_with_sink(EngineOptions::default(), pipeline::sink(pipeline.clone()))
-                .map_err(DaemonError::Engine)?;
+        let engine_options = EngineOptions {
+            on_rescan: {
+                let metrics = metrics.clone();
+                RescanObserver::new(move |took| metrics.rescan_took(took))
+            },
+            ..EngineOptions::default()
+        };
+        let engine = Engine::start_with_sink(engine_options, pipeline::sink(pipeline.clone()))
+            .map_err(DaemonError::Engine)?;
         let engine = Arc::new(engine);
         let timer_thread = pipeline::spawn_timers(pipeline.clone()).map_err(DaemonError::Thread)?;
         let mut daemon = Daemon {
@@ -157,6 +176,7 @@ impl Daemon {
             journal_lock,
             keeper: None,
             tracked: TrackedWatches::default(),
+            metrics,
         };
         for watch in &config.watches {
             match daemon.add(watch) {
@@ -201,6 +221,27 @@ impl Daemon {
     /// Directories and files the kernel watches for us.
     pub fn kernel_watches(&self) -> usize {
         self.engine.watch_count().unwrap_or(0)
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Each watch with its counters, in the configuration's order.
+    pub fn watch_reports(&self) -> Vec<WatchReport> {
+        self.active
+            .iter()
+            .map(|active| {
+                let key = active.config.key();
+                WatchReport {
+                    counters: self.metrics.watch(&key).counters(),
+                    key,
+                    path: active.config.path.clone(),
+                    processor: active.config.processor.kind.clone(),
+                    backend: "inotify".into(),
+                }
+            })
+            .collect()
     }
 
     fn base_dir(&self) -> &Path {
@@ -254,6 +295,7 @@ impl Daemon {
             events: watch.events,
             retry: watch.retry.clone(),
             cursor: cursor.clone(),
+            metrics: self.metrics.watch(&watch.key()),
         };
         let ready = watch
             .events
@@ -441,6 +483,11 @@ impl Daemon {
         summary.unchanged = kept.len();
         for active in &gone {
             self.remove(active);
+            let key = active.config.key();
+            // A changed watch keeps its key, and so its series.
+            if !config.watches.iter().any(|watch| watch.key() == key) {
+                self.metrics.remove_watch(&key);
+            }
         }
         summary.removed = gone.len().saturating_sub(summary.changed);
         self.active = kept;

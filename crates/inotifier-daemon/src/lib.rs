@@ -19,16 +19,19 @@ pub mod identity;
 mod journal;
 mod keeper;
 pub mod lifecycle;
+mod metrics;
 pub mod notify;
 pub mod pidfile;
 mod pipeline;
 pub mod processors;
+pub mod report;
 mod router;
 pub mod stats;
 pub mod status;
 
 pub use config::{
-    Config, DaemonSettings, FirstStart, JournalSettings, ProcessorConfig, WatchConfig,
+    Config, DaemonSettings, FirstStart, JournalSettings, MetricsSettings, ProcessorConfig,
+    WatchConfig,
 };
 pub use daemon::{Daemon, DaemonError, NativeProcessors, ProcessorFactory, ReloadSummary};
 pub use keeper::hold_back_settling;

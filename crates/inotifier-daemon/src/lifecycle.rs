@@ -9,6 +9,8 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use inotifier_metrics::{Metrics, MetricsError, MetricsServer};
+
 use crate::config::Config;
 use crate::daemon::{Daemon, DaemonError, ProcessorFactory};
 use crate::identity::ProcessIdentity;
@@ -24,6 +26,8 @@ pub enum RunError {
     Daemon(#[from] DaemonError),
     #[error("cannot block signals: {0}")]
     Signals(#[source] io::Error),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 /// Reads the configuration again on SIGHUP; an error message keeps the old one running.
@@ -88,6 +92,21 @@ fn run_inner(
     let signals = block_signals().map_err(RunError::Signals)?;
     let pid_file = PidFile::acquire(&config.daemon.pid_file)?;
     let status_path = status::status_path(pid_file.path());
+    let metrics = Arc::new(Metrics::new());
+    // Before the watches: a port that is taken is a start error, not a daemon without metrics.
+    let metrics_server = match config.metrics.listen {
+        Some(address) => {
+            let refresh = crate::metrics::refresh(config.journal.path.clone());
+            match MetricsServer::start(address, metrics.clone(), refresh) {
+                Ok(server) => Some(server),
+                Err(error) => {
+                    pid_file.remove();
+                    return Err(error.into());
+                }
+            }
+        }
+        None => None,
+    };
     let drain_timeout = config.daemon.drain_timeout;
     let mut status = Status {
         pid: std::process::id() as i32,
@@ -108,9 +127,14 @@ fn run_inner(
         behind: 0,
         identity: ProcessIdentity::current(),
         problems: Vec::new(),
+        watch_reports: Vec::new(),
+        journal: config.journal.path.clone(),
+        metrics: metrics_server
+            .as_ref()
+            .map(|server| server.address().to_string()),
     };
     write_status(&status_path, &status);
-    let mut daemon = match Daemon::start(config, factory) {
+    let mut daemon = match Daemon::start_with_metrics(config, factory, metrics.clone()) {
         Ok(daemon) => daemon,
         Err(error) => {
             let _ = std::fs::remove_file(&status_path);
@@ -127,6 +151,9 @@ fn run_inner(
         status.watches = daemon.config().watches.len();
         status.kernel_watches = daemon.kernel_watches();
         status.set_counters(daemon.counters());
+        status.watch_reports = daemon.watch_reports();
+        metrics.set_ready(status.state == "running" || status.state == "degraded");
+        metrics.set_kernel_watches(status.kernel_watches, crate::metrics::watch_limit());
         write_status(&status_path, status);
     };
     refresh(&mut status, &daemon, "running");
@@ -174,6 +201,7 @@ fn run_inner(
             "the drain deadline ({drain_timeout:?}) passed before every event was delivered"
         );
     }
+    drop(metrics_server);
     let _ = std::fs::remove_file(&status_path);
     pid_file.remove();
     tracing::info!("stopped");

@@ -142,6 +142,16 @@ impl Pipeline {
         let Some(router) = &self.router else { return };
         let mut routed: Vec<(Event, Vec<Arc<Route>>)> = Vec::with_capacity(batch.len());
         for mut event in batch {
+            if is_queue_overflow(&event) {
+                // Counted for every watch it concerns, whether or not it asked for the event.
+                for route in event
+                    .watches
+                    .iter()
+                    .filter_map(|watch| self.routes.get(watch))
+                {
+                    route.metrics.overflowed();
+                }
+            }
             let journaled = &mut self.journaled;
             let routes: Vec<Arc<Route>> = event
                 .watches
@@ -159,6 +169,9 @@ impl Pipeline {
                 .collect();
             if routes.is_empty() {
                 continue;
+            }
+            for route in &routes {
+                route.metrics.event(event.origin);
             }
             if is_queue_overflow(&event) {
                 // It concerns every watch and names no file: each watch that asked for it

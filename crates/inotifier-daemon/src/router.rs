@@ -33,6 +33,7 @@ use inotifier_sinks::{BatchOutcome, ProcessError, Processor, RetryFailure, Retry
 
 use crate::health::Health;
 use crate::stats::Stats;
+use inotifier_metrics::WatchMetrics;
 
 /// How long a feeder waits before it reads the journal again after a read failed.
 const FEEDER_RETRY: Duration = Duration::from_secs(1);
@@ -49,6 +50,8 @@ pub struct Route {
     pub retry: RetryPolicy,
     /// Where this route's deliveries are acknowledged; `None` without a journal.
     pub cursor: Option<Cursor>,
+    /// The watch's series (events, deliveries, timings).
+    pub metrics: WatchMetrics,
 }
 
 /// A processor's place in the journal: its events are acknowledged there once processed, and
@@ -744,14 +747,17 @@ fn deliver(route: &Route, events: &[&Event], abandon: &Abandon, stats: &Stats) {
             let from = acknowledged.get();
             if done > from {
                 stats.delivered(done - from);
+                route.metrics.delivered(done - from);
                 route.acknowledge(&rest[from..done]);
                 acknowledged.set(done);
             }
         };
+        let started = Instant::now();
         let outcome = processor.process_batch(rest, &|done| {
             acknowledge_up_to(done);
             !abandon.is_set()
         });
+        route.metrics.call_took(started.elapsed());
         let processed = outcome.processed.min(rest.len());
         acknowledge_up_to(processed);
         rest = &rest[processed..];
@@ -784,12 +790,14 @@ fn retry(
         abandoned = abandon.sleep(delay);
         if !abandoned {
             stats.retried();
+            route.metrics.retried();
         }
         !abandoned
     });
     match outcome {
         Ok(_) => {
             stats.delivered(1);
+            route.metrics.delivered(1);
             route.acknowledge(&[event]);
         }
         Err(_) if abandoned => {
@@ -802,6 +810,7 @@ fn retry(
         }
         Err(failure) => {
             stats.failed();
+            route.metrics.given_up(route.cursor.is_some());
             route.dead_letter(event, &failure);
         }
     }

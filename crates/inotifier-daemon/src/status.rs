@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use inotifier_metrics::WatchCounters;
+
 use crate::identity::ProcessIdentity;
 use crate::stats::Snapshot;
 
@@ -42,6 +44,27 @@ pub struct Status {
     /// What makes the daemon degraded (see [`crate::health`]); its state is then `degraded`.
     #[serde(default)]
     pub problems: Vec<String>,
+    /// Each watch and its counters.
+    #[serde(default)]
+    pub watch_reports: Vec<WatchReport>,
+    /// Where `/metrics` is served (`[metrics] listen`, with the port the kernel chose for 0).
+    #[serde(default)]
+    pub metrics: Option<String>,
+    /// The journal's file, for `status --json` to read the backlog from.
+    #[serde(default)]
+    pub journal: Option<PathBuf>,
+}
+
+/// One watch of a running daemon, as the status file and `status --json` give it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchReport {
+    /// Its key in the journal (its `name`, else `PROCESSOR@PATH`): the metrics' `watch` label.
+    pub key: String,
+    pub path: PathBuf,
+    pub processor: String,
+    /// Where its events come from: `inotify` (polling and fanotify are to come).
+    pub backend: String,
+    pub counters: WatchCounters,
 }
 
 impl Status {

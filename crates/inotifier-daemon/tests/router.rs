@@ -258,6 +258,7 @@ fn config(daemon: DaemonSettings, watches: Vec<WatchConfig>) -> Config {
         source: None,
         journal: JournalSettings::disabled(),
         daemon,
+        metrics: Default::default(),
         watches,
     }
 }

@@ -68,6 +68,7 @@
 
 mod acks;
 mod admin;
+mod backlog;
 mod codec;
 mod error;
 mod file;
@@ -78,6 +79,7 @@ mod schema;
 mod snapshot;
 
 pub use admin::{Entry, ProcessorSummary, State};
+pub use backlog::{Backlog, BacklogReader};
 pub use error::{JournalError, Result};
 pub use journal::{Journal, JournalOptions, ProcessorId};
 pub use lock::JournalLock;

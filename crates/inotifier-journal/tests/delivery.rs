@@ -389,3 +389,46 @@ fn pending_can_be_read_a_page_at_a_time() {
     }
     assert_eq!(seen, vec![1, 2, 3, 5, 6, 7, 8, 9, 10]);
 }
+
+#[test]
+fn the_backlog_reader_sees_what_each_processor_is_owed_while_the_journal_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let journal = open(&path);
+    let uploads = journal.processor("uploads").unwrap();
+    journal.processor("idle").unwrap();
+    append_to(&journal, &events(1..=5), &[uploads]);
+    journal.ack(uploads, 1);
+    journal.ack(uploads, 2);
+    journal.dead_letter(uploads, 3, 4, "refused");
+    journal.flush().unwrap();
+
+    // A second connection, read-only, beside the daemon's own.
+    let reader = inotifier_journal::BacklogReader::open(&path).unwrap();
+    let backlog = reader.read().unwrap();
+    let row = |key: &str| backlog.iter().find(|row| row.key == key).unwrap().clone();
+    assert_eq!(row("uploads").pending, 2);
+    assert_eq!(row("uploads").dead, 1);
+    // Event 4 is the oldest pending (its time is the test events' base plus its id).
+    let oldest = 1_764_000_000_000_000_000 + 4;
+    assert_eq!(row("uploads").oldest_pending_ns, Some(oldest));
+    assert_eq!(
+        row("uploads").oldest_pending_age(oldest + 1_500_000_000),
+        Some(Duration::from_millis(1500))
+    );
+    assert_eq!((row("idle").pending, row("idle").dead), (0, 0));
+    assert_eq!(row("idle").oldest_pending_ns, None);
+
+    journal.ack(uploads, 4);
+    journal.ack(uploads, 5);
+    journal.flush().unwrap();
+    let backlog = reader.read().unwrap();
+    assert_eq!(
+        backlog
+            .iter()
+            .find(|row| row.key == "uploads")
+            .unwrap()
+            .pending,
+        0
+    );
+}

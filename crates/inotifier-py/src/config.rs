@@ -11,7 +11,8 @@ use std::time::Duration;
 use inotifier_core::ready::ReadyOptions;
 use inotifier_core::{Filters, Glob, Mask};
 use inotifier_daemon::{
-    Config, DaemonSettings, FirstStart, JournalSettings, ProcessorConfig, WatchConfig,
+    Config, DaemonSettings, FirstStart, JournalSettings, MetricsSettings, ProcessorConfig,
+    WatchConfig,
 };
 use inotifier_sinks::RetryPolicy;
 use serde::Deserialize;
@@ -52,6 +53,9 @@ struct Document {
     /// `INOTIFIER_JOURNAL`, normalised; absent: the defaults, next to the pid file.
     #[serde(default)]
     journal: Option<JournalDocument>,
+    /// `INOTIFIER_METRICS`; absent: no metrics endpoint.
+    #[serde(default)]
+    metrics: Option<MetricsDocument>,
     watches: Vec<WatchDocument>,
 }
 
@@ -63,6 +67,12 @@ struct JournalDocument {
     retain: usize,
     catch_up: bool,
     first_start: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsDocument {
+    listen: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +159,17 @@ pub fn from_json(text: &str) -> Result<(Config, NativeBuild), SettingsError> {
             },
         },
     };
+    let metrics = MetricsSettings {
+        listen: match document.metrics.and_then(|metrics| metrics.listen) {
+            Some(text) => Some(text.parse().map_err(|_| {
+                SettingsError::Daemon(format!(
+                    "INOTIFIER_METRICS listen {text:?} is not an address and port such as \
+                     \"127.0.0.1:9464\""
+                ))
+            })?),
+            None => None,
+        },
+    };
     let watches = document
         .watches
         .into_iter()
@@ -167,6 +188,7 @@ pub fn from_json(text: &str) -> Result<(Config, NativeBuild), SettingsError> {
             source: None,
             journal,
             daemon,
+            metrics,
             watches,
         },
         native,

@@ -122,6 +122,29 @@ fn log_extra_key(name: &str) -> String {
     log_bridge::extra_key(name).into_owned()
 }
 
+/// Why `text` is not an address and port (`127.0.0.1:9464`, `[::1]:9464`), or None when it is.
+#[pyfunction]
+fn socket_address_error(text: &str) -> Option<String> {
+    text.parse::<std::net::SocketAddr>().err().map(|_| {
+        format!(
+            "{text:?} is not an address and port such as \"127.0.0.1:9464\" (IPv6: \"[::1]:9464\")"
+        )
+    })
+}
+
+/// The status of the daemon of `pid_file` as the JSON document of `inotifier status --json`
+/// (docs/metrics.md).
+#[pyfunction]
+fn status_json(py: Python<'_>, pid_file: PathBuf) -> PyResult<String> {
+    py.detach(|| {
+        let report =
+            control::status(&pid_file).map_err(|error| DaemonError::new_err(error.to_string()))?;
+        let document = inotifier_daemon::report::document(&pid_file, &report);
+        serde_json::to_string_pretty(&document)
+            .map_err(|error| PyValueError::new_err(error.to_string()))
+    })
+}
+
 /// Why `pattern` is not a valid glob, or None when it is.
 #[pyfunction]
 fn glob_error(pattern: &str) -> Option<String> {
@@ -302,6 +325,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(run_daemon, module)?)?;
     module.add_function(wrap_pyfunction!(stop, module)?)?;
     module.add_function(wrap_pyfunction!(status, module)?)?;
+    module.add_function(wrap_pyfunction!(status_json, module)?)?;
+    module.add_function(wrap_pyfunction!(socket_address_error, module)?)?;
     module.add_function(wrap_pyfunction!(journal::journal_summary, module)?)?;
     module.add_function(wrap_pyfunction!(journal::journal_list, module)?)?;
     module.add_function(wrap_pyfunction!(journal::journal_retry, module)?)?;

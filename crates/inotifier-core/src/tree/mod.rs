@@ -182,6 +182,8 @@ pub(crate) struct Tree {
     next_watch: u32,
     pending_moves: VecDeque<PendingMove>,
     move_window: Duration,
+    /// Told how long each overflow rescan took.
+    on_rescan: crate::engine::RescanObserver,
     pub(crate) out: Vec<Event>,
     next_event_id: u64,
     /// The index baseline for changes seen in the current batch (see [`Tree::tick`]).
@@ -219,8 +221,13 @@ enum WatchFailure {
 }
 
 impl Tree {
-    pub(crate) fn new(inotify: Inotify, move_window: Duration) -> Tree {
+    pub(crate) fn new(
+        inotify: Inotify,
+        move_window: Duration,
+        on_rescan: crate::engine::RescanObserver,
+    ) -> Tree {
         Tree {
+            on_rescan,
             inotify,
             nodes: Vec::new(),
             free_nodes: Vec::new(),

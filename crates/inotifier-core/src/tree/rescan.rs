@@ -7,6 +7,7 @@ impl Tree {
     /// The kernel dropped events. Report that, then rescan every watched directory and diff it
     /// against the index, synthesizing exactly the changes the index has not seen.
     pub(super) fn overflow(&mut self) {
+        let started = std::time::Instant::now();
         let everyone: Vec<WatchId> = self.watches.keys().copied().collect();
         self.push_event(
             Mask::IN_Q_OVERFLOW,
@@ -50,6 +51,7 @@ impl Tree {
             }
         }
         self.unquiet();
+        self.on_rescan.rescanned(started.elapsed());
     }
 
     pub(super) fn rescan_node(&mut self, key: usize, new_dirs: &mut Vec<usize>) {

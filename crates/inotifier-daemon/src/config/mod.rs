@@ -23,7 +23,16 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub daemon: DaemonSettings,
     pub journal: JournalSettings,
+    pub metrics: MetricsSettings,
     pub watches: Vec<WatchConfig>,
+}
+
+/// The Prometheus endpoint (`[metrics]`): off unless `listen` is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Where `/metrics` is served, such as `127.0.0.1:9464`; port 0 lets the kernel choose
+    /// (the status file says which).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// The durable journal: at-least-once delivery across restarts and catch-up after downtime.

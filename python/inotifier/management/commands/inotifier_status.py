@@ -1,3 +1,5 @@
+import json
+
 from django.core.management.base import BaseCommand, CommandError
 
 from inotifier import _native
@@ -16,8 +18,22 @@ class Command(BaseCommand):
     )
     requires_system_checks = ()
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            dest="as_json",
+            help="One JSON object, the format of `inotifier status --json` (docs/metrics.md).",
+        )
+
+    def handle(self, *args, as_json=False, **options):
         pid_file = command_pid_file()
+        if as_json:
+            document = _native.status_json(str(pid_file))
+            self.stdout.write(document)
+            if not json.loads(document)["running"]:
+                raise CommandError("inotifier is not running", returncode=NOT_RUNNING)
+            return
         report = _native.status(str(pid_file))
         if not report["running"]:
             # A CommandError, not SystemExit: call_command() from a health check view or a test

@@ -124,6 +124,11 @@ pub enum ProblemKind {
     )]
     FirstStart { value: String },
     #[error(
+        "listen {value:?} in [metrics] is not an address and port: write it as \"127.0.0.1:9464\" \
+         (IPv6: \"[::1]:9464\"; port 0 lets the kernel choose)"
+    )]
+    MetricsListen { value: String },
+    #[error(
         "{table} has the same journal key `{key}` as [[watch]] #{first} (same processor and \
          path): give each of them a distinct `name`, such as name = \"{suggestion}\""
     )]

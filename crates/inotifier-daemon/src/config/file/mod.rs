@@ -73,6 +73,7 @@ mod daemon;
 mod error;
 mod journal;
 mod json;
+mod metrics;
 mod table;
 mod watch;
 
@@ -105,6 +106,11 @@ const TOP_KEYS: &[KeySpec] = &[
         name: "journal",
         expects: "a table",
         example: "[journal]",
+    },
+    KeySpec {
+        name: "metrics",
+        expects: "a table",
+        example: "[metrics]",
     },
     KeySpec {
         name: "watch",
@@ -247,12 +253,14 @@ fn read(
     validate_processor: &ValidateProcessor<'_>,
     check_paths: CheckPaths,
 ) -> Result<Config, ConfigError> {
-    let ((daemon, journal, watches), problems) =
+    let ((daemon, journal, metrics, watches), problems) =
         read_document(text, file, |top, base_dir, report| {
             let daemon_table = top.table(report, "daemon", "[daemon]".into(), daemon::KEYS);
             let daemon = daemon::read(daemon_table, base_dir, report);
             let journal_table = top.table(report, "journal", "[journal]".into(), journal::KEYS);
             let journal = journal::read(journal_table, &daemon.pid_file, base_dir, report);
+            let metrics_table = top.table(report, "metrics", "[metrics]".into(), metrics::KEYS);
+            let metrics = metrics::read(metrics_table, report);
             let watches = read_watches(top, base_dir, validate_processor, report);
             check_distinct_keys(&watches, report);
             if check_paths == CheckPaths::Yes {
@@ -268,7 +276,7 @@ fn read(
                     }
                 }
             }
-            (daemon, journal, watches)
+            (daemon, journal, metrics, watches)
         })?;
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
@@ -277,6 +285,7 @@ fn read(
         source: Some(absolute(file)),
         journal,
         daemon,
+        metrics,
         watches: watches
             .into_iter()
             .filter_map(|watch| watch.config)
