@@ -41,7 +41,8 @@ else
         rm -rf .venv-django6
         "$found" -m venv .venv-django6
     fi
-    .venv-django6/bin/python -m pip install --quiet "Django>=6,<7" "pytest>=8" "pytest-django>=4.9"
+    .venv-django6/bin/python -m pip install --quiet "Django>=6,<7" "pytest>=8" "pytest-django>=4.9" \
+        "playwright>=1.45,<2"
     # The extension is abi3: the wheel of the build scripts/venv.sh just made (same profile,
     # same interpreter, so cargo has nothing to do) serves Python 3.12 as well. Installed, not
     # editable: this run tests the package as pip installs it.
