@@ -53,20 +53,23 @@ fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 
 # The broker tests start Redis, Redis Sentinel, NATS and RabbitMQ servers of their own (TLS
-# ones with a CA made by openssl): their programs, from Debian's packages, installed when missing and root.
+# ones with a CA made by openssl), and the admin page's browser test runs chromium: their
+# programs, from Debian's packages, installed when missing and root.
 missing=()
 for program in redis-server:redis-server redis-cli:redis-tools nats-server:nats-server openssl:openssl \
-    /usr/lib/rabbitmq/bin/rabbitmq-server:rabbitmq-server; do
+    /usr/lib/rabbitmq/bin/rabbitmq-server:rabbitmq-server /usr/bin/chromium:chromium; do
     command -v "${program%%:*}" >/dev/null || missing+=("${program#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        echo "scripts/test.sh: installing ${missing[*]} (the broker tests run servers of their own)" >&2
+        echo "scripts/test.sh: installing ${missing[*]} (the broker tests run servers of their" \
+            "own, the admin page's test a browser)" >&2
         DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
     else
         echo "scripts/test.sh: ${missing[*]} missing: the broker tests that start servers of" \
-            "their own will fail; install the Debian packages ${missing[*]}" >&2
+            "their own will fail, the admin page's browser test is skipped without chromium;" \
+            "install the Debian packages ${missing[*]}" >&2
     fi
 fi
 

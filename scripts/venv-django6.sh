@@ -42,7 +42,7 @@ else
         "$found" -m venv .venv-django6
     fi
     .venv-django6/bin/python -m pip install --quiet "Django>=6,<7" "pytest>=8" "pytest-django>=4.9" \
-        "django-tasks-db>=0.13" "psycopg[binary]>=3.2"
+        "django-tasks-db>=0.13" "psycopg[binary]>=3.2" "playwright>=1.45,<2" "prometheus-client>=0.20"
     # The extension is abi3: the wheel of the build scripts/venv.sh just made (same profile,
     # same interpreter, so cargo has nothing to do) serves Python 3.12 as well. Installed, not
     # editable: this run tests the package as pip installs it.

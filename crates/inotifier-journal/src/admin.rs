@@ -70,6 +70,14 @@ fn bounds(ids: Option<&RangeInclusive<u64>>) -> (i64, i64) {
     }
 }
 
+/// Each id as a range of its own; an id beyond SQLite's integers matches nothing.
+fn singles(ids: &[u64]) -> Vec<(i64, i64)> {
+    ids.iter()
+        .filter_map(|&id| i64::try_from(id).ok())
+        .map(|id| (id, id))
+        .collect()
+}
+
 impl Journal {
     fn resolve(&self, conn: &Connection, key: &str) -> Result<u32> {
         let fail = |e| JournalError::sqlite(self.path(), e, crate::schema::errno(conn));
@@ -160,17 +168,31 @@ impl Journal {
 
     /// Up to `limit` entries in `state`, of one processor or all, in id order.
     pub fn list(&self, processor: Option<&str>, state: State, limit: usize) -> Result<Vec<Entry>> {
+        self.list_page(processor, state, 0, limit)
+    }
+
+    /// [`Journal::list`] after skipping the first `offset` entries: one page of a listing that
+    /// shows the entries a page at a time (the admin page). Entries acknowledged or dead-lettered
+    /// between two pages shift the later pages by as many.
+    pub fn list_page(
+        &self,
+        processor: Option<&str>,
+        state: State,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        let clamp = |n: usize| n.min(i64::MAX as usize) as i64;
         self.with_processor(processor, |tx, id| {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT p.key, d.attempts, d.error, {EVENT_COLUMNS}
                  FROM deliveries d JOIN events e ON e.id = d.event
                  JOIN processors p ON p.id = d.processor
                  WHERE d.state < 2 AND d.state = ?1 AND (?2 IS NULL OR d.processor = ?2)
-                 ORDER BY d.event, d.processor LIMIT ?3"
+                 ORDER BY d.event, d.processor LIMIT ?3 OFFSET ?4"
             ))?;
             let mut decoder = Decoder::default();
             stmt.query_map(
-                params![state.code(), id, limit.min(i64::MAX as usize) as i64],
+                params![state.code(), id, clamp(limit), clamp(offset)],
                 |row| {
                     Ok(Entry {
                         processor: row.get(0)?,
@@ -192,14 +214,27 @@ impl Journal {
         processor: Option<&str>,
         ids: Option<RangeInclusive<u64>>,
     ) -> Result<usize> {
-        let (lo, hi) = bounds(ids.as_ref());
+        self.retry_ranges(processor, &[bounds(ids.as_ref())])
+    }
+
+    /// [`Journal::retry_dead`] for the events with these ids (those picked on the admin page);
+    /// ids that are not dead letters (any more) are not counted.
+    pub fn retry_dead_ids(&self, processor: Option<&str>, ids: &[u64]) -> Result<usize> {
+        self.retry_ranges(processor, &singles(ids))
+    }
+
+    fn retry_ranges(&self, processor: Option<&str>, ranges: &[(i64, i64)]) -> Result<usize> {
         self.with_processor(processor, |tx, id| {
-            tx.prepare_cached(&format!(
+            let mut stmt = tx.prepare_cached(&format!(
                 "UPDATE deliveries SET state = {PENDING}, requeued = 1
                  WHERE state < 2 AND state = {DEAD} AND (?1 IS NULL OR processor = ?1)
                  AND event BETWEEN ?2 AND ?3"
-            ))?
-            .execute(params![id, lo, hi])
+            ))?;
+            let mut count = 0;
+            for (lo, hi) in ranges {
+                count += stmt.execute(params![id, lo, hi])?;
+            }
+            Ok(count)
         })
     }
 
@@ -212,17 +247,36 @@ impl Journal {
         state: State,
         ids: Option<RangeInclusive<u64>>,
     ) -> Result<usize> {
-        let (lo, hi) = bounds(ids.as_ref());
+        self.purge_ranges(processor, state, &[bounds(ids.as_ref())])
+    }
+
+    /// [`Journal::purge`] for the events with these ids (those picked on the admin page); ids
+    /// not in `state` (any more) are not counted.
+    pub fn purge_ids(&self, processor: Option<&str>, state: State, ids: &[u64]) -> Result<usize> {
+        self.purge_ranges(processor, state, &singles(ids))
+    }
+
+    fn purge_ranges(
+        &self,
+        processor: Option<&str>,
+        state: State,
+        ranges: &[(i64, i64)],
+    ) -> Result<usize> {
         self.with_processor(processor, |tx, id| {
-            let events: Vec<i64> = tx
-                .prepare_cached(
-                    "DELETE FROM deliveries
-                     WHERE state < 2 AND state = ?1 AND (?2 IS NULL OR processor = ?2)
-                     AND event BETWEEN ?3 AND ?4
-                     RETURNING event",
-                )?
-                .query_map(params![state.code(), id, lo, hi], |row| row.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+            let mut delete = tx.prepare_cached(
+                "DELETE FROM deliveries
+                 WHERE state < 2 AND state = ?1 AND (?2 IS NULL OR processor = ?2)
+                 AND event BETWEEN ?3 AND ?4
+                 RETURNING event",
+            )?;
+            let mut events: Vec<i64> = Vec::new();
+            for (lo, hi) in ranges {
+                for event in
+                    delete.query_map(params![state.code(), id, lo, hi], |row| row.get(0))?
+                {
+                    events.push(event?);
+                }
+            }
             // An event no processor refers to any more is of no use to anyone.
             let mut drop_event = tx.prepare_cached(
                 "DELETE FROM events WHERE id = ?1

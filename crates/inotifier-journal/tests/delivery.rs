@@ -223,6 +223,51 @@ fn retry_purge_replay_and_take_requeued() {
 }
 
 #[test]
+fn pages_and_picked_ids_as_the_admin_page_uses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let daemon = open(&path);
+    let a = daemon.processor("a").unwrap();
+    let b = daemon.processor("b").unwrap();
+    append_to(&daemon, &events(1..=8), &[a, b]);
+    for id in 1..=8 {
+        daemon.dead_letter(a, id, 1, "exit status 1");
+    }
+    daemon.dead_letter(b, 3, 2, "refused");
+    daemon.flush().unwrap();
+
+    let admin = open(&path);
+    let page = |offset, limit| -> Vec<u64> {
+        let entries = admin
+            .list_page(Some("a"), State::Dead, offset, limit)
+            .unwrap();
+        entries.iter().map(|e| e.event.id).collect()
+    };
+    assert_eq!(page(0, 3), vec![1, 2, 3]);
+    assert_eq!(page(3, 3), vec![4, 5, 6]);
+    assert_eq!(page(6, 3), vec![7, 8]);
+    assert!(page(9, 3).is_empty());
+    let first = &admin.list_page(None, State::Dead, 0, 1).unwrap()[0];
+    assert_eq!(first.event.time_ns, event(1, b"f1").time_ns);
+
+    // Only the ids picked, of the processor named: b's dead letter 3 stays; an id twice, or
+    // not dead, counts once or not at all.
+    assert_eq!(admin.retry_dead_ids(Some("a"), &[2, 3, 3, 99]).unwrap(), 2);
+    assert_eq!(ids(&daemon.pending(a).unwrap()), vec![2, 3]);
+    assert_eq!(
+        admin.purge_ids(Some("a"), State::Dead, &[5, 7, 2]).unwrap(),
+        2
+    );
+    assert_eq!(page(0, 10), vec![1, 4, 6, 8]);
+    assert_eq!(
+        admin.list(Some("b"), State::Dead, 10).unwrap()[0].event.id,
+        3
+    );
+    assert_eq!(admin.retry_dead_ids(Some("a"), &[u64::MAX]).unwrap(), 0);
+    assert_eq!(admin.purge_ids(Some("a"), State::Dead, &[]).unwrap(), 0);
+}
+
+#[test]
 fn retention_prunes_acknowledged_events_but_never_open_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.db");

@@ -65,21 +65,24 @@ pub fn journal_summary<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Vec<Boun
         .collect()
 }
 
-/// Up to `limit` pending (or dead) entries, of one processor or all, in id order:
-/// `{"id", "processor", "state", "mask", "maskname", "pathname", "attempts", "error", "json"}`;
-/// `pathname` as `os.fsdecode` gives it, `json` the event's line as `inotifier watch` writes it.
+/// Up to `limit` pending (or dead) entries, of one processor or all, in id order, after
+/// skipping the first `offset` (a page of the admin's listing): `{"id", "processor", "state",
+/// "mask", "maskname", "pathname", "attempts", "error", "time_ns", "json"}`; `pathname` as
+/// `os.fsdecode` gives it, `time_ns` when the event happened (nanoseconds since the epoch),
+/// `json` the event's line as `inotifier watch` writes it.
 #[pyfunction]
-#[pyo3(signature = (path, processor=None, dead=false, limit=100))]
+#[pyo3(signature = (path, processor=None, dead=false, limit=100, offset=0))]
 pub fn journal_list<'py>(
     py: Python<'py>,
     path: PathBuf,
     processor: Option<String>,
     dead: bool,
     limit: usize,
+    offset: usize,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
     let entries = py.detach(|| {
         open(&path)?
-            .list(processor.as_deref(), state(dead), limit)
+            .list_page(processor.as_deref(), state(dead), offset, limit)
             .map_err(error)
     })?;
     entries
@@ -96,34 +99,58 @@ pub fn journal_list<'py>(
             row.set_item("pathname", entry.event.pathname())?;
             row.set_item("attempts", entry.attempts)?;
             row.set_item("error", entry.error)?;
+            row.set_item("time_ns", entry.event.time_ns)?;
             row.set_item("json", String::from_utf8_lossy(&line).into_owned())?;
             Ok(row)
         })
         .collect()
 }
 
-/// Makes dead-lettered events pending again (a running daemon picks them up); how many.
+/// Which events a retry or purge covers: a range `first..=last`, or the ids picked on the
+/// admin page; not both.
+enum Ids {
+    Range(Option<RangeInclusive<u64>>),
+    Picked(Vec<u64>),
+}
+
+fn ids(first: Option<u64>, last: Option<u64>, picked: Option<Vec<u64>>) -> PyResult<Ids> {
+    match picked {
+        None => Ok(Ids::Range(range(first, last)?)),
+        Some(_) if first.is_some() || last.is_some() => Err(PyValueError::new_err(
+            "give either first and last or ids, not both",
+        )),
+        Some(picked) => Ok(Ids::Picked(picked)),
+    }
+}
+
+/// Makes dead-lettered events pending again (a running daemon picks them up); how many. `ids`
+/// (a list) instead of `first`/`last`: only those.
 #[pyfunction]
-#[pyo3(signature = (path, processor=None, first=None, last=None))]
+#[pyo3(signature = (path, processor=None, first=None, last=None, ids=None))]
 pub fn journal_retry(
     py: Python<'_>,
     path: PathBuf,
     processor: Option<String>,
     first: Option<u64>,
     last: Option<u64>,
+    ids: Option<Vec<u64>>,
 ) -> PyResult<usize> {
-    let ids = range(first, last)?;
+    let ids = self::ids(first, last, ids)?;
     py.detach(|| {
-        open(&path)?
-            .retry_dead(processor.as_deref(), ids)
-            .map_err(error)
+        let journal = open(&path)?;
+        match ids {
+            Ids::Range(range) => journal.retry_dead(processor.as_deref(), range),
+            Ids::Picked(ids) => journal.retry_dead_ids(processor.as_deref(), &ids),
+        }
+        .map_err(error)
     })
 }
 
-/// Deletes dead (or pending) events for good; how many. The caller guards against purging
-/// every pending event by accident.
+/// Deletes dead (or pending) events for good; how many. `ids` (a list) instead of
+/// `first`/`last`: only those. The caller guards against purging every pending event by
+/// accident.
 #[pyfunction]
-#[pyo3(signature = (path, dead, processor=None, first=None, last=None))]
+#[pyo3(signature = (path, dead, processor=None, first=None, last=None, ids=None))]
 pub fn journal_purge(
     py: Python<'_>,
     path: PathBuf,
@@ -131,12 +158,16 @@ pub fn journal_purge(
     processor: Option<String>,
     first: Option<u64>,
     last: Option<u64>,
+    ids: Option<Vec<u64>>,
 ) -> PyResult<usize> {
-    let ids = range(first, last)?;
+    let ids = self::ids(first, last, ids)?;
     py.detach(|| {
-        open(&path)?
-            .purge(processor.as_deref(), state(dead), ids)
-            .map_err(error)
+        let journal = open(&path)?;
+        match ids {
+            Ids::Range(range) => journal.purge(processor.as_deref(), state(dead), range),
+            Ids::Picked(ids) => journal.purge_ids(processor.as_deref(), state(dead), &ids),
+        }
+        .map_err(error)
     })
 }
 

@@ -3,13 +3,11 @@ settings (``INOTIFIER_JOURNAL``), with the same output."""
 
 import json
 import os
-import unicodedata
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from inotifier import _native
+from inotifier import _native, journal
 from inotifier import settings as inotifier_settings
 
 SUBCOMMANDS = (
@@ -125,17 +123,9 @@ class Command(BaseCommand):
         if given:
             return str(inotifier_settings.project_dir() / given)
         try:
-            settings = inotifier_settings.journal()
-        except inotifier_settings.Problem as problem:
-            raise CommandError(f"{problem.msg} {problem.hint}") from None
-        except ImproperlyConfigured as error:
+            return journal.path()
+        except journal.Unavailable as error:
             raise CommandError(str(error)) from None
-        if settings["path"] is None:
-            raise CommandError(
-                "the journal is disabled (INOTIFIER_JOURNAL['enabled'] is False): there is "
-                "nothing to inspect"
-            )
-        return settings["path"]
 
     def do_summary(self, path, options):
         rows = _native.journal_summary(path)
@@ -183,7 +173,7 @@ class Command(BaseCommand):
                             str(row["id"]),
                             row["processor"],
                             row["maskname"],
-                            _printable(pathname),
+                            journal.printable(pathname),
                             str(row["attempts"]),
                             error.replace("\t", " "),
                         ]
@@ -252,20 +242,3 @@ class Command(BaseCommand):
 
 def _json(value):
     return json.dumps(value, ensure_ascii=False)
-
-
-def _printable(raw):
-    """Bytes on one printable line, as ``inotifier journal list`` prints them: control
-    characters and bytes that are not UTF-8 as ``\\xNN``, a backslash doubled."""
-    out = []
-    for char in raw.decode("utf-8", "surrogateescape"):
-        code = ord(char)
-        if char == "\\":
-            out.append("\\\\")
-        elif 0xDC80 <= code <= 0xDCFF:
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif unicodedata.category(char) == "Cc":
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(char)
-    return "".join(out)
