@@ -15,6 +15,17 @@ from services import POSTGRESQL, require
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (scripts/venv.sh)")
 
 SETTINGS = "productionproject.settings"
+# Run by `manage.py shell -c`: a superuser's view of the admin's inotifier page.
+ADMIN_PAGE = """
+from django.contrib.auth.models import User
+from django.test import Client
+User.objects.create_superuser("ops", "ops@example.com", "not-a-secret")
+client = Client()
+client.force_login(User.objects.get(username="ops"))
+response = client.get("/admin/inotifier/journal/?state=pending")
+print(response.status_code)
+print(response.content.decode())
+"""
 DAEMON_APPLICATION = "inotifier-daemon"
 
 
@@ -139,6 +150,14 @@ def test_a_deployed_project_survives_postgresql_dropping_the_daemons_connections
     assert "failed:         0" in status.stdout
     assert "retried:        0" in status.stdout
     assert "delivered:      6" in status.stdout
+
+    # The admin shows the running daemon and each processor's journal to an operator.
+    pid = project.watching()
+    page = project.manage("shell", "--no-imports", "-c", ADMIN_PAGE)
+    assert page.returncode == 0, page.stderr
+    assert page.stdout.splitlines()[0] == "200"
+    assert f"pid {pid}" in page.stdout or f">{pid}<" in page.stdout, page.stdout
+    assert "django_task@" in page.stdout
 
     stopped = project.manage("inotifier_stop")
     assert stopped.returncode == 0, stopped.stderr

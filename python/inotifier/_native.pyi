@@ -206,13 +206,22 @@ class JournalEntry(TypedDict):
     attempts: int
     error: str | None
     json: str
+    time_ns: int
 
 def journal_summary(path: AnyPath) -> list[JournalSummary]: ...
 def journal_list(
-    path: AnyPath, processor: str | None = None, dead: bool = False, limit: int = 100
+    path: AnyPath,
+    processor: str | None = None,
+    dead: bool = False,
+    limit: int = 100,
+    offset: int = 0,
 ) -> list[JournalEntry]: ...
 def journal_retry(
-    path: AnyPath, processor: str | None = None, first: int | None = None, last: int | None = None
+    path: AnyPath,
+    processor: str | None = None,
+    first: int | None = None,
+    last: int | None = None,
+    ids: Sequence[int] | None = None,
 ) -> int: ...
 def journal_purge(
     path: AnyPath,
@@ -220,6 +229,7 @@ def journal_purge(
     processor: str | None = None,
     first: int | None = None,
     last: int | None = None,
+    ids: Sequence[int] | None = None,
 ) -> int: ...
 def journal_replay(path: AnyPath, processor: str, first: int, last: int) -> int: ...
 def journal_check(path: AnyPath) -> None: ...
