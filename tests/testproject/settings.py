@@ -43,3 +43,6 @@ if "INOTIFIER_TEST_TASKS" in os.environ:
 
 if "INOTIFIER_TEST_LOGGING" in os.environ:
     LOGGING = json.loads(os.environ["INOTIFIER_TEST_LOGGING"])
+
+if "INOTIFIER_TEST_METRICS" in os.environ:
+    INOTIFIER_METRICS = json.loads(os.environ["INOTIFIER_TEST_METRICS"])
