@@ -5,6 +5,7 @@ the binary's daemon and Django's."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import inotify_limit, read_jsonl, wait_for
 from prometheus_client.parser import text_string_to_metric_families
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def scrape(address):
@@ -141,6 +144,13 @@ retry = {{ attempts = 2, initial = "10ms" }}
     assert document["totals"]["delivered"] == 20
     assert document["totals"]["dead"] == 1
     assert document["totals"]["pending"] == 0
+
+    # Every series the example dashboard and alert rules use is one the daemon serves.
+    served = {name for name, _ in samples}
+    for example in ("grafana-dashboard.json", "prometheus-alerts.yml"):
+        used = set(re.findall(r"\b(?:inotifier|process)_[a-z_]+", (EXAMPLES / example).read_text()))
+        assert used, example
+        assert used <= served, (example, used - served)
 
     assert toml_daemon.stop() == 0
     code, document = status_json(toml_daemon.binary, toml_daemon.config)
