@@ -3,7 +3,8 @@
 # Editable install: the Python sources are used in place, the native module is built into
 # python/inotifier. django-tasks is the backport of Django 6's django.tasks (for the django_task
 # processor's tests on 5.2), django-tasks-db its database backend, psycopg the PostgreSQL driver
-# of tests/test_production.py, mypy and django-stubs the type checks of tests/test_typing.py.
+# of tests/test_production.py, mypy and django-stubs the type checks of tests/test_typing.py,
+# prometheus-client the parser tests/test_metrics.py reads /metrics with.
 # Needs python3 (3.10 or later, with venv) and cargo. Django stays at 5.2 (the
 # oldest release the app supports) even where python3 could run 6.x: scripts/venv-django6.sh
 # makes the Django 6 environment. Playwright drives Debian's chromium in the admin page's browser
