@@ -371,7 +371,7 @@ fn unknown_keys_name_the_key_the_table_and_the_valid_keys() {
             "unknown key `deamon`",
             "the top level",
             "did you mean `daemon`?",
-            "daemon, journal, watch",
+            "daemon, journal, metrics, watch",
         ],
     );
     expect_problem(
@@ -1297,4 +1297,28 @@ fn journal_settings_load_despite_problems_elsewhere() {
     let problems = error.problems();
     assert_eq!(problems.len(), 1, "{error}");
     assert_eq!((problems[0].line, problems[0].column), (2, 15));
+}
+
+#[test]
+fn metrics_listen_is_an_address_and_port() {
+    assert_eq!(config(&then_watch(&[])).metrics.listen, None);
+    let listening = config(&then_watch(&["[metrics]", "listen = \"127.0.0.1:9464\""]));
+    assert_eq!(
+        listening.metrics.listen,
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+    let v6 = config(&then_watch(&["[metrics]", "listen = \"[::1]:0\""]));
+    assert_eq!(v6.metrics.listen, Some("[::1]:0".parse().unwrap()));
+    expect_problem(
+        &then_watch(&["[metrics]", "listen = \"localhost:9464\""]),
+        2,
+        10,
+        &["listen \"localhost:9464\" in [metrics]", "127.0.0.1:9464"],
+    );
+    expect_problem(
+        &then_watch(&["[metrics]", "port = 9464"]),
+        2,
+        1,
+        &["unknown key `port` in [metrics]", "listen"],
+    );
 }
