@@ -71,6 +71,7 @@ mod admin;
 mod codec;
 mod error;
 mod file;
+mod inspect;
 mod journal;
 mod lock;
 mod recover;
@@ -79,6 +80,7 @@ mod snapshot;
 
 pub use admin::{Entry, ProcessorSummary, State};
 pub use error::{JournalError, Result};
+pub use inspect::Inspection;
 pub use journal::{Journal, JournalOptions, ProcessorId};
 pub use lock::JournalLock;
 pub use recover::RecoverReport;
