@@ -154,16 +154,26 @@ pub(super) fn check_watches(
         }
     };
     let deadline = Instant::now() + walk_limit;
+    // Watches of one path share the kernel's watches: each path counts once, recursive when
+    // one of its watches is.
+    let mut paths: Vec<(&Path, Option<&Filters>)> = Vec::new();
+    for watch in &config.watches {
+        let recursive = (watch.recursive && watch.path.is_dir()).then_some(&watch.filters);
+        match paths.iter_mut().find(|(path, _)| *path == watch.path) {
+            Some((_, filters)) => *filters = filters.or(recursive),
+            None => paths.push((&watch.path, recursive)),
+        }
+    }
     let mut needed = 0u64;
     let mut cut_short = false;
-    for watch in &config.watches {
-        let is_dir = watch.path.is_dir();
-        needed += if watch.recursive && is_dir {
-            let (count, short) = count_directories(&watch.path, &watch.filters, deadline);
-            cut_short |= short;
-            count
-        } else {
-            1
+    for (path, recursive) in paths {
+        needed += match recursive {
+            Some(filters) => {
+                let (count, short) = count_directories(path, filters, deadline);
+                cut_short |= short;
+                count
+            }
+            None => 1,
         };
     }
     let usage = inotify_usage();
