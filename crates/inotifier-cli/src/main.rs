@@ -11,6 +11,7 @@ mod daemon;
 mod doctor;
 mod journal;
 mod output;
+mod progress_line;
 mod signals;
 mod watch;
 mod watch_state;
