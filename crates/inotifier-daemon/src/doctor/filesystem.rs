@@ -98,6 +98,8 @@ pub(super) fn free_space(dir: &Path) -> io::Result<u64> {
     if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    // Both are 32-bit on some targets, 64-bit here.
+    #[allow(clippy::useless_conversion)]
     Ok(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
 }
 
