@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use common::{Finished, run_inotifier};
 use inotifier_journal::{Journal, JournalOptions};
+use inotifier_test_support::hook_server::HookServer;
 use inotifier_test_support::privileges::root_available;
 use inotifier_test_support::servers::{
     NatsAuth, NatsOptions, NatsServer, RedisServer, TlsServerOptions, free_port,
@@ -435,5 +436,54 @@ fn nats_is_upgraded_to_tls_when_its_info_asks() {
         problems.len() == 1 && problems[0].contains("UnknownIssuer"),
         "{}",
         untrusted.stdout
+    );
+}
+
+#[test]
+fn an_https_webhook_is_reached_with_its_ca_file_and_sent_nothing() {
+    let _shared = inotify_shared();
+    let setup = Setup::new();
+    let ca = TestCa::new(setup.dir.path(), "hooks");
+    let cert = ca.server_cert("hook");
+    let log = setup.path("requests.jsonl");
+    let server = HookServer::start(
+        &log,
+        &[
+            "--tls-cert",
+            s(&cert.cert_file),
+            "--tls-key",
+            s(&cert.key_file),
+        ],
+        &[],
+    );
+    let watch = |extra: String| {
+        format!(
+            "[[watch]]\npath = {}\nevents = \"IN_CLOSE_WRITE\"\nprocessor = \"webhook\"\noptions = {{ url = \"https://127.0.0.1:{}/hook\"{extra} }}\n",
+            toml(&setup.path("up")),
+            server.port
+        )
+    };
+    let trusted = setup.doctor(&watch(format!(", ca_file = {}", toml(&ca.ca_file()))));
+    assert_exit(&trusted, 0);
+    assert!(
+        lines(&trusted, "ok", "reach")
+            .iter()
+            .any(|line| line.contains("TLS handshake made, certificate verified")),
+        "{}",
+        trusted.stdout
+    );
+    // The Mozilla roots, as the webhook's own agent has without ca_file.
+    let untrusted = setup.doctor(&watch(String::new()));
+    assert_exit(&untrusted, 1);
+    let problems = lines(&untrusted, "problem", "reach");
+    assert!(
+        problems.len() == 1 && problems[0].contains("UnknownIssuer"),
+        "{}",
+        untrusted.stdout
+    );
+    assert_eq!(
+        server.request_lines(),
+        Vec::<String>::new(),
+        "no request sent"
     );
 }
