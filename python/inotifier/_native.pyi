@@ -47,6 +47,7 @@ __all__ = [
     "status",
     "status_json",
     "socket_address_error",
+    "doctor",
     "journal_summary",
     "journal_list",
     "journal_retry",
@@ -188,6 +189,16 @@ class Status(TypedDict, total=False):
     problems: list[str]
 
 def status(pid_file: AnyPath) -> Status: ...
+
+class Finding(TypedDict):
+    level: Literal["ok", "warning", "problem"]
+    check: str
+    what: str
+    hint: str | None
+
+def doctor(
+    config_json: str, connect_timeout: float = 5.0, walk_limit: float = 30.0
+) -> list[Finding]: ...
 
 class JournalSummary(TypedDict):
     key: str

@@ -737,11 +737,13 @@ def pid_file(create_dir=False):
     return _private_runtime_dir(create_dir) / f"inotifier-{digest}.pid"
 
 
-def daemon_config(found_watches):
-    """The JSON document ``inotifier._native.run_daemon`` reads."""
+def daemon_config(found_watches, create_dir=True):
+    """The JSON document ``inotifier._native.run_daemon`` reads. ``create_dir=False`` (for
+    ``inotifier_doctor``, which changes nothing) leaves a missing private runtime directory
+    uncreated."""
     return json.dumps(
         {
-            "pid_file": str(pid_file(create_dir=True)),
+            "pid_file": str(pid_file(create_dir=create_dir)),
             "stdout": output_file("INOTIFIER_DAEMON_STDOUT"),
             "stderr": output_file("INOTIFIER_DAEMON_STDERR"),
             "log_level": getattr(settings, "INOTIFIER_LOG_LEVEL", "info"),

@@ -196,6 +196,17 @@ impl AmqpTarget {
         self.url.scheme.ends_with('s')
     }
 
+    /// The broker, begun with TLS for `amqps://`.
+    pub fn endpoints(&self) -> Vec<crate::reach::Endpoint> {
+        use crate::reach::{Endpoint, Handshake};
+        let handshake = if self.tls() {
+            Handshake::Tls
+        } else {
+            Handshake::Plain
+        };
+        Endpoint::of_url(&self.url, handshake, &self.tls)
+    }
+
     fn uri(&self) -> AMQPUri {
         AMQPUri {
             scheme: if self.tls() {

@@ -160,6 +160,8 @@ pub struct JetStreamProcessor {
     source: String,
     ids: crate::identity::MessageIds,
     timeout: Duration,
+    /// What `link` connects to, for `inotifier doctor`.
+    pub(crate) endpoints: Vec<crate::reach::Endpoint>,
 }
 
 impl JetStreamProcessor {
@@ -223,19 +225,25 @@ impl JetStreamProcessor {
         } else {
             "url_env"
         };
+        // A TLS option asks for TLS: never left to the server's plain-text INFO.
+        let require_tls =
+            url.scheme == "tls" || parsed.ca_file.is_some() || parsed.cert_file.is_some();
+        let endpoints = crate::reach::Endpoint::of_url(
+            &url,
+            crate::reach::Handshake::NatsInfo { require_tls },
+            &tls,
+        );
         let connector = Connector {
             what: url.to_string(),
             servers: servers(&url).map_err(|error| BuildError::invalid(NAME, url_option, error))?,
-            // A TLS option asks for TLS: never left to the server's plain-text INFO.
-            require_tls: url.scheme == "tls"
-                || parsed.ca_file.is_some()
-                || parsed.cert_file.is_some(),
+            require_tls,
             credentials,
             tls,
             timeout,
         };
         let link = Link::new(url.to_string(), move || connector.connect());
         Ok(JetStreamProcessor {
+            endpoints,
             link,
             subject,
             stream: parsed.stream,

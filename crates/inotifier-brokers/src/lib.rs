@@ -35,6 +35,7 @@ pub mod celery;
 pub mod fields;
 pub mod jetstream;
 pub mod link;
+pub mod reach;
 pub mod redis_client;
 pub mod redis_stream;
 #[doc(hidden)]
@@ -88,6 +89,25 @@ pub const KINDS: &[ProcessorKind] = &[
         },
     },
 ];
+
+/// The servers the broker processor `kind` with `options` connects to, read as building it
+/// reads them (the same errors), connecting to nothing; `None` for a kind of another crate.
+pub fn endpoints(
+    kind: &str,
+    options: &Map<String, Value>,
+    base_dir: &std::path::Path,
+) -> Option<Result<Vec<reach::Endpoint>, BuildError>> {
+    Some(match kind {
+        celery::NAME => celery::CeleryProcessor::build(options, base_dir).map(|p| p.endpoints),
+        redis_stream::NAME => {
+            redis_stream::RedisStreamProcessor::build(options, base_dir).map(|p| p.endpoints)
+        }
+        jetstream::NAME => {
+            jetstream::JetStreamProcessor::build(options, base_dir).map(|p| p.endpoints)
+        }
+        _ => return None,
+    })
+}
 
 /// Makes the broker processor `kind` from its `options`; see [`KINDS`].
 pub fn build<'a>(

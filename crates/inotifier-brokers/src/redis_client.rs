@@ -238,6 +238,29 @@ impl RedisTarget {
         self.url.scheme.starts_with("rediss")
     }
 
+    /// The server, or each Sentinel: what a connection begins with.
+    pub fn endpoints(&self) -> Vec<crate::reach::Endpoint> {
+        use crate::reach::{Endpoint, Handshake};
+        let handshake = if self.tls() {
+            Handshake::Tls
+        } else {
+            Handshake::Plain
+        };
+        if self.sentinels.is_empty() {
+            return Endpoint::of_url(&self.url, handshake, &self.tls);
+        }
+        self.sentinels
+            .iter()
+            .map(|(host, port)| Endpoint {
+                what: format!("{}://{host}:{port} (Sentinel)", self.url.scheme),
+                host: host.clone(),
+                port: *port,
+                handshake,
+                tls: self.tls.clone(),
+            })
+            .collect()
+    }
+
     /// Checks what can be checked without connecting, and returns the connections' maker.
     pub fn link(self) -> Result<RedisLink, String> {
         let what = self.to_string();

@@ -126,6 +126,8 @@ pub struct RedisStreamProcessor {
     source: String,
     ids: crate::identity::MessageIds,
     link: RedisLink,
+    /// What `link` connects to, for `inotifier doctor`.
+    pub(crate) endpoints: Vec<crate::reach::Endpoint>,
 }
 
 impl RedisStreamProcessor {
@@ -220,7 +222,7 @@ impl RedisStreamProcessor {
             cert_file: parsed.cert_file,
             key_file: parsed.key_file,
         };
-        let link = TargetOptions {
+        let target = TargetOptions {
             processor: NAME,
             url_option,
             sentinels: parsed.sentinels.as_deref(),
@@ -232,10 +234,13 @@ impl RedisStreamProcessor {
             timeout: parsed.timeout,
             url_origin,
         }
-        .target(url)?
-        .link()
-        .map_err(|error| BuildError::invalid(NAME, url_option, error))?;
+        .target(url)?;
+        let endpoints = target.endpoints();
+        let link = target
+            .link()
+            .map_err(|error| BuildError::invalid(NAME, url_option, error))?;
         Ok(RedisStreamProcessor {
+            endpoints,
             stream: parsed.stream,
             maxlen: parsed.maxlen,
             fields,

@@ -24,7 +24,10 @@ reading and deliver what was already read, up to [daemon] drain_timeout, then ex
 reloads the config file: watches that did not change keep running without losing an event, added, \
 removed and changed ones are applied; an invalid file is rejected with its error in the log and the \
 running configuration stays.\n\n\
-Logs go to stderr, at [daemon] log_level unless --log-level or INOTIFIER_LOG says otherwise.\n\n\
+Logs go to stderr, at [daemon] log_level unless --log-level or INOTIFIER_LOG says otherwise. A long \
+initial scan, catch-up or journal replay logs its progress at info (entries, rate, estimated rest) \
+every 5 s, or every INOTIFIER_PROGRESS_INTERVAL seconds (docs/operations.md). To check the machine \
+for the config first: inotifier doctor.\n\n\
 Exit status: 0 after SIGTERM/SIGINT, 1 if the daemon could not start (invalid config, pid file \
 held by a running daemon, a path that cannot be watched)."
 )]

@@ -8,8 +8,10 @@ mod check;
 mod config_file;
 mod control;
 mod daemon;
+mod doctor;
 mod journal;
 mod output;
+mod progress_line;
 mod signals;
 mod watch;
 mod watch_state;
@@ -18,7 +20,7 @@ mod watch_state;
 #[command(
     name = "inotifier",
     version,
-    about = "Linux file events that are never lost: ad-hoc watches (watch), and a daemon that hands every event to a processor (check, run, start, stop, status), and the inspection of its durable journal (journal)",
+    about = "Linux file events that are never lost: ad-hoc watches (watch), and a daemon that hands every event to a processor (check, doctor, run, start, stop, status), and the inspection of its durable journal (journal)",
     propagate_version = true
 )]
 struct Cli {
@@ -36,6 +38,7 @@ struct Cli {
 enum Command {
     Watch(watch::WatchArgs),
     Check(check::CheckArgs),
+    Doctor(doctor::DoctorArgs),
     Run(daemon::RunArgs),
     Start(daemon::StartArgs),
     Stop(control::StopArgs),
@@ -67,6 +70,10 @@ fn main() -> ExitCode {
         Command::Check(args) => {
             init_logging(cli.log_level.unwrap_or(tracing::Level::WARN), false);
             check::run(args)
+        }
+        Command::Doctor(args) => {
+            init_logging(cli.log_level.unwrap_or(tracing::Level::WARN), false);
+            doctor::run(args)
         }
     };
     match result {

@@ -1,7 +1,7 @@
 //! `inotifier watch`: an ad-hoc watcher that prints every event.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
@@ -30,7 +30,10 @@ Directories created inside a recursive watch are watched at once and scanned, so
 them before their watch landed are reported too (marked \"synthetic\"). Moves are paired: an \
 IN_MOVED_TO carries src_pathname. If the kernel queue overflows, IN_Q_OVERFLOW is printed and the \
 watched trees are rescanned, so the creations, deletions and modifications it dropped are reported.\n\n\
-A line \"inotifier: ready, N watches established\" goes to stderr once every watch is in place.\n\n\
+A line \"inotifier: ready, N watches established\" goes to stderr once every watch is in place. \
+Before it, when stderr is a terminal, a long initial scan shows a progress line there (directories \
+watched, rate, how many are known to be left), cleared when the scan ends; nothing of it is \
+written when stderr is a pipe or a file.\n\n\
 IN_READY (0x00100000, ours, not the kernel's) reports a regular file whose write is complete: \
 closed after writing and then untouched for the settle time (--settle), or renamed into place from \
 a temporary name (--temp-pattern), or moved in from outside the watch. One per completed write; \
@@ -151,6 +154,10 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             (engine, Some(thread), Some(registrations))
         }
     };
+    // A progress line only for a person watching: piped or logged stderr gets nothing.
+    if !args.quiet && io::stderr().is_terminal() {
+        crate::progress_line::install();
+    }
     let added = add_watches(&engine, &args, registrations.as_ref(), state.as_mut());
     // Every id is sent: the pipeline stops waiting for more. Before the engine can be dropped by
     // an error below, since the pipeline must keep draining the engine's channel for it to stop.

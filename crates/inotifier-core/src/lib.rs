@@ -58,6 +58,7 @@ mod event;
 pub mod glob;
 pub mod json;
 mod mask;
+pub mod progress;
 pub mod ready;
 pub mod snapshot;
 mod sys;

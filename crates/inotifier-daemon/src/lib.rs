@@ -14,6 +14,7 @@ pub mod control;
 mod covered;
 mod daemon;
 pub mod daemonize;
+pub mod doctor;
 pub mod health;
 pub mod identity;
 mod journal;

@@ -123,6 +123,39 @@ impl PidFile {
     }
 }
 
+/// What [`check_location`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// The directory exists and passes the rules (as does the file, when there is one).
+    Safe,
+    /// The directory does not exist yet: [`PidFile::acquire`] creates it, mode 0700.
+    DirectoryMissing,
+}
+
+/// Whether [`PidFile::acquire`] would accept the pid file at `path`, by the same rules
+/// (the directory owned by this user or root and writable by nobody else; the file, when
+/// there is one, a regular file of this user, not a symbolic link), creating and locking
+/// nothing.
+pub fn check_location(path: &Path) -> Result<Location, PidFileError> {
+    let io_error = |source| PidFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (dir_path, name) = split(path)?;
+    let dir = match open_directory(&dir_path) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Location::DirectoryMissing),
+        Err(e) => return Err(io_error(e)),
+    };
+    check_directory(&dir, path)?;
+    match open_at(&dir, &name, libc::O_RDONLY) {
+        Ok(fd) => check_file(&File::from(fd), path)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(e)),
+    }
+    Ok(Location::Safe)
+}
+
 /// Tells whether a daemon holds the pid file at `path`, without disturbing it.
 pub fn probe(path: &Path) -> Result<Holder, PidFileError> {
     let io_error = |source| PidFileError::Io {

@@ -27,6 +27,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use inotifier_core::progress::{Progress, Task};
 use inotifier_core::{Event, Mask, WatchId};
 use inotifier_journal::{Journal, ProcessorId};
 use inotifier_sinks::{BatchOutcome, ProcessError, Processor, RetryFailure, RetryPolicy};
@@ -368,6 +369,8 @@ fn feed(lane: Arc<Lane>, page: usize, abandon: Arc<Abandon>, health: &Health) {
     let health_key = format!("journal:read:{}", cursor.processor.get());
     let mut delivered_since_behind = 0usize;
     let mut failing = false;
+    // From the first page read while behind to the switch back to live events.
+    let mut progress: Option<Progress> = None;
     loop {
         let (from, requeued) = {
             let mut state = lock(&lane.state);
@@ -434,12 +437,25 @@ fn feed(lane: Arc<Lane>, page: usize, abandon: Arc<Abandon>, health: &Health) {
         if let Some(last) = events.last() {
             let next = last.id + 1;
             let count = events.len();
+            let progress = progress.get_or_insert_with(|| {
+                let owed = cursor.journal.pending_count(cursor.processor).ok();
+                Progress::new(
+                    Task::Replay,
+                    format!(
+                        "{} of {}",
+                        lane.route.processor_name,
+                        lane.route.path.display()
+                    ),
+                    owed,
+                )
+            });
             if !lane.send_waiting(events.into_iter().map(Arc::new).collect(), &abandon) {
                 // Closed or out of drain time: what was not queued stays pending in the
                 // journal for the next start.
                 return;
             }
             delivered_since_behind += count;
+            progress.tick(count as u64);
             lock(&lane.state).behind_from = Some(next);
             continue;
         }
@@ -458,6 +474,7 @@ fn feed(lane: Arc<Lane>, page: usize, abandon: Arc<Abandon>, health: &Health) {
             && more.is_empty()
         {
             state.behind_from = None;
+            progress = None;
             let since = state.behind_since.take();
             lane.stats.caught_up();
             if delivered_since_behind > 0 {

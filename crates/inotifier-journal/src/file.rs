@@ -130,7 +130,7 @@ fn open_existing(path: &Path) -> Result<File> {
         .map_err(|e| JournalError::io(path, e))
 }
 
-fn check_header(path: &Path, mut file: &File) -> Result<()> {
+pub(crate) fn check_header(path: &Path, mut file: &File) -> Result<()> {
     let mut head = [0u8; 16];
     let mut read = 0;
     while read < head.len() {

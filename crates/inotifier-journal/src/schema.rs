@@ -164,6 +164,19 @@ pub(crate) fn ensure(path: &Path, conn: &mut Connection, creating: bool) -> Resu
         tx.commit().map_err(|e| fail(conn, e))?;
         return Ok(());
     }
+    verify(path, version, &tables)?;
+    // Journals made before instances existed get theirs now.
+    tx.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance', random() & 9223372036854775807)",
+        [],
+    )
+    .map_err(|e| fail(&tx, e))?;
+    tx.commit().map_err(|e| fail(conn, e))?;
+    Ok(())
+}
+
+/// An existing journal's version (`PRAGMA user_version`) and tables are this schema's.
+pub(crate) fn verify(path: &Path, version: i64, tables: &[String]) -> Result<()> {
     if version > VERSION {
         return Err(JournalError::Version {
             path: path.to_path_buf(),
@@ -190,13 +203,6 @@ pub(crate) fn ensure(path: &Path, conn: &mut Connection, creating: bool) -> Resu
             detail: format!("tables missing: {}", missing.join(", ")),
         });
     }
-    // Journals made before instances existed get theirs now.
-    tx.execute(
-        "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance', random() & 9223372036854775807)",
-        [],
-    )
-    .map_err(|e| fail(&tx, e))?;
-    tx.commit().map_err(|e| fail(conn, e))?;
     Ok(())
 }
 

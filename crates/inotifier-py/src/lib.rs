@@ -11,6 +11,7 @@
 //! and later. The Python package `inotifier` wraps it; see `python/inotifier/`.
 
 mod config;
+mod doctor;
 mod event;
 mod journal;
 mod log_bridge;
@@ -327,6 +328,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(status, module)?)?;
     module.add_function(wrap_pyfunction!(status_json, module)?)?;
     module.add_function(wrap_pyfunction!(socket_address_error, module)?)?;
+    module.add_function(wrap_pyfunction!(doctor::doctor, module)?)?;
     module.add_function(wrap_pyfunction!(journal::journal_summary, module)?)?;
     module.add_function(wrap_pyfunction!(journal::journal_list, module)?)?;
     module.add_function(wrap_pyfunction!(journal::journal_retry, module)?)?;

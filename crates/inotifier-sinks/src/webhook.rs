@@ -65,7 +65,7 @@ use ureq::tls::{PemItem, RootCerts, TlsConfig};
 use crate::error::BuildError;
 use crate::{ProcessError, Processor, options};
 
-pub(crate) const NAME: &str = "webhook";
+pub const NAME: &str = "webhook";
 
 /// How much of a response body is read: enough to reuse the connection after a typical reply
 /// and to quote an error; a larger body closes the connection instead.
@@ -109,6 +109,8 @@ pub struct WebhookProcessor {
     key: Option<hmac::Key>,
     /// `X-Inotifier-Journal`, with a journal.
     journal: Option<String>,
+    /// The CA file of `agent`, resolved: for `inotifier doctor`'s handshake.
+    ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for WebhookProcessor {
@@ -158,7 +160,20 @@ impl WebhookProcessor {
             headers,
             key,
             journal: None,
+            ca_file: parsed
+                .ca_file
+                .map(|ca_file| options::resolve(base_dir, &ca_file)),
         })
+    }
+
+    /// The URL and the CA file (resolved) of a webhook with `options`, checked as building
+    /// it checks them, connecting to nothing: what `inotifier doctor` reaches.
+    pub fn destination(
+        options: &Map<String, Value>,
+        base_dir: &Path,
+    ) -> Result<(String, Option<PathBuf>), BuildError> {
+        let processor = WebhookProcessor::build(options, base_dir)?;
+        Ok((processor.url, processor.ca_file))
     }
 
     /// Names the journal whose instance is `journal` in every request.

@@ -130,6 +130,8 @@ pub struct CeleryProcessor {
     /// Celery's `reply_to`: one per sender, as one per client process in Celery.
     reply_to: String,
     transport: Transport,
+    /// What `transport` connects to, for `inotifier doctor`.
+    pub(crate) endpoints: Vec<crate::reach::Endpoint>,
 }
 
 impl CeleryProcessor {
@@ -214,6 +216,7 @@ impl CeleryProcessor {
             .broker_url_env
             .as_deref()
             .unwrap_or("CELERY_BROKER_URL");
+        let endpoints;
         let transport = if url.scheme.starts_with("redis") {
             if parsed.heartbeat.is_some() {
                 return Err(BuildError::invalid(
@@ -222,7 +225,7 @@ impl CeleryProcessor {
                     "is for an AMQP broker (RabbitMQ), not Redis",
                 ));
             }
-            let link = TargetOptions {
+            let target = TargetOptions {
                 processor: NAME,
                 url_option,
                 sentinels: parsed.sentinels.as_deref(),
@@ -240,9 +243,11 @@ impl CeleryProcessor {
                     format!("the environment variable {env_name}")
                 },
             }
-            .target(url)?
-            .link()
-            .map_err(|error| BuildError::invalid(NAME, url_option, error))?;
+            .target(url)?;
+            endpoints = target.endpoints();
+            let link = target
+                .link()
+                .map_err(|error| BuildError::invalid(NAME, url_option, error))?;
             Transport::Redis(link)
         } else {
             if parsed.sentinels.is_some()
@@ -288,9 +293,11 @@ impl CeleryProcessor {
                 heartbeat,
                 timeout,
             };
+            endpoints = target.endpoints();
             amqp_transport(target, route.clone())
         };
         Ok(CeleryProcessor {
+            endpoints,
             reply_to: crate::identity::message_id(&source, 0),
             spec: TaskSpec {
                 task: parsed.task,

@@ -11,7 +11,11 @@
 
 use super::snapshot::Viewed;
 use super::*;
+use crate::progress::{Progress, Task};
 use crate::snapshot::{EntryKind, SnapshotEntry};
+
+/// Entries statted between two progress checks: four times the parallel stat's minimum.
+const CATCH_UP_STAT_CHUNK: usize = 16384;
 
 /// An entry on disk, as the initial scan indexed it and `lstat` saw it.
 struct Current {
@@ -238,7 +242,20 @@ impl Tree {
         let viewed = self.view(id);
         let items: Vec<(usize, &[u8])> =
             viewed.iter().map(|v| (v.key, v.name.as_slice())).collect();
-        let stats = self.stat_entries(&items);
+        // The lstat of every entry is what takes long on a large tree (the diff itself is in
+        // memory): done in chunks, each large enough to be statted in parallel, between which
+        // progress is told.
+        let root = self.watches[&id]
+            .root
+            .map(|key| self.node(key).path.display().to_string())
+            .unwrap_or_default();
+        let mut progress = Progress::new(Task::CatchUp, root, Some(items.len() as u64));
+        let mut stats = Vec::with_capacity(items.len());
+        for chunk in items.chunks(CATCH_UP_STAT_CHUNK) {
+            stats.extend(self.stat_entries(chunk));
+            progress.tick(chunk.len() as u64);
+        }
+        progress.finish();
         drop(items);
         let mut cur = Vec::with_capacity(viewed.len());
         for (Viewed { key, name, rel }, stat) in viewed.into_iter().zip(stats) {

@@ -15,6 +15,11 @@ impl Tree {
         is_dir: bool,
         synthesize: Option<Origin>,
     ) -> std::result::Result<usize, WatchFailure> {
+        let mut progress = crate::progress::Progress::new(
+            crate::progress::Task::Scan,
+            path.display().to_string(),
+            None,
+        );
         let top = self.add_node(path, parent, owners, is_dir)?;
         // An explicit stack: trees can be deeper than the thread's stack allows recursion.
         let mut pending = vec![top];
@@ -23,6 +28,7 @@ impl Tree {
                 break;
             }
             self.scan_node(key, synthesize, &mut pending);
+            progress.tick_with_left(1, pending.len() as u64);
         }
         self.unquiet();
         Ok(top)

@@ -6,7 +6,7 @@ pub mod paths;
 
 pub use file::{
     ConfigError, Problem, ProblemKind, ValidateProcessor, load, load_journal_settings,
-    load_pid_file, parse,
+    load_pid_file, load_unchecked, parse,
 };
 pub use paths::{PathProblem, check_watch_path};
 

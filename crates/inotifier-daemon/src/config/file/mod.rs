@@ -126,6 +126,23 @@ pub fn load(
     path: &Path,
     validate_processor: &ValidateProcessor<'_>,
 ) -> Result<Config, ConfigError> {
+    read_file(path, validate_processor, CheckPaths::Yes)
+}
+
+/// Reads the config file at `path` as [`load`] does, without checking the watch paths: for
+/// `inotifier doctor`, which reports a missing path as one finding among others.
+pub fn load_unchecked(
+    path: &Path,
+    validate_processor: &ValidateProcessor<'_>,
+) -> Result<Config, ConfigError> {
+    read_file(path, validate_processor, CheckPaths::No)
+}
+
+fn read_file(
+    path: &Path,
+    validate_processor: &ValidateProcessor<'_>,
+    check_paths: CheckPaths,
+) -> Result<Config, ConfigError> {
     let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
         path: path.to_path_buf(),
         error,
@@ -138,7 +155,7 @@ pub fn load(
             return Err(ConfigError::Invalid(vec![problem]));
         }
     };
-    read(text, path, validate_processor, CheckPaths::Yes)
+    read(text, path, validate_processor, check_paths)
 }
 
 /// Reads a config from `text`, as if it were the file `source_path` (which names the file in
