@@ -35,7 +35,7 @@ if [[ -z ${INOTIFIER_BIN:-} && ! -x $INOTIFIER ]]; then
 fi
 
 MNT=$(mktemp -d)
-mount -t tmpfs -o size=512m tmpfs "$MNT"
+mount -t tmpfs -o size=2g tmpfs "$MNT"
 
 WATCHERS=(raw off listening scraped)
 declare -A P50 P99 MAX
@@ -102,6 +102,7 @@ for ((rep = 0; rep < REPEAT; rep++)); do
         P50[$w]+="$(sed -n 's/.*p50=\([0-9]*\).*/\1/p' <<<"$res") "
         P99[$w]+="$(sed -n 's/.*p99=\([0-9]*\).*/\1/p' <<<"$res") "
         MAX[$w]+="$(sed -n 's/.*max=\([0-9]*\).*/\1/p' <<<"$res") "
+        rm -rf "$run"   # each run's files and journal: the tmpfs holds one run at a time
     done
 done
 
