@@ -301,3 +301,57 @@ def test_e021_a_bad_metrics_setting(settings):
         assert ids == ["inotifier.E021"], bad
     settings.INOTIFIER_METRICS = {"listen": "[::1]:9464"}
     assert [m.id for m in checks.run_checks(tags=["inotifier"])] == []
+
+
+def degradation(address):
+    samples = scrape(address)
+    return (
+        value(samples, "inotifier_degraded"),
+        value(samples, "inotifier_watched_roots_missing"),
+        value(samples, "inotifier_unwatched_directories", reason="out_of_watches"),
+    )
+
+
+def test_a_watched_path_gone_and_back_shows_in_the_metrics(toml_daemon, tmp_path):
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    toml_daemon.write(
+        config_text(
+            tmp_path,
+            f'[[watch]]\npath = "{watched}"\nevents = ["IN_CREATE"]\nprocessor = "log"\n',
+        )
+    )
+    toml_daemon.start()
+    address = metrics_address(toml_daemon.binary, toml_daemon.config)
+    assert degradation(address) == (0, 0, 0)
+    watched.rename(tmp_path / "moved-away")
+    wait_for(lambda: degradation(address) == (1, 1, 0), timeout=30, what="the root missing")
+    _, document = status_json(toml_daemon.binary, toml_daemon.config)
+    assert document["state"] == "degraded"
+    assert any(str(watched) in problem for problem in document["problems"])
+    (tmp_path / "moved-away").rename(watched)
+    wait_for(lambda: degradation(address) == (0, 0, 0), timeout=30, what="the root back")
+
+
+@pytest.mark.needs_root("lowers fs.inotify.max_user_watches")
+def test_directories_left_unwatched_for_want_of_watches_show_in_the_metrics(toml_daemon, tmp_path):
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    toml_daemon.write(
+        config_text(
+            tmp_path,
+            f'[[watch]]\npath = "{watched}"\nevents = ["IN_CREATE"]\nprocessor = "log"\n'
+            "recursive = true\n",
+        )
+    )
+    toml_daemon.start()
+    address = metrics_address(toml_daemon.binary, toml_daemon.config)
+    assert degradation(address) == (0, 0, 0)
+    # No new watch for anyone while the limit is 1: the new directories stay unwatched, and
+    # the daemon tries them again every second.
+    with inotify_limit("max_user_watches", lambda _: 1):
+        for index in range(5):
+            (watched / f"d{index}").mkdir()
+        wait_for(lambda: degradation(address) == (1, 0, 5), timeout=30, what="5 unwatched")
+    wait_for(lambda: degradation(address) == (0, 0, 0), timeout=30, what="the gaps healed")
+    assert value(scrape(address), "inotifier_kernel_watches") == 6

@@ -432,6 +432,9 @@ fn a_full_journal_disk_stops_reading_and_loses_nothing() {
         r#"[daemon]
 pid_file = "{}/inotifier.pid"
 
+[metrics]
+listen = "127.0.0.1:0"
+
 [[watch]]
 path = "watched"
 events = "IN_CLOSE_WRITE"
@@ -442,6 +445,12 @@ path = "events.jsonl"
         disk.path().display()
     ));
     let daemon = project.run();
+    let config = project.path("inotifier.toml");
+    let status_json = common::run_inotifier(&["status", "--json", "-c", config.to_str().unwrap()]);
+    let document: serde_json::Value = serde_json::from_str(&status_json.stdout).unwrap();
+    let address = document["metrics"].as_str().unwrap().to_string();
+    let gauge = |name: &str| common::metric(&common::scrape_metrics(&address), name);
+    assert_eq!(gauge("inotifier_reading_paused"), Some(0.0));
     std::fs::write(project.watched("before"), b"x").unwrap();
     wait_for("the first event", LONG, || {
         project.jsonl("events.jsonl").len() == 1
@@ -472,6 +481,10 @@ path = "events.jsonl"
     };
     wait_for("status to say reading is paused", LONG, || {
         status().contains("state:          degraded (reading paused: journal disk full")
+    });
+    // And the metrics, for an alert.
+    wait_for("the metrics to say reading is paused", LONG, || {
+        gauge("inotifier_reading_paused") == Some(1.0) && gauge("inotifier_degraded") == Some(1.0)
     });
     // What was journaled before the disk filled up may still be on its way to the processor:
     // once that has arrived (the count holds still for 300 ms), nothing more is delivered,
@@ -509,6 +522,9 @@ path = "events.jsonl"
     });
     wait_for("status to say running again", LONG, || {
         status().contains("state:          running\n")
+    });
+    wait_for("the metrics to say reading again", LONG, || {
+        gauge("inotifier_reading_paused") == Some(0.0) && gauge("inotifier_degraded") == Some(0.0)
     });
     let log = project.log();
     assert!(log.contains("is writable again"), "{log}");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use inotifier_core::{Engine, EngineOptions, RescanObserver, WatchId, WatchSpec};
 use inotifier_journal::{Journal, JournalError, JournalLock, JournalOptions};
-use inotifier_metrics::Metrics;
+use inotifier_metrics::{Degradation, Metrics};
 use inotifier_sinks::{BuildContext, Processor};
 
 use crate::config::FirstStart;
@@ -221,6 +221,25 @@ impl Daemon {
     /// Directories and files the kernel watches for us.
     pub fn kernel_watches(&self) -> usize {
         self.engine.watch_count().unwrap_or(0)
+    }
+
+    /// What makes the daemon degraded now, in numbers (for the metrics).
+    pub fn degradation(&self) -> Degradation {
+        let gaps = self.engine.gaps();
+        Degradation {
+            problems: self.problems().len(),
+            reading_paused: self.health.holds(crate::journal::HEALTH_KEY)
+                || self
+                    .health
+                    .count_prefix(crate::router::READING_HEALTH_PREFIX)
+                    > 0,
+            journal_unreadable: self
+                .health
+                .count_prefix(crate::router::JOURNAL_READ_HEALTH_PREFIX),
+            roots_missing: gaps.lost_roots.len(),
+            out_of_watches: gaps.out_of_watches,
+            path_too_long: gaps.too_long,
+        }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

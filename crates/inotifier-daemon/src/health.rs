@@ -29,6 +29,19 @@ impl Health {
         self.lock().retain(|key, _| !key.starts_with(prefix));
     }
 
+    /// Whether `key` is held.
+    pub fn holds(&self, key: &str) -> bool {
+        self.lock().contains_key(key)
+    }
+
+    /// How many keys that start with `prefix` are held.
+    pub fn count_prefix(&self, prefix: &str) -> usize {
+        self.lock()
+            .keys()
+            .filter(|key| key.starts_with(prefix))
+            .count()
+    }
+
     /// The messages held, in key order.
     pub fn problems(&self) -> Vec<String> {
         self.lock().values().cloned().collect()

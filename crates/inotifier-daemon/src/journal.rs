@@ -16,7 +16,7 @@ use crate::health::Health;
 use crate::router::{Route, Router};
 
 /// The journal's condition in [`Health`].
-const HEALTH_KEY: &str = "journal:append";
+pub(crate) const HEALTH_KEY: &str = "journal:append";
 
 /// What `status` says of a journal that cannot be written.
 fn what_is_wrong(error: &JournalError) -> String {

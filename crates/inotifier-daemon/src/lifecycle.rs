@@ -153,6 +153,7 @@ fn run_inner(
         status.set_counters(daemon.counters());
         status.watch_reports = daemon.watch_reports();
         metrics.set_ready(status.state == "running" || status.state == "degraded");
+        metrics.set_degradation(daemon.degradation());
         metrics.set_kernel_watches(status.kernel_watches, crate::metrics::watch_limit());
         write_status(&status_path, status);
     };

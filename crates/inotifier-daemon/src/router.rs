@@ -339,7 +339,7 @@ impl Lane {
             rest.extend(waiting);
         }
         rest.sort_by_key(|event| event.id);
-        let key = format!("reading:{}", self.route.watch.0);
+        let key = format!("{READING_HEALTH_PREFIX}{}", self.route.watch.0);
         self.health.set(
             key.as_str(),
             format!(
@@ -366,7 +366,7 @@ fn feed(lane: Arc<Lane>, page: usize, abandon: Arc<Abandon>, health: &Health) {
     let Some(cursor) = lane.route.cursor.clone() else {
         return;
     };
-    let health_key = format!("journal:read:{}", cursor.processor.get());
+    let health_key = format!("{JOURNAL_READ_HEALTH_PREFIX}{}", cursor.processor.get());
     let mut delivered_since_behind = 0usize;
     let mut failing = false;
     // From the first page read while behind to the switch back to live events.
@@ -832,6 +832,11 @@ fn retry(
         }
     }
 }
+
+/// The [`Health`] keys of a route whose reading is paused (no journal, queue full), and of a
+/// processor whose owed events the journal cannot read.
+pub const READING_HEALTH_PREFIX: &str = "reading:";
+pub const JOURNAL_READ_HEALTH_PREFIX: &str = "journal:read:";
 
 /// A processor that panics has failed on this event, not killed the worker: the panic becomes
 /// a permanent failure.

@@ -14,6 +14,9 @@
 //! | `inotifier_queue_overflows_total`, `inotifier_rescans_total` | counter | `watch` |
 //! | `inotifier_rescan_duration_seconds` | histogram | |
 //! | `inotifier_ready` | gauge | |
+//! | `inotifier_degraded`, `inotifier_reading_paused` | gauge (0 or 1) | |
+//! | `inotifier_journal_unreadable_processors`, `inotifier_watched_roots_missing` | gauge | |
+//! | `inotifier_unwatched_directories` | gauge | `reason` (out_of_watches, path_too_long) |
 //! | `inotifier_build_info` | gauge (1) | `version` |
 //! | `process_*` | the standard process series | |
 //!
@@ -65,6 +68,29 @@ pub struct Metrics {
     rescans: IntCounterVec,
     rescan_duration: Histogram,
     ready: IntGauge,
+    degraded: IntGauge,
+    reading_paused: IntGauge,
+    journal_unreadable: IntGauge,
+    roots_missing: IntGauge,
+    unwatched: IntGaugeVec,
+}
+
+/// What makes the daemon degraded, in numbers (its `status` says it in words).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Degradation {
+    /// Every condition held.
+    pub problems: usize,
+    /// Reading from the kernel stopped: the journal cannot be written, or a processor's queue
+    /// is full.
+    pub reading_paused: bool,
+    /// Processors whose owed events the journal cannot read.
+    pub journal_unreadable: usize,
+    /// Watched paths gone, waiting to come back.
+    pub roots_missing: usize,
+    /// Directories left unwatched for want of inotify watches (retried).
+    pub out_of_watches: usize,
+    /// Directories whose path is longer than PATH_MAX.
+    pub path_too_long: usize,
 }
 
 /// What the journal owes one watch (its processor), for the backlog gauges.
@@ -223,6 +249,39 @@ impl Metrics {
                 "inotifier_ready",
                 "1 once every watch is in place, 0 while the daemon starts or reloads.",
             ),
+            degraded: gauge(
+                &registry,
+                "inotifier_degraded",
+                "1 while something makes the daemon degraded (`inotifier status` says what).",
+            ),
+            reading_paused: gauge(
+                &registry,
+                "inotifier_reading_paused",
+                "1 while reading from the kernel is stopped: the journal cannot be written (a \
+                 full disk), or a processor's queue is full.",
+            ),
+            journal_unreadable: gauge(
+                &registry,
+                "inotifier_journal_unreadable_processors",
+                "Processors whose owed events the journal cannot read (a damaged journal).",
+            ),
+            roots_missing: gauge(
+                &registry,
+                "inotifier_watched_roots_missing",
+                "Watched paths that are gone, watched again once they are back.",
+            ),
+            unwatched: registered(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "inotifier_unwatched_directories",
+                        "Directories of the watched trees the kernel does not watch: out of \
+                         inotify watches (retried every second), or paths longer than PATH_MAX.",
+                    ),
+                    &["reason"],
+                )
+                .expect("valid series"),
+            ),
             registry,
         }
     }
@@ -272,6 +331,20 @@ impl Metrics {
 
     pub fn set_ready(&self, ready: bool) {
         self.ready.set(i64::from(ready));
+    }
+
+    pub fn set_degradation(&self, now: Degradation) {
+        self.degraded.set(i64::from(now.problems > 0));
+        self.reading_paused.set(i64::from(now.reading_paused));
+        self.journal_unreadable
+            .set(saturating(now.journal_unreadable as u64));
+        self.roots_missing.set(saturating(now.roots_missing as u64));
+        self.unwatched
+            .with_label_values(&["out_of_watches"])
+            .set(saturating(now.out_of_watches as u64));
+        self.unwatched
+            .with_label_values(&["path_too_long"])
+            .set(saturating(now.path_too_long as u64));
     }
 
     pub fn set_kernel_watches(&self, in_place: usize, limit: Option<u64>) {
