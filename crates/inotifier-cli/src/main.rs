@@ -48,6 +48,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Stop(_)
+            | Command::Status(_)
+            | Command::Journal(_)
+            | Command::Check(_)
+            | Command::Doctor(_)
+    ) {
+        end_quietly_when_stdout_closes();
+    }
     let result = match cli.command {
         Command::Watch(args) => {
             init_logging(cli.log_level.unwrap_or(tracing::Level::WARN), false);
@@ -82,6 +92,17 @@ fn main() -> ExitCode {
             eprintln!("inotifier: error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A command that only prints (`status --json | grep -q running`, `journal list | head`) ends
+/// quietly when its reader goes away, as Unix tools do, instead of panicking on the failed
+/// write: SIGPIPE back to its default. Not for `run`, `start` and `watch`, whose processors and
+/// output handle a closed pipe or socket themselves (Rust ignores SIGPIPE for that).
+fn end_quietly_when_stdout_closes() {
+    // SAFETY: sets this process's disposition of one signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
