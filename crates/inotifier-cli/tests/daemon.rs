@@ -546,3 +546,23 @@ temp_patterns = ["*.part"]
         .expect_exit(DEADLINE, "the daemon after SIGTERM");
     assert_eq!(status.code(), Some(0), "{}", daemon.stderr());
 }
+
+#[test]
+fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
+    // `status --json | grep -q x` where grep is gone already: the write finds no reader, and
+    // status must end by SIGPIPE, as Unix tools do, not panic on the failed write.
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("inotifier.pid");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(common::BIN)
+        .args(["status", "--json", "--pid-file", pid_file.to_str().unwrap()])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+}
