@@ -487,3 +487,60 @@ fn an_https_webhook_is_reached_with_its_ca_file_and_sent_nothing() {
         "no request sent"
     );
 }
+
+#[test]
+fn an_amqp_broker_and_redis_sentinels_are_reached_as_the_processors_would_reach_them() {
+    let _shared = inotify_shared();
+    if !inotifier_test_support::services::RABBITMQ.available(
+        "an_amqp_broker_and_redis_sentinels_are_reached_as_the_processors_would_reach_them",
+    ) {
+        return;
+    }
+    let setup = Setup::new();
+    let closed = free_port();
+    let sentinels = inotifier_test_support::servers::RedisSentinelSet::start(
+        &setup.path("sentinels"),
+        "inotifier",
+    );
+    let sentinel_hosts = sentinels.sentinel_addresses().join(",");
+    let watch = |name: &str, options: &str| {
+        format!(
+            "[[watch]]\nname = \"{name}\"\npath = {}\nevents = \"IN_CLOSE_WRITE\"\nprocessor = \"celery\"\noptions = {{ task = \"t\", {options} }}\n\n",
+            toml(&setup.path("up"))
+        )
+    };
+    let config = [
+        watch("rabbit", "broker_url = \"amqp://guest@127.0.0.1:5672//\""),
+        watch(
+            "gone",
+            &format!("broker_url = \"amqp://guest@127.0.0.1:{closed}//\""),
+        ),
+        watch(
+            "sentinel",
+            &format!("broker_url = \"redis+sentinel://{sentinel_hosts}/inotifier/0\""),
+        ),
+    ]
+    .concat();
+    let finished = setup.doctor(&config);
+    assert_exit(&finished, 1);
+    let reached = lines(&finished, "ok", "reach");
+    assert!(
+        reached.iter().any(|line| line.contains("127.0.0.1:5672")),
+        "{}",
+        finished.stdout
+    );
+    for sentinel in sentinels.sentinel_addresses() {
+        assert!(
+            reached.iter().any(|line| line.contains(sentinel.as_str())),
+            "{sentinel}: {}",
+            finished.stdout
+        );
+    }
+    let problems = lines(&finished, "problem", "reach");
+    assert_eq!(problems.len(), 1, "{}", finished.stdout);
+    assert!(
+        problems[0].contains(&format!("127.0.0.1:{closed}")),
+        "{}",
+        problems[0]
+    );
+}
