@@ -57,13 +57,14 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust from https:
 # programs, from Debian's packages, installed when missing and root.
 missing=()
 for program in redis-server:redis-server redis-cli:redis-tools nats-server:nats-server openssl:openssl \
+    bindfs:bindfs \
     /usr/lib/rabbitmq/bin/rabbitmq-server:rabbitmq-server /usr/bin/chromium:chromium; do
     command -v "${program%%:*}" >/dev/null || missing+=("${program#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "scripts/test.sh: installing ${missing[*]} (the broker tests run servers of their" \
-            "own, the admin page's test a browser)" >&2
+            "own, the admin page's test a browser, the doctor's test a FUSE mount)" >&2
         DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
     else
