@@ -53,8 +53,9 @@ fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 
 # The broker tests start Redis, Redis Sentinel, NATS and RabbitMQ servers of their own (TLS
-# ones with a CA made by openssl), and the admin page's browser test runs chromium: their
-# programs, from Debian's packages, installed when missing and root.
+# ones with a CA made by openssl), the admin page's browser test runs chromium, and the doctor's
+# test mounts a FUSE filesystem with bindfs: their programs, from Debian's packages, installed
+# when missing and root.
 missing=()
 for program in redis-server:redis-server redis-cli:redis-tools nats-server:nats-server openssl:openssl \
     bindfs:bindfs \
