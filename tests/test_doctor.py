@@ -108,3 +108,26 @@ def test_settings_errors_are_problems(settings, tmp_path, capsys):
         call_command("inotifier_doctor")
     assert raised.value.returncode == 1
     assert "problem  settings: inotifier.E001" in capsys.readouterr().out
+
+
+def test_an_unsafe_private_runtime_directory_is_a_pid_file_problem(
+    settings, tmp_path, monkeypatch, capsys
+):
+    # No PROJECT_PATH: the pid file goes to $XDG_RUNTIME_DIR/inotifier, here open to everyone.
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    runtime = tmp_path / "runtime"
+    (runtime / "inotifier").mkdir(parents=True)
+    (runtime / "inotifier").chmod(0o777)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    if hasattr(settings, "PROJECT_PATH"):
+        del settings.PROJECT_PATH
+    settings.INOTIFIER_WATCH_PATHS = [(str(watched), "IN_CREATE", SIGNALER)]
+    with pytest.raises(CommandError) as failed:
+        call_command("inotifier_doctor")
+    assert failed.value.returncode == 1
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("problem  pid file: ")]
+    assert str(runtime / "inotifier") in line
+    assert "set PROJECT_PATH" in line
+    assert "Traceback" not in out

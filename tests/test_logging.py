@@ -220,7 +220,11 @@ def test_a_record_logged_with_the_gil_held_reaches_python(project):
         ("inotifier_brokers::jetstream", None, "inotifier.processor.jetstream"),
         ("inotifier_brokers::link", None, "inotifier.processor"),
         ("inotifier_brokers::link", "celery", "inotifier.processor.celery"),
-        ("inotifier_sinks::retry", "myapp.processors.Upload", "inotifier.processor.python"),
+        (
+            "inotifier_sinks::retry",
+            "myapp.processors.Upload",
+            "inotifier.processor.myapp.processors.Upload",
+        ),
         ("_native::processor", None, "inotifier.processor.python"),
         ("async_nats::connector", None, "inotifier.lib"),
     ],
@@ -244,3 +248,39 @@ def test_logger_names(target, processor, name):
 )
 def test_fields_that_a_log_record_has_already_are_renamed(field, key):
     assert _native.log_extra_key(field) == key
+
+
+def test_a_python_processor_logs_on_a_logger_of_its_own_name(project):
+    """A Python processor's failed attempt (retried) goes to
+    ``inotifier.processor.<its dotted name>``, so that LOGGING can set each processor's level:
+    here that one's is ERROR, so its WARNING is dropped while another logger's passes."""
+    log_file = project.output / "inotifier.log"
+    quiet = {"inotifier.processor.recorder.record.FailingOnce": {"level": "ERROR"}}
+    project.extra_env["INOTIFIER_TEST_LOGGING"] = json.dumps(logging_config(log_file))
+    project.watches = [
+        [
+            str(project.watched),
+            "IN_CLOSE_WRITE",
+            "recorder.record.FailingOnce",
+            {"retry": {"attempts": 3, "initial": 0.01}},
+        ]
+    ]
+    pid = start(project)
+    (project.watched / "a.txt").write_text("a")
+    wait_for(lambda: len(project.events()) == 1, what="the second attempt to succeed")
+    stop(project, pid)
+    retried = [r for r in records(log_file) if r[1] == "WARNING" and "first attempt" in r[2]]
+    assert retried, records(log_file)
+    assert {r[0] for r in retried} == {"inotifier.processor.recorder.record.FailingOnce"}
+
+    # The same with that logger at ERROR: the retry's WARNING is not there.
+    log_file.unlink()
+    project.extra_env["INOTIFIER_TEST_LOGGING"] = json.dumps(
+        logging_config(log_file, loggers=quiet)
+    )
+    pid = start(project)
+    (project.watched / "b.txt").write_text("b")
+    wait_for(lambda: len(project.events()) == 2, what="the second file")
+    stop(project, pid)
+    assert not [r for r in records(log_file) if "first attempt" in r[2]], records(log_file)
+    assert any(r[0] == "inotifier.daemon" for r in records(log_file))

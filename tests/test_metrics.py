@@ -125,7 +125,8 @@ retry = {{ attempts = 2, initial = "10ms" }}
     def reported():
         code, document = status_json(toml_daemon.binary, toml_daemon.config)
         assert code == 0
-        return document if document["totals"]["delivered"] == 20 else None
+        totals = document["totals"]
+        return document if (totals["delivered"], totals["failed"]) == (20, 1) else None
 
     document = wait_for(reported, what="the status file to have the deliveries")
     assert document["format"] == 1
@@ -355,3 +356,61 @@ def test_directories_left_unwatched_for_want_of_watches_show_in_the_metrics(toml
         wait_for(lambda: degradation(address) == (1, 0, 5), timeout=30, what="5 unwatched")
     wait_for(lambda: degradation(address) == (0, 0, 0), timeout=30, what="the gaps healed")
     assert value(scrape(address), "inotifier_kernel_watches") == 6
+
+
+def test_events_held_up_show_as_pending_with_their_age_until_delivered(toml_daemon, tmp_path):
+    import fcntl
+
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    gate = tmp_path / "gate"
+    gate.touch()
+    # Each delivery runs `flock GATE true`, which waits while this test holds the lock: what
+    # the daemon reads stays pending in its journal, as behind a receiver that is down.
+    toml_daemon.write(
+        config_text(
+            tmp_path,
+            f"""
+[[watch]]
+name = "held"
+path = "{watched}"
+events = ["IN_CLOSE_WRITE"]
+processor = "exec"
+options = {{ argv = ["flock", "{gate}", "true"], timeout = "5m" }}
+""",
+        )
+    )
+    with open(gate) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        toml_daemon.start()
+        address = metrics_address(toml_daemon.binary, toml_daemon.config)
+        for index in range(5):
+            (watched / f"f{index}").write_text("x")
+
+        def backlog():
+            samples = scrape(address)
+            pending = value(samples, "inotifier_journal_pending", watch="held")
+            age = value(samples, "inotifier_journal_oldest_pending_age_seconds", watch="held")
+            return (pending, age) if pending == 5 and age >= 0.2 else None
+
+        pending, age = wait_for(backlog, timeout=30, what="5 events pending, the oldest aging")
+        assert (
+            value(scrape(address), "inotifier_deliveries_total", watch="held", outcome="delivered")
+            == 0
+        )
+        _, document = status_json(toml_daemon.binary, toml_daemon.config)
+        (watch,) = document["watches"]
+        assert watch["pending"] == 5
+        assert watch["oldest_pending_age_seconds"] > 0
+        assert document["totals"]["pending"] == 5
+        fcntl.flock(held, fcntl.LOCK_UN)
+    wait_for(
+        lambda: (
+            (samples := scrape(address))
+            and value(samples, "inotifier_journal_pending", watch="held") == 0
+            and value(samples, "inotifier_journal_oldest_pending_age_seconds", watch="held") == 0
+            and value(samples, "inotifier_deliveries_total", watch="held", outcome="delivered") == 5
+        ),
+        timeout=30,
+        what="the backlog delivered",
+    )

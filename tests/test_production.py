@@ -144,12 +144,17 @@ def test_a_deployed_project_survives_postgresql_dropping_the_daemons_connections
     wait_for(lambda: ingested(admin, database) == 3, timeout=60, what="the third file's task")
     uploads = rows(admin, database, "SELECT pathname, size FROM ingest_upload ORDER BY id")
     assert uploads == [(str(inbox / name), 4) for name in ("first.csv", "again.csv", "second.csv")]
-    status = project.manage("inotifier_status")
-    assert status.returncode == 0, status.stderr
+
+    # The status file is rewritten every second: wait until it counts the six deliveries.
+    def status():
+        shown = project.manage("inotifier_status")
+        assert shown.returncode == 0, shown.stderr
+        return shown.stdout if "delivered:      6" in shown.stdout else None
+
+    shown = wait_for(status, timeout=30, what="the status to count the deliveries")
     # At their first attempt: the dropped connections were replaced before the events used them.
-    assert "failed:         0" in status.stdout
-    assert "retried:        0" in status.stdout
-    assert "delivered:      6" in status.stdout
+    assert "failed:         0" in shown
+    assert "retried:        0" in shown
 
     # The admin shows the running daemon and each processor's journal to an operator.
     pid = project.watching()

@@ -41,7 +41,10 @@ class UnitOfWork:
     each event, as around a request or a Celery task, so that ``CONN_MAX_AGE`` and
     ``CONN_HEALTH_CHECKS`` mean what they mean there, and a connection the database dropped
     (a restart, a failover, ``idle_session_timeout``, a pooler) is replaced instead of failing
-    every later event. Connections are per thread: each worker thread's own are checked."""
+    every later event. Connections are per thread: each worker thread's own are checked, and
+    kept from one event to the next as ``CONN_MAX_AGE`` allows (the native side keeps each
+    worker's Python thread state for the thread's life). ``close()`` closes the connections of
+    the thread that calls it; each worker's own go when its thread ends."""
 
     __slots__ = ("processor",)
 

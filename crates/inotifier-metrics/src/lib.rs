@@ -180,8 +180,8 @@ impl Metrics {
                 HistogramVec::new(
                     HistogramOpts::new(
                         "inotifier_delivery_duration_seconds",
-                        "How long each call of a watch's processor took (a call carries a batch \
-                         of events; retries are timed apart).",
+                        "How long each call of a watch's processor took: a call carries a batch \
+                         of events; the retries of a failed event are not in it.",
                     )
                     .buckets(DELIVERY_BUCKETS.to_vec()),
                     &["watch"],

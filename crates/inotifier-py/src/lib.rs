@@ -113,8 +113,8 @@ fn native_processor_error(
 /// a processor of kind `processor` when given (see docs/django.md, Logging).
 #[pyfunction]
 #[pyo3(signature = (target, processor=None))]
-fn logger_name(target: &str, processor: Option<&str>) -> &'static str {
-    log_bridge::logger_name(target, processor)
+fn logger_name(target: &str, processor: Option<&str>) -> String {
+    log_bridge::logger_name(target, processor).into_owned()
 }
 
 /// The `extra` key (the log record's attribute) of an event's field `name`.

@@ -12,8 +12,10 @@
 //!   writer);
 //! - `inotifier.engine`: the inotify engine (`inotifier-core`): scans, overflows, lost watches;
 //! - `inotifier.processor.<kind>` for the native processors (`log`, `jsonl`, `exec`, `webhook`,
-//!   `celery`, `redis_stream`, `jetstream`) and `inotifier.processor.python` for the project's
-//!   Python processors: what a processor says, and what the daemon says about one of its
+//!   `celery`, `redis_stream`, `jetstream`) and `inotifier.processor.<dotted name>` for the
+//!   project's Python processors (`inotifier.processor.myapp.processors.Upload`, so that
+//!   `LOGGING` can set each one's level; `inotifier.processor.python` for what the Python
+//!   processors' wrapper says outside a delivery): what a processor says, and what the daemon says about one of its
 //!   deliveries (retries, giving up), which happens inside the router's `delivery` span whose
 //!   `processor` field names the kind; an event with a `processor` field of its own counts too;
 //! - `inotifier.processor`: the code the broker processors share, outside a delivery;
@@ -102,10 +104,14 @@ const PROCESSOR_LOGGERS: &[(&str, &str)] = &[
 
 /// The Python logger of an event of the Rust `target` (`crate::module::...`), in a delivery by
 /// a processor of kind `processor` when it is given. See the [module docs](self).
-pub fn logger_name(target: &str, processor: Option<&str>) -> &'static str {
+pub fn logger_name(target: &str, processor: Option<&str>) -> Cow<'static, str> {
     if let Some(kind) = processor {
         return processor_logger(kind);
     }
+    Cow::Borrowed(target_logger(target))
+}
+
+fn target_logger(target: &str) -> &'static str {
     let mut path = target.split("::");
     let krate = path.next().unwrap_or("");
     let module = path.next().unwrap_or("");
@@ -126,11 +132,12 @@ pub fn logger_name(target: &str, processor: Option<&str>) -> &'static str {
     }
 }
 
-fn processor_logger(kind: &str) -> &'static str {
-    PROCESSOR_LOGGERS
-        .iter()
-        .find(|(native, _)| *native == kind)
-        .map_or("inotifier.processor.python", |(_, name)| name)
+/// A native processor's logger by its kind, a Python processor's by its dotted name.
+fn processor_logger(kind: &str) -> Cow<'static, str> {
+    match PROCESSOR_LOGGERS.iter().find(|(native, _)| *native == kind) {
+        Some((_, name)) => Cow::Borrowed(name),
+        None => Cow::Owned(format!("inotifier.processor.{kind}")),
+    }
 }
 
 /// The attributes every `LogRecord` has (and `message`, `asctime`, set by formatting):
@@ -210,7 +217,7 @@ struct Shared {
 }
 
 struct Message {
-    logger: &'static str,
+    logger: Cow<'static, str>,
     level: log::Level,
     source: Source,
     message: String,
@@ -354,7 +361,7 @@ fn hand_over(logger: &pyo3_log::Logger, queue: &Receiver<Message>, dropped: &Ato
                     py,
                     logger,
                     &Message {
-                        logger: "inotifier.daemon",
+                        logger: Cow::Borrowed("inotifier.daemon"),
                         level: log::Level::Warn,
                         source: Source::here(file!(), line!(), module_path!()),
                         message: format!(
@@ -386,7 +393,7 @@ fn emit(py: Python<'_>, logger: &pyo3_log::Logger, message: &Message) {
             logger,
             &log::Record::builder()
                 .level(message.level)
-                .target(message.logger)
+                .target(&message.logger)
                 .file_static(message.source.file)
                 .line(message.source.line)
                 .module_path_static(message.source.module_path)
@@ -519,7 +526,10 @@ where
         };
         let level = log_level(*metadata.level());
         // The cached level of the Python logger: no GIL.
-        let wanted = log::Metadata::builder().level(level).target(logger).build();
+        let wanted = log::Metadata::builder()
+            .level(level)
+            .target(&logger)
+            .build();
         if !log::Log::enabled(&*bridge.logger, &wanted) {
             return;
         }

@@ -1,3 +1,4 @@
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from inotifier import _native
@@ -49,10 +50,24 @@ class Command(BaseCommand):
             if not p.warning
         ]
         if not findings:
-            document = inotifier_settings.daemon_config(watches, create_dir=False)
-            findings.extend(
-                _native.doctor(document, connect_timeout=timeout, walk_limit=walk_limit)
-            )
+            try:
+                document = inotifier_settings.daemon_config(watches, create_dir=False)
+            except ImproperlyConfigured as error:
+                # The private runtime directory of the pid file (no PROJECT_PATH) is not safe:
+                # the daemon's configuration cannot name its pid file, so nothing else is run.
+                findings.append(
+                    {
+                        "level": "problem",
+                        "check": "pid file",
+                        "what": str(error),
+                        "hint": "make that directory private to this user (mode 0700, owned "
+                        "by it), or set PROJECT_PATH",
+                    }
+                )
+            else:
+                findings.extend(
+                    _native.doctor(document, connect_timeout=timeout, walk_limit=walk_limit)
+                )
         counts = {level: 0 for level in ("ok", "warning", "problem")}
         for finding in findings:
             counts[finding["level"]] += 1
