@@ -197,9 +197,12 @@ options = {{ path = "{out}" }}
         what="every file, through the rescan",
     )
     samples = scrape(address)
-    assert value(samples, "inotifier_queue_overflows_total", watch="burst") == 1
-    assert value(samples, "inotifier_rescans_total", watch="burst") == 1
-    assert value(samples, "inotifier_rescan_duration_seconds_count") == 1
+    # At least one: SIGSTOP takes effect a moment after kill() returns, and a reader that was
+    # still running may have seen the queue overflow once already. Each overflow has its rescan.
+    overflows = value(samples, "inotifier_queue_overflows_total", watch="burst")
+    assert overflows >= 1
+    assert value(samples, "inotifier_rescans_total", watch="burst") == overflows
+    assert value(samples, "inotifier_rescan_duration_seconds_count") == overflows
     assert value(samples, "inotifier_rescan_duration_seconds_sum") > 0
     found_by_rescan = value(samples, "inotifier_events_total", watch="burst", origin="rescan")
     from_kernel = value(samples, "inotifier_events_total", watch="burst", origin="kernel")
@@ -212,7 +215,7 @@ options = {{ path = "{out}" }}
         return watch if watch["events"]["rescan"] == found_by_rescan else None
 
     watch = wait_for(reported, what="the status file to have the rescan")
-    assert (watch["overflows"], watch["rescans"]) == (1, 1)
+    assert (watch["overflows"], watch["rescans"]) == (overflows, overflows)
     assert watch["events"]["rescan"] == found_by_rescan
 
 
