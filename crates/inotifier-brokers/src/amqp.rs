@@ -662,6 +662,13 @@ fn describe_connect(broker: &str, user: &str, error: &str, tls_used: bool) -> St
     }
     match tls::advice(error) {
         Some(advice) if tls_used => format!("RabbitMQ at {broker}: TLS: {error}: {advice}"),
+        // RabbitMQ that refuses a client without a certificate (TLS 1.3) often just resets
+        // the connection after the handshake, before its alert is read.
+        None if tls_used && error.to_ascii_lowercase().contains("connection reset") => format!(
+            "RabbitMQ at {broker}: TLS: {error}: the server closed the connection at the TLS \
+             handshake; if it requires client certificates (fail_if_no_peer_cert), set \
+             cert_file and key_file"
+        ),
         _ => format!("cannot connect to RabbitMQ at {broker}: {error}"),
     }
 }
@@ -673,5 +680,32 @@ fn abbreviated(text: &str) -> String {
     } else {
         let cut: String = text.chars().take(61).collect();
         format!("{cut}...")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_connect;
+
+    #[test]
+    fn a_reset_at_the_tls_handshake_points_at_the_client_certificate() {
+        let broker = "amqps://127.0.0.1:5671//";
+        let error = "IO error: Connection reset by peer (os error 104)";
+        let over_tls = describe_connect(broker, "guest", error, true);
+        assert!(
+            over_tls.starts_with("RabbitMQ at amqps://127.0.0.1:5671//: TLS: "),
+            "{over_tls}"
+        );
+        assert!(
+            over_tls.contains("set cert_file and key_file"),
+            "{over_tls}"
+        );
+        // Without TLS a reset is only a reset: nothing about certificates.
+        let plain = describe_connect("amqp://127.0.0.1:5672//", "guest", error, false);
+        assert_eq!(
+            plain,
+            "cannot connect to RabbitMQ at amqp://127.0.0.1:5672//: IO error: Connection reset \
+             by peer (os error 104)"
+        );
     }
 }
