@@ -477,19 +477,21 @@ fn a_server_restarted_mid_stream_loses_nothing_and_stores_each_event_once() {
         "timeout": "2s",
     }));
     let events = events(3000);
+    let fault = common::MidStreamFault::holding_at(1500);
     std::thread::scope(|scope| {
-        let delivering =
-            scope.spawn(|| common::deliver_all(&processor, &events, 20, Duration::from_secs(60)));
+        let delivering = scope.spawn(|| {
+            common::deliver_all_through(&processor, &events, 20, Duration::from_secs(60), &fault)
+        });
         let watcher = client(&address);
         wait_for("the first events to be stored", || {
             stored(&watcher, &stream.name) >= 300
         });
-        server.restart();
-        let outages = delivering.join().unwrap();
-        assert!(
-            outages > 0,
-            "the restart came after the last batch: make the stream longer"
-        );
+        drop(watcher);
+        server.stop();
+        fault.injected();
+        fault.wait_for_an_outage(Duration::from_secs(20));
+        server.start_again();
+        delivering.join().unwrap();
     });
     assert_eq!(
         stored(&client(&address), &stream.name),

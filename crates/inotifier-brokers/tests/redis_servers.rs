@@ -62,6 +62,26 @@ fn expected_ids(source: &str, count: u64) -> BTreeSet<String> {
     (1..=count).map(|id| message_id(source, id)).collect()
 }
 
+/// Fails, with the ids missing (not thousands of them: their count and range) and `context`,
+/// unless `ids` holds every event 1 to `count` of `source`.
+fn assert_every_event(
+    ids: &BTreeSet<String>,
+    source: &str,
+    count: u64,
+    context: impl Fn() -> String,
+) {
+    let missing: Vec<u64> = (1..=count)
+        .filter(|id| !ids.contains(&message_id(source, *id)))
+        .collect();
+    if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
+        panic!(
+            "{} of {count} events missing, ids {first} to {last}:\n{}",
+            missing.len(),
+            context()
+        );
+    }
+}
+
 #[test]
 fn tls_with_the_right_ca_delivers_and_a_wrong_ca_is_refused_naming_the_fix() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,24 +190,26 @@ fn a_server_restarted_mid_stream_loses_nothing() {
         json!({"url": format!("redis://127.0.0.1:{port}/0"), "stream": "s", "source": "a", "timeout": "2s"}),
     );
     let events = events(3000);
+    let fault = common::MidStreamFault::holding_at(1500);
     std::thread::scope(|scope| {
-        let delivering =
-            scope.spawn(|| common::deliver_all(&*sender, &events, 20, Duration::from_secs(60)));
+        let delivering = scope.spawn(|| {
+            common::deliver_all_through(&*sender, &events, 20, Duration::from_secs(60), &fault)
+        });
         let mut watcher = admin(port, None);
         let deadline = Instant::now() + Duration::from_secs(20);
         while message_ids(&mut watcher, "s").1 < 300 {
             assert!(Instant::now() < deadline, "the first events never came");
             std::thread::sleep(Duration::from_millis(20));
         }
-        server.restart();
-        let outages = delivering.join().unwrap();
-        assert!(
-            outages > 0,
-            "the restart came after the last batch: make the stream longer"
-        );
+        drop(watcher);
+        server.stop();
+        fault.injected();
+        fault.wait_for_an_outage(Duration::from_secs(20));
+        server.start_again();
+        delivering.join().unwrap();
     });
     let (ids, entries) = message_ids(&mut admin(port, None), "s");
-    assert_eq!(ids, expected_ids("a", 3000), "every event, in the stream");
+    assert_every_event(&ids, "a", 3000, || server.log());
     assert!(entries >= 3000, "{entries}");
 }
 
@@ -204,9 +226,11 @@ fn a_sentinel_failover_of_the_master_loses_nothing_with_replicas_1() {
         "timeout": "2s",
     }));
     let events = events(2000);
+    let fault = common::MidStreamFault::holding_at(1000);
     std::thread::scope(|scope| {
-        let delivering =
-            scope.spawn(|| common::deliver_all(&*sender, &events, 20, Duration::from_secs(90)));
+        let delivering = scope.spawn(|| {
+            common::deliver_all_through(&*sender, &events, 20, Duration::from_secs(90), &fault)
+        });
         let mut watcher = admin(set.master_port(), None);
         let deadline = Instant::now() + Duration::from_secs(20);
         while message_ids(&mut watcher, "s").1 < 300 {
@@ -214,27 +238,28 @@ fn a_sentinel_failover_of_the_master_loses_nothing_with_replicas_1() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let old = set.current_master_port();
+        drop(watcher);
         let promoted = set.kill_master();
         assert_ne!(promoted, old);
-        // Back, the old master is made a replica of the new one by the Sentinels: until then
-        // no write is confirmed by a replica, and events wait (outages), none lost.
+        fault.injected();
+        // Until the old master is back, as a replica of the new one, no write is confirmed by
+        // a replica: events wait (outages), none lost.
+        fault.wait_for_an_outage(Duration::from_secs(30));
         for node in set.data_nodes() {
             if node.port() == old {
                 node.restart();
             }
         }
-        let outages = delivering.join().unwrap();
-        assert!(
-            outages > 0,
-            "the failover came after the last batch: make the stream longer"
-        );
+        delivering.join().unwrap();
     });
     let (ids, entries) = message_ids(&mut admin(set.current_master_port(), None), "s");
-    assert_eq!(
-        ids,
-        expected_ids("a", 2000),
-        "every event, on the new master"
-    );
+    assert_every_event(&ids, "a", 2000, || {
+        format!(
+            "on the new master, {}:\n{}",
+            set.current_master_port(),
+            set.logs()
+        )
+    });
     assert!(entries >= 2000, "{entries}");
 }
 

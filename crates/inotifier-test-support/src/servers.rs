@@ -218,6 +218,12 @@ impl ServerProcess {
         self.spawn();
     }
 
+    /// Starts the server [`stopped`](ServerProcess::stop) or killed before, with the same
+    /// arguments, on the same port; returns once it accepts connections again.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "{} is running already", self.program);
         let output = File::options()

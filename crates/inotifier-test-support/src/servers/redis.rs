@@ -371,6 +371,10 @@ fn launch(
             _ => RedisServer::plain(&dir.join(name)),
         }
         .args(["--repl-diskless-sync-delay", "0"])
+        // A node restarted without its data may be promoted by a second failover (a
+        // sentinel under load misjudges the new master as down) and empty its replicas: every
+        // node keeps what it confirmed, as Redis's replication guide asks of nodes that restart.
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
     };
     let master = node("master").start();
     let replica = node("replica")
