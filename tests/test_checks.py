@@ -42,6 +42,8 @@ def test_valid_settings_pass(settings, tmp_path):
                 "include": ["*.mp4"],
                 "settle": datetime.timedelta(milliseconds=300),
                 "temp_patterns": ["*.part"],
+                "backend": "poll",
+                "poll_interval": datetime.timedelta(milliseconds=500),
                 "retry": {"attempts": 3, "initial": 0.1, "max": 2, "multiplier": 2},
                 "options": {"suffix": ".part"},
             },
@@ -52,6 +54,9 @@ def test_valid_settings_pass(settings, tmp_path):
     assert [w.mask for w in watches] == [0x300, 0x8 | 0x100000, 0x180]
     assert watches[2].auto_add is True  # defaults to recursive
     assert watches[1].processor_name == "inotifier.event_processors.ReadySignaler"
+    assert (watches[0].backend, watches[0].poll_interval) == ("auto", None)
+    assert watches[2].document()["backend"] == "poll"
+    assert watches[2].document()["poll_interval"] == 0.5
 
 
 @pytest.mark.parametrize(
@@ -116,6 +121,9 @@ def test_e005_message_names_the_bad_word(settings, tmp_path):
         {"retry": {"multiplier": 0.5}},
         {"retry": {"initial": 5, "max": 1}},
         {"retry": {"tries": 3}},
+        {"backend": "fanotfy"},
+        {"poll_interval": 0.001},
+        {"poll_interval": "1s"},
     ],
 )
 def test_e008_bad_option_values(settings, tmp_path, options):

@@ -81,6 +81,8 @@ events = ["IN_CLOSE_WRITE"]
 processor = "exec"
 options = {{ argv = ["/bin/false"] }}
 retry = {{ attempts = 2, initial = "10ms" }}
+backend = "poll"
+poll_interval = "200ms"
 """,
         )
     )
@@ -140,6 +142,7 @@ retry = {{ attempts = 2, initial = "10ms" }}
     assert by_key["files"]["pending"] == 0
     assert by_key["files"]["processor"] == "jsonl"
     assert by_key["files"]["backend"] == "inotify"
+    assert by_key["failing"]["backend"] == "poll"
     assert by_key["failing"]["dead_lettered"] == 1
     assert by_key["failing"]["dead"] == 1
     assert document["totals"]["delivered"] == 20

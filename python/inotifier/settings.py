@@ -14,7 +14,10 @@
 - ``options``: a dict with any of ``recursive`` (bool, default False), ``auto_add`` (bool,
   default = recursive), ``exclude`` and ``include`` (lists of globs), ``settle`` (seconds a file
   must stay untouched before ``IN_READY``, default 0.2), ``temp_patterns`` (globs of temporary
-  names), ``retry`` (dict: ``attempts``, ``initial``, ``max`` in seconds, ``multiplier``) and
+  names), ``backend`` (``"auto"``, the default: inotify, polling on filesystems where inotify
+  misses other hosts' changes, such as NFS and FUSE; ``"inotify"``; ``"poll"``),
+  ``poll_interval`` (seconds between the listings of a polled tree, default 1), ``retry``
+  (dict: ``attempts``, ``initial``, ``max`` in seconds, ``multiplier``) and
   ``options`` (a JSON-serialisable dict given to the processor: ``Processor(**options)``) and
   ``name`` (the watch's key in the journal, see ``INOTIFIER_JOURNAL``).
 
@@ -82,10 +85,15 @@ WATCH_OPTIONS = (
     "include",
     "settle",
     "temp_patterns",
+    "backend",
+    "poll_interval",
     "retry",
     "options",
     "name",
 )
+BACKENDS = ("auto", "inotify", "poll")
+#: Shorter would list a tree again and again without a pause worth the name.
+MIN_POLL_INTERVAL = 0.01
 RETRY_OPTIONS = ("attempts", "initial", "max", "multiplier")
 JOURNAL_KEYS = ("enabled", "path", "retain", "catch_up", "first_start")
 FIRST_START = ("silent", "report")
@@ -122,6 +130,8 @@ class Watch:
     include: tuple = ()
     settle: float | None = None
     temp_patterns: tuple | None = None
+    backend: str = "auto"
+    poll_interval: float | None = None
     retry: dict = dataclasses.field(default_factory=dict)
     options: dict = dataclasses.field(default_factory=dict)
     name: str | None = None
@@ -151,6 +161,8 @@ class Watch:
             "include": list(self.include),
             "settle": self.settle,
             "temp_patterns": None if self.temp_patterns is None else list(self.temp_patterns),
+            "backend": self.backend,
+            "poll_interval": self.poll_interval,
             "retry": self.retry,
             "options": self.options,
         }
@@ -331,6 +343,23 @@ def normalise(entry, index, warnings):
                 f"Set {flag} to True or False.",
             )
     recursive = options.get("recursive", False)
+    backend = options.get("backend", "auto")
+    if backend not in BACKENDS:
+        raise Problem(
+            "inotifier.E008",
+            f"{where}: backend is {backend!r}, not one of {', '.join(map(repr, BACKENDS))}.",
+            "Leave it out (\"auto\": inotify, polling where the filesystem hides other hosts' "
+            "changes), or give \"inotify\" or \"poll\".",
+        )
+    poll_interval = None
+    if "poll_interval" in options:
+        poll_interval = _seconds(options["poll_interval"], f"{where}: poll_interval")
+        if poll_interval < MIN_POLL_INTERVAL:
+            raise Problem(
+                "inotifier.E008",
+                f"{where}: poll_interval is {poll_interval!r}, below {MIN_POLL_INTERVAL}.",
+                "Give at least 0.01 seconds; the default is 1.",
+            )
     watch_name = options.get("name")
     if "name" in options and (not isinstance(watch_name, str) or not watch_name.strip()):
         raise Problem(
@@ -433,6 +462,8 @@ def normalise(entry, index, warnings):
             if "temp_patterns" in options
             else None
         ),
+        backend=backend,
+        poll_interval=poll_interval,
         retry=retry,
         options=processor_options,
         name=watch_name,

@@ -15,7 +15,8 @@ use clap::Args;
 use inotifier_core::duration::parse_duration;
 use inotifier_core::ready::{DEFAULT_SETTLE, ReadyOptions, ReadyStage};
 use inotifier_core::{
-    Batch, Engine, EngineOptions, Filters, Flow, Glob, Mask, Sink, Stopper, WatchId, WatchSpec,
+    Backend, BackendChoice, Batch, DEFAULT_POLL_INTERVAL, Engine, EngineOptions, Filters, Flow,
+    Glob, Mask, Sink, Stopper, WatchId, WatchSpec,
 };
 
 use crate::output::{self, Format};
@@ -87,6 +88,17 @@ pub struct WatchArgs {
     #[arg(long = "temp-pattern", value_name = "GLOB", value_parser = parse_temp_pattern)]
     temp_patterns: Vec<Glob>,
 
+    /// Where events come from: auto (inotify, and polling below each PATH on a filesystem where
+    /// inotify misses other hosts' changes: NFS, SMB/CIFS, FUSE, 9p, Ceph, ...; said on stderr),
+    /// inotify, or poll (inotify for this machine's changes, and each tree listed again every
+    /// --poll-interval for the others').
+    #[arg(long, value_name = "BACKEND", default_value = "auto", value_parser = parse_backend)]
+    backend: Backend,
+
+    /// How often a polled tree is listed again (500ms, 2s) [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_poll_interval)]
+    poll_interval: Option<Duration>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
@@ -105,6 +117,19 @@ pub struct WatchArgs {
 
 fn parse_mask(text: &str) -> Result<Mask, String> {
     text.parse::<Mask>().map_err(|error| error.to_string())
+}
+
+fn parse_backend(text: &str) -> Result<Backend, String> {
+    Backend::from_name(text)
+        .ok_or_else(|| format!("{text:?} is not one of {}", Backend::NAMES.join(", ")))
+}
+
+fn parse_poll_interval(text: &str) -> Result<Duration, String> {
+    let interval = parse_duration(text)?;
+    if interval < Duration::from_millis(10) {
+        return Err(format!("{text}: give at least 10ms"));
+    }
+    Ok(interval)
 }
 
 fn parse_glob(text: &str) -> Result<Glob, String> {
@@ -225,6 +250,13 @@ fn add_watches(
     for path in &args.paths {
         let mut spec = WatchSpec::new(path, args.events).recursive(args.recursive);
         spec.filters = filters.clone();
+        spec.backend = args.backend;
+        spec.poll_interval = args.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL);
+        if !args.quiet {
+            for reason in BackendChoice::of(&spec).reasons() {
+                eprintln!("inotifier: {reason}");
+            }
+        }
         let id = match state.as_deref_mut() {
             Some(state) => state.add(engine, spec)?,
             None => engine.add_watch(spec)?,
@@ -240,6 +272,13 @@ fn add_watches(
 /// The ready options when IN_READY is asked for. `--settle` and `--temp-pattern` without it are
 /// a usage error: they would silently do nothing.
 fn ready_options(args: &WatchArgs) -> Option<ReadyOptions> {
+    if args.poll_interval.is_some() && args.backend == Backend::Inotify {
+        clap::Error::raw(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--poll-interval does not apply to --backend inotify, which never polls\n",
+        )
+        .exit();
+    }
     if !args.events.contains(Mask::IN_READY) {
         if args.settle.is_some() || !args.temp_patterns.is_empty() {
             clap::Error::raw(

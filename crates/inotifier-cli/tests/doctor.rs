@@ -545,68 +545,46 @@ fn an_amqp_broker_and_redis_sentinels_are_reached_as_the_processors_would_reach_
     );
 }
 
-/// A FUSE mount (bindfs of a directory of the test's own), unmounted when dropped, even when
-/// the test panics.
-struct FuseMount {
-    point: PathBuf,
-}
-
-impl Drop for FuseMount {
-    fn drop(&mut self) {
-        let unmounted = std::process::Command::new("fusermount")
-            .arg("-u")
-            .arg(&self.point)
-            .status()
-            .is_ok_and(|status| status.success());
-        if !unmounted {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.point)
-                .status();
-        }
-    }
-}
-
 #[test]
-fn a_fuse_mount_is_a_warning_that_inotify_misses_other_hosts_changes() {
-    const TEST: &str = "a_fuse_mount_is_a_warning_that_inotify_misses_other_hosts_changes";
+fn a_fuse_mount_is_polled_and_a_warning_only_with_backend_inotify() {
+    const TEST: &str = "a_fuse_mount_is_polled_and_a_warning_only_with_backend_inotify";
     let _shared = inotify_shared();
-    if !root_available(TEST, "mounts a FUSE filesystem (bindfs)") {
-        return;
-    }
-    if std::process::Command::new("bindfs")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        let reason = format!(
-            "{TEST}: skipped: bindfs is not installed (apt-get install bindfs; scripts/test.sh \
-             does as root)"
-        );
-        assert!(!inotifier_test_support::services::required(), "{reason}");
-        inotifier_test_support::skip::skip(&reason);
-        return;
-    }
     let setup = Setup::new();
     let (source, point) = (setup.path("source"), setup.path("fuse"));
     std::fs::create_dir(&source).unwrap();
     std::fs::create_dir(&point).unwrap();
-    let status = std::process::Command::new("bindfs")
-        .arg(&source)
-        .arg(&point)
-        .status()
-        .unwrap();
-    assert!(status.success(), "bindfs failed");
-    let _mounted = FuseMount {
-        point: point.clone(),
+    let Some(_mounted) = inotifier_test_support::fuse::BindfsMount::mount(TEST, &source, &point)
+    else {
+        return;
     };
+    let on_fuse = format!("{} is on fuse", point.display());
+    // backend = "auto" (the default) polls there.
     let finished = setup.doctor(&log_watch(&point, false));
+    assert_exit(&finished, 0);
+    let polled = lines(&finished, "ok", "filesystem");
+    assert!(
+        polled.len() == 1 && polled[0].contains(&format!("{on_fuse}: backend poll, every 1s")),
+        "{}",
+        finished.stdout
+    );
+    assert!(
+        lines(&finished, "warning", "filesystem").is_empty(),
+        "{}",
+        finished.stdout
+    );
+    // backend = "inotify" there misses other hosts' changes: a warning naming the fix.
+    let finished = setup.doctor(&(log_watch(&point, false) + "backend = \"inotify\"\n"));
     assert_exit(&finished, 0);
     let warnings = lines(&finished, "warning", "filesystem");
     assert!(
         warnings.len() == 1
-            && warnings[0].contains(&format!("{} is on fuse", point.display()))
-            && warnings[0].contains("backend inotify"),
+            && warnings[0].contains(&on_fuse)
+            && warnings[0].contains("backend inotify, which misses changes made by other hosts"),
+        "{}",
+        finished.stdout
+    );
+    assert!(
+        finished.stdout.contains("set backend = \"auto\""),
         "{}",
         finished.stdout
     );

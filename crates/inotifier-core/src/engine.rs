@@ -361,10 +361,14 @@ impl Reader {
         let inotify_fd = self.tree.inotify().as_raw_fd();
         let waker = self.stopper.waker.clone();
         loop {
-            let deadline = match (self.tree.next_move_deadline(), self.tree.next_gap_retry()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = [
+                self.tree.next_move_deadline(),
+                self.tree.next_gap_retry(),
+                self.tree.next_poll(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             // In band, a blocking read() waits for events and wake-ups alike; poll only when a
             // move's pairing window must end even if nothing else happens.
             let readable = if waker.poll_fd().is_none() && deadline.is_none() {
@@ -388,7 +392,9 @@ impl Reader {
                 self.read_batch()?;
             }
             self.tree.expire_moves(false);
-            self.tree.retry_gaps(Instant::now());
+            let now = Instant::now();
+            self.tree.retry_gaps(now);
+            self.tree.poll_due(now);
             self.send_batch();
             // Also here, not only on a wake-up: a wake-up can be lost in a queue overflow.
             if !self.woken() {

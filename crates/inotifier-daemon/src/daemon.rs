@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use inotifier_core::{Engine, EngineOptions, RescanObserver, WatchId, WatchSpec};
+use inotifier_core::{BackendChoice, Engine, EngineOptions, RescanObserver, WatchId, WatchSpec};
 use inotifier_journal::{Journal, JournalError, JournalLock, JournalOptions};
 use inotifier_metrics::{Degradation, Metrics};
 use inotifier_sinks::{BuildContext, Processor};
@@ -70,6 +70,8 @@ pub enum DaemonError {
 struct ActiveWatch {
     config: WatchConfig,
     id: WatchId,
+    /// What its backend came to when it was added (`inotify`, `poll`, `inotify+poll`).
+    backend: &'static str,
 }
 
 /// What a reload changed.
@@ -257,7 +259,7 @@ impl Daemon {
                     key,
                     path: active.config.path.clone(),
                     processor: active.config.processor.kind.clone(),
-                    backend: "inotify".into(),
+                    backend: active.backend.into(),
                 }
             })
             .collect()
@@ -284,13 +286,8 @@ impl Daemon {
                     processor: watch.processor.kind.clone(),
                     message,
                 })?;
-        let spec = WatchSpec {
-            path: watch.path.clone(),
-            mask: watch.events,
-            recursive: watch.recursive,
-            auto_add: watch.auto_add,
-            filters: watch.filters.clone(),
-        };
+        let spec = watch.spec();
+        let backend = BackendChoice::of(&spec).summary();
         // A reload that changes a watch adds the new one while the old one, of the same key,
         // still delivers: its pending events are in flight, and its changes are being
         // journaled, so neither redelivery nor catch-up is due.
@@ -364,6 +361,7 @@ impl Daemon {
         Ok(ActiveWatch {
             config: watch.clone(),
             id,
+            backend,
         })
     }
 

@@ -243,6 +243,8 @@ fn watch(path: &Path, events: Mask, label: &str) -> WatchConfig {
         recursive: true,
         auto_add: true,
         filters: Filters::default(),
+        backend: Default::default(),
+        poll_interval: inotifier_core::DEFAULT_POLL_INTERVAL,
         ready: ReadyOptions::default(),
         retry: RetryPolicy {
             attempts: 4,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use inotifier_core::ready::ReadyOptions;
-use inotifier_core::{Filters, Glob, Mask};
+use inotifier_core::{Backend, DEFAULT_POLL_INTERVAL, Filters, Glob, Mask};
 use inotifier_daemon::{
     Config, DaemonSettings, FirstStart, JournalSettings, MetricsSettings, ProcessorConfig,
     WatchConfig,
@@ -89,6 +89,10 @@ struct WatchDocument {
     include: Vec<String>,
     settle: Option<f64>,
     temp_patterns: Option<Vec<String>>,
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    poll_interval: Option<f64>,
     retry: RetryDocument,
     options: Map<String, Value>,
 }
@@ -210,6 +214,15 @@ fn watch_config(watch: WatchDocument) -> Result<WatchConfig, String> {
         max: optional_seconds(watch.retry.max, defaults.max)?,
         multiplier: watch.retry.multiplier.unwrap_or(defaults.multiplier),
     };
+    let backend = match watch.backend.as_deref() {
+        None => Backend::default(),
+        Some(name) => Backend::from_name(name).ok_or_else(|| {
+            format!(
+                "backend {name:?} is not one of {}",
+                Backend::NAMES.join(", ")
+            )
+        })?,
+    };
     Ok(WatchConfig {
         name: watch.name,
         path: watch.path,
@@ -224,6 +237,8 @@ fn watch_config(watch: WatchDocument) -> Result<WatchConfig, String> {
             include: globs(&watch.include)?,
             exclude: globs(&watch.exclude)?,
         },
+        backend,
+        poll_interval: optional_seconds(watch.poll_interval, DEFAULT_POLL_INTERVAL)?,
         ready,
         retry,
     })

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub mod damage;
+pub mod fuse;
 pub mod hook_server;
 pub mod privileges;
 pub mod servers;

@@ -77,6 +77,9 @@ impl Tree {
                 let dir = self.node(key).path.clone();
                 self.mark(&dir, name);
             }
+            if !is_dir {
+                self.baseline_if_polled(key, name);
+            }
             match reported {
                 Some(true) => {}
                 Some(false) => self.emit(key, mask, cookie, name, None, Origin::Kernel),
@@ -136,6 +139,11 @@ impl Tree {
                             let dir = self.node(key).path.clone();
                             self.mark(&dir, name);
                         }
+                        // A write still going on has no final stat: the poll reports it again
+                        // (it is changing), and the close then settles it.
+                        if !mask.contains(Mask::IN_MODIFY) {
+                            self.baseline_if_polled(key, name);
+                        }
                     }
                     None => self.entry_appeared(key, name, is_dir, Origin::Scan),
                 }
@@ -185,6 +193,9 @@ impl Tree {
         }
         let child = entry.child.get();
         self.node_mut(key).entries.insert(name.into(), entry);
+        if child.is_none() {
+            self.baseline_if_polled(key, name);
+        }
         if self.tracked > 0 {
             let dir = self.node(key).path.clone();
             self.mark(&dir, name);
@@ -203,6 +214,10 @@ impl Tree {
         let mut stack = vec![child];
         while let Some(key) = stack.pop() {
             let base = self.node(key).path.clone();
+            // Moved across a mount's boundary is impossible (a rename stays on its mount),
+            // but a poll-by-path choice still follows the new path.
+            let polled = self.polled_for(&self.node(key).owners, &base);
+            self.node_mut(key).polled = polled;
             let children: Vec<(usize, Name)> = self
                 .node(key)
                 .entries

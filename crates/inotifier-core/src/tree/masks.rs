@@ -69,6 +69,9 @@ impl Tree {
         all.extend(owners.iter().filter(|owner| !node.owners.contains(owner)));
         if all.len() != node.owners.len() {
             node.owners = all.into();
+            let node = self.node(key);
+            let polled = self.polled_for(&node.owners, &node.path);
+            self.node_mut(key).polled = polled;
         }
         let node = self.node(key);
         let mask = self.kernel_mask(&node.owners, node.parent.is_none(), node.is_dir);

@@ -23,11 +23,13 @@ mod catchup;
 mod events;
 mod gaps;
 mod masks;
+mod poll;
 mod rescan;
 mod scan;
 mod snapshot;
 
 pub use gaps::Gaps;
+pub use poll::{Backend, BackendChoice, DEFAULT_POLL_INTERVAL, PolledMount};
 
 /// Names come from whoever writes in the watched directories, so the hash is seeded (foldhash
 /// resists simple flooding) while staying much faster than SipHash on short keys.
@@ -48,6 +50,10 @@ pub struct WatchSpec {
     /// Watch (and scan) directories created or moved in later; only meaningful with `recursive`.
     pub auto_add: bool,
     pub filters: Filters,
+    /// Where the events come from: inotify, and polling where inotify cannot hear everything.
+    pub backend: Backend,
+    /// How often polled directories are listed again.
+    pub poll_interval: Duration,
 }
 
 impl WatchSpec {
@@ -58,6 +64,8 @@ impl WatchSpec {
             recursive: false,
             auto_add: false,
             filters: Filters::default(),
+            backend: Backend::Auto,
+            poll_interval: DEFAULT_POLL_INTERVAL,
         }
     }
 
@@ -148,6 +156,8 @@ struct Node {
     owners: Arc<[WatchId]>,
     entries: HashMap<Name, Entry>,
     is_dir: bool,
+    /// Listed again every poll interval of a watch that polls it (see [`poll`]).
+    polled: bool,
 }
 
 struct Watch {
@@ -164,6 +174,8 @@ struct Watch {
     /// Paths (relative to the root) whose snapshot entry may have changed since the last export;
     /// `None` until a snapshot or a baseline gives the export something to be relative to.
     dirty: Option<std::collections::HashSet<Vec<u8>, foldhash::fast::RandomState>>,
+    /// `None` when nothing of the watch is polled.
+    poll: Option<poll::PollPlan>,
 }
 
 struct PendingMove {
@@ -207,6 +219,8 @@ pub(crate) struct Tree {
     /// these start far above where they will be for a long time, and a ready detector pairing
     /// both kinds never confuses them.
     next_cookie: u32,
+    /// Mounts whose polling was logged already.
+    announced_mounts: std::collections::HashSet<PathBuf>,
 }
 
 /// Why a directory could not be watched during a scan.
@@ -251,6 +265,7 @@ impl Tree {
             dirent_buffer: Vec::new(),
             tracked: 0,
             next_cookie: 0xC000_0000,
+            announced_mounts: Default::default(),
         }
     }
 
@@ -319,6 +334,14 @@ impl Tree {
         let root_bytes: Box<[u8]> = spec.path.as_os_str().as_bytes().into();
         let path: Arc<Path> = Arc::from(spec.path.as_path());
         let is_dir = meta.is_dir();
+        let choice = poll::BackendChoice::of(&spec);
+        let poll = choice.polls_anything().then(|| {
+            self.announce_polling(&choice);
+            poll::PollPlan {
+                next: Instant::now() + choice.interval,
+                choice,
+            }
+        });
         self.watches.insert(
             id,
             Watch {
@@ -328,6 +351,7 @@ impl Tree {
                 root_bytes,
                 track_content: baseline.is_some(),
                 dirty: None,
+                poll,
             },
         );
         let walked = self

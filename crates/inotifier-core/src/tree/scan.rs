@@ -79,6 +79,7 @@ impl Tree {
                 return Err(WatchFailure::AlreadyWatched);
             }
         }
+        let polled = self.polled_for(&owners, &path);
         let node = Node {
             wd,
             path,
@@ -86,6 +87,7 @@ impl Tree {
             owners,
             entries: HashMap::default(),
             is_dir,
+            polled,
         };
         let key = match self.free_nodes.pop() {
             Some(key) => {
@@ -229,7 +231,12 @@ impl Tree {
             let dir = self.node(key).path.clone();
             self.mark(&dir, &name);
         }
-        self.node_mut(key).entries.insert(name, entry);
+        if kind == Kind::Dir || !self.node(key).polled {
+            self.node_mut(key).entries.insert(name, entry);
+        } else {
+            self.node_mut(key).entries.insert(name.clone(), entry);
+            self.baseline_if_polled(key, &name);
+        }
     }
 
     /// The watches that should also watch subdirectory `name` of node `key`.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use inotifier_core::ready::ReadyOptions;
-use inotifier_core::{Filters, Mask};
+use inotifier_core::{Backend, Filters, Mask, WatchSpec};
 use inotifier_sinks::RetryPolicy;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,11 +123,26 @@ pub struct WatchConfig {
     pub recursive: bool,
     pub auto_add: bool,
     pub filters: Filters,
+    pub backend: Backend,
+    pub poll_interval: Duration,
     pub ready: ReadyOptions,
     pub retry: RetryPolicy,
 }
 
 impl WatchConfig {
+    /// What the engine is given for this watch.
+    pub fn spec(&self) -> WatchSpec {
+        WatchSpec {
+            path: self.path.clone(),
+            mask: self.events,
+            recursive: self.recursive,
+            auto_add: self.auto_add,
+            filters: self.filters.clone(),
+            backend: self.backend,
+            poll_interval: self.poll_interval,
+        }
+    }
+
     /// What the journal knows this watch by: its `name`, else `PROCESSOR@PATH`. Stable across
     /// restarts, so that what was pending before is redelivered to the same processor; a
     /// config with two watches of one path and processor must name them.

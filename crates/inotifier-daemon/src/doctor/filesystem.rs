@@ -1,93 +1,18 @@
-//! Which filesystem a path is on (statfs `f_type`), what that means for inotify, and the
-//! free space of a directory (statvfs).
+//! What the filesystem of a watch path means for its backend, and the free space of a
+//! directory (statvfs). The table of filesystems is the core's
+//! ([`inotifier_core::filesystem`]), which the `auto` backend decides from.
 
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use inotifier_core::BackendChoice;
+use inotifier_core::filesystem::{Filesystem, Reach, filesystem_of};
+
+use crate::config::WatchConfig;
+
 use super::Finding;
-
-/// What inotify sees on a filesystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach {
-    /// Every change made through this kernel.
-    Local,
-    /// Only changes made through this machine: another host's (a file server, a FUSE daemon
-    /// writing on its own behalf) are never reported.
-    ThisHostOnly,
-    /// Pseudo-files the kernel makes up: inotify reports (almost) nothing.
-    Nothing,
-}
-
-/// A filesystem type of the table below.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Filesystem {
-    pub name: &'static str,
-    pub magic: u64,
-    pub reach: Reach,
-}
-
-/// statfs magic numbers (linux/magic.h and the filesystems' own sources), the only table of
-/// them in the project.
-const FILESYSTEMS: &[Filesystem] = &[
-    fs("ext2/ext3/ext4", 0xEF53, Reach::Local),
-    fs("xfs", 0x5846_5342, Reach::Local),
-    fs("btrfs", 0x9123_683E, Reach::Local),
-    fs("tmpfs", 0x0102_1994, Reach::Local),
-    fs("ramfs", 0x8584_58F6, Reach::Local),
-    fs("overlayfs", 0x794C_7630, Reach::Local),
-    fs("zfs", 0x2FC1_2FC1, Reach::Local),
-    fs("f2fs", 0xF2F5_2010, Reach::Local),
-    fs("bcachefs", 0xCA45_1A4E, Reach::Local),
-    fs("reiserfs", 0x5265_4973, Reach::Local),
-    fs("jfs", 0x3153_464A, Reach::Local),
-    fs("nilfs2", 0x3434, Reach::Local),
-    fs("vfat", 0x4D44, Reach::Local),
-    fs("exfat", 0x2011_BAB0, Reach::Local),
-    fs("ntfs", 0x5346_544E, Reach::Local),
-    fs("ntfs3", 0x7366_746E, Reach::Local),
-    fs("squashfs", 0x7371_7368, Reach::Local),
-    fs("iso9660", 0x9660, Reach::Local),
-    fs("nfs", 0x6969, Reach::ThisHostOnly),
-    fs("smb", 0x517B, Reach::ThisHostOnly),
-    fs("cifs", 0xFF53_4D42, Reach::ThisHostOnly),
-    fs("smb2", 0xFE53_4D42, Reach::ThisHostOnly),
-    fs("fuse", 0x6573_5546, Reach::ThisHostOnly),
-    fs("9p", 0x0102_1997, Reach::ThisHostOnly),
-    fs("ceph", 0x00C3_6400, Reach::ThisHostOnly),
-    fs("afs", 0x5346_414F, Reach::ThisHostOnly),
-    fs("kafs", 0x6B41_4653, Reach::ThisHostOnly),
-    fs("coda", 0x7375_7245, Reach::ThisHostOnly),
-    fs("ocfs2", 0x7461_636F, Reach::ThisHostOnly),
-    fs("gfs2", 0x0116_1970, Reach::ThisHostOnly),
-    fs("lustre", 0x0BD0_0BD0, Reach::ThisHostOnly),
-    fs("proc", 0x9FA0, Reach::Nothing),
-    fs("sysfs", 0x6265_6572, Reach::Nothing),
-    fs("cgroup2", 0x6367_7270, Reach::Nothing),
-    fs("debugfs", 0x6462_6720, Reach::Nothing),
-];
-
-const fn fs(name: &'static str, magic: u64, reach: Reach) -> Filesystem {
-    Filesystem { name, magic, reach }
-}
-
-/// The filesystem `path` is on, and its magic number (for one the table does not know).
-pub fn filesystem_of(path: &Path) -> io::Result<(Option<Filesystem>, u64)> {
-    let c_path = c_path(path)?;
-    // SAFETY: zeroed statfs is a valid value to be overwritten by the call.
-    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a NUL-terminated path and a statfs to fill, both alive across the call.
-    if unsafe { libc::statfs(c_path.as_ptr(), &mut stat) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // f_type is signed on some targets: the magic numbers are its bits, as unsigned 32-bit.
-    let magic = u64::from(stat.f_type as u32);
-    Ok((
-        FILESYSTEMS.iter().copied().find(|fs| fs.magic == magic),
-        magic,
-    ))
-}
 
 /// Bytes an unprivileged user can still write in the directory `dir`.
 pub(super) fn free_space(dir: &Path) -> io::Result<u64> {
@@ -108,10 +33,10 @@ fn c_path(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
-/// The filesystem of a watch path and the backend it gets. The daemon has one backend,
-/// inotify; where inotify misses changes, the finding is a warning. None for a path that does
-/// not exist (its own finding says so).
-pub(super) fn check_filesystem(path: &Path) -> Option<Finding> {
+/// The filesystem of a watch's path and the backend it gets there ([`BackendChoice`], the
+/// engine's own rule). None for a path that does not exist (its own finding says so).
+pub(super) fn check_filesystem(watch: &WatchConfig) -> Option<Finding> {
+    let path = watch.path.as_path();
     let shown = path.display();
     let (found, magic) = match filesystem_of(path) {
         Ok(found) => found,
@@ -124,37 +49,40 @@ pub(super) fn check_filesystem(path: &Path) -> Option<Finding> {
             ));
         }
     };
+    let choice = BackendChoice::of(&watch.spec());
+    let backend = match choice.summary() {
+        "inotify" => "backend inotify".to_string(),
+        summary => format!(
+            "backend {summary}, every {}",
+            inotifier_core::duration::format_duration(choice.interval)
+        ),
+    };
+    let name = found.map_or_else(
+        || format!("a filesystem of type {magic:#x}"),
+        |fs| fs.name.to_string(),
+    );
     Some(match found {
         Some(Filesystem {
-            name,
-            reach: Reach::Local,
-            ..
-        }) => Finding::ok(
-            "filesystem",
-            format!("{shown} is on {name}: backend inotify"),
-        ),
-        Some(Filesystem {
-            name,
-            reach: Reach::ThisHostOnly,
+            reach: Reach::Nothing,
             ..
         }) => Finding::warning(
-            "filesystem",
-            format!(
-                "{shown} is on {name}: backend inotify, which misses changes made by other \
-                 hosts (or by the filesystem's server)"
-            ),
-            "watch the directory on the host that writes it, or make sure every change is \
-             made through this machine",
-        ),
-        Some(Filesystem { name, .. }) => Finding::warning(
             "filesystem",
             format!("{shown} is on {name}: inotify reports next to nothing there"),
             "watch a directory of a real filesystem",
         ),
-        None => Finding::ok(
+        Some(Filesystem {
+            reach: Reach::ThisHostOnly,
+            ..
+        }) if !choice.polls(path) => Finding::warning(
             "filesystem",
-            format!("{shown} is on a filesystem of type {magic:#x}: backend inotify"),
+            format!(
+                "{shown} is on {name}: {backend}, which misses changes made by other hosts (or \
+                 by the filesystem's server)"
+            ),
+            "set backend = \"auto\" (or \"poll\") on this watch, or make sure every change \
+             is made through this machine",
         ),
+        _ => Finding::ok("filesystem", format!("{shown} is on {name}: {backend}")),
     })
 }
 
@@ -162,19 +90,44 @@ pub(super) fn check_filesystem(path: &Path) -> Option<Finding> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_table_has_each_magic_number_once() {
-        let mut magics: Vec<u64> = FILESYSTEMS.iter().map(|fs| fs.magic).collect();
-        magics.sort_unstable();
-        magics.dedup();
-        assert_eq!(magics.len(), FILESYSTEMS.len());
+    use crate::config::ProcessorConfig;
+
+    fn watch_of(path: &str, backend: inotifier_core::Backend) -> WatchConfig {
+        WatchConfig {
+            name: None,
+            path: path.into(),
+            events: inotifier_core::Mask::IN_CLOSE_WRITE,
+            processor: ProcessorConfig {
+                kind: "log".into(),
+                options: Default::default(),
+            },
+            recursive: false,
+            auto_add: false,
+            filters: Default::default(),
+            backend,
+            poll_interval: inotifier_core::DEFAULT_POLL_INTERVAL,
+            ready: Default::default(),
+            retry: Default::default(),
+        }
     }
 
     #[test]
     fn proc_is_known_and_warned_about() {
-        let (found, _) = filesystem_of(Path::new("/proc")).unwrap();
-        assert_eq!(found.map(|fs| fs.name), Some("proc"));
-        let finding = check_filesystem(Path::new("/proc")).unwrap();
+        let finding = check_filesystem(&watch_of("/proc", Default::default())).unwrap();
         assert_eq!(finding.level, super::super::Level::Warning);
+    }
+
+    #[test]
+    fn a_forced_poll_is_named_with_its_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        let finding = check_filesystem(&watch_of(path, inotifier_core::Backend::Poll)).unwrap();
+        assert_eq!(finding.level, super::super::Level::Ok);
+        assert!(
+            finding.what.ends_with("backend poll, every 1s"),
+            "{finding:?}"
+        );
+        let finding = check_filesystem(&watch_of(path, Default::default())).unwrap();
+        assert!(finding.what.ends_with("backend inotify"), "{finding:?}");
     }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use crate::Config;
 
-pub use filesystem::{Filesystem, filesystem_of};
+pub use inotifier_core::filesystem::{Filesystem, filesystem_of};
 pub use inotify::{InotifyLimits, count_directories, inotify_usage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -145,11 +145,20 @@ pub fn examine(config: &Config, base_dir: &Path, options: &DoctorOptions) -> Vec
     let running = files::running_daemon(&config.daemon.pid_file);
     findings.extend(inotify::check_watches(config, running, options.walk_limit));
     findings.push(inotify::check_queue());
-    findings.extend(
-        paths
-            .iter()
-            .filter_map(|path| filesystem::check_filesystem(path)),
-    );
+    // One line per path and backend.
+    let mut seen = Vec::new();
+    for watch in &config.watches {
+        let identity = (
+            &watch.path,
+            watch.backend,
+            watch.poll_interval,
+            watch.recursive,
+        );
+        if !seen.contains(&identity) {
+            seen.push(identity);
+            findings.extend(filesystem::check_filesystem(watch));
+        }
+    }
     findings.extend(files::check_journal(config));
     findings.extend(files::check_pid_file(&config.daemon.pid_file));
     findings.extend(reach::check_processors(

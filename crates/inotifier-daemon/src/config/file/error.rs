@@ -124,6 +124,13 @@ pub enum ProblemKind {
     )]
     FirstStart { value: String },
     #[error(
+        "backend {value:?} in {table} is not a backend: write \"auto\" (inotify, polling where \
+         the filesystem hides other hosts' changes), \"inotify\" or \"poll\""
+    )]
+    Backend { value: String, table: String },
+    #[error("poll_interval in {table} is {value}: give at least 10ms (\"1s\" is the default)")]
+    PollInterval { value: String, table: String },
+    #[error(
         "listen {value:?} in [metrics] is not an address and port: write it as \"127.0.0.1:9464\" \
          (IPv6: \"[::1]:9464\"; port 0 lets the kernel choose)"
     )]

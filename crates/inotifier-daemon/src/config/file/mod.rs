@@ -38,6 +38,8 @@
 //! | `processor` | string, required | | `log`, `jsonl`, `exec`, `webhook`, or a name the host application resolves |
 //! | `recursive` | boolean | `false` | watch every directory below `path` too |
 //! | `auto_add` | boolean | = `recursive` | watch directories created later |
+//! | `backend` | string | `"auto"` | where events come from: `"inotify"`; `"poll"` (inotify for this machine's changes, and the tree listed again every `poll_interval` for other hosts'); `"auto"`: inotify, polling below each path on a filesystem where inotify misses other hosts' changes (NFS, SMB, FUSE, 9p, Ceph, ...) |
+//! | `poll_interval` | duration | `"1s"` | how often a polled tree is listed again; at least `"10ms"` |
 //! | `exclude` | array of globs | `[]` | entries never watched nor reported (`"*.tmp"`, `".git"`, `"build/**"`) |
 //! | `include` | array of globs | `[]` (all) | when given, only files matching one are reported |
 //! | `options` | table | `{}` | the processor's options, passed to it as a JSON object |

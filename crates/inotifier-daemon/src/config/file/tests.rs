@@ -405,7 +405,7 @@ fn unknown_keys_name_the_key_the_table_and_the_valid_keys() {
         &[
             "unknown key `event` in [[watch]] #2",
             "did you mean `events`?",
-            "path, events, processor, recursive, auto_add, exclude, include, options, ready, retry",
+            "path, events, processor, recursive, auto_add, backend, poll_interval, exclude, include, options, ready, retry",
         ],
     );
     expect_problem(
@@ -1320,5 +1320,48 @@ fn metrics_listen_is_an_address_and_port() {
         2,
         1,
         &["unknown key `port` in [metrics]", "listen"],
+    );
+}
+
+#[test]
+fn backend_and_poll_interval_default_to_auto_and_one_second() {
+    let watch = &config(&WATCH).watches[0];
+    assert_eq!(watch.backend, inotifier_core::Backend::Auto);
+    assert_eq!(watch.poll_interval, Duration::from_secs(1));
+    let watch = &config(&watch_with(&[
+        "backend = \"poll\"",
+        "poll_interval = \"250ms\"",
+    ]))
+    .watches[0];
+    assert_eq!(watch.backend, inotifier_core::Backend::Poll);
+    assert_eq!(watch.poll_interval, Duration::from_millis(250));
+    assert_eq!(watch.spec().backend, inotifier_core::Backend::Poll);
+}
+
+#[test]
+fn an_unknown_backend_and_a_too_short_poll_interval_name_what_is_valid() {
+    expect_problem(
+        &watch_with(&["backend = \"fanotfy\""]),
+        5,
+        11,
+        &[
+            "backend \"fanotfy\"",
+            "[[watch]] #1",
+            "\"auto\"",
+            "\"inotify\"",
+            "\"poll\"",
+        ],
+    );
+    expect_problem(
+        &watch_with(&["poll_interval = \"1ms\""]),
+        5,
+        17,
+        &["poll_interval in [[watch]] #1 is 1ms", "at least 10ms"],
+    );
+    expect_problem(
+        &watch_with(&["poll_interval = 1"]),
+        5,
+        17,
+        &["poll_interval"],
     );
 }

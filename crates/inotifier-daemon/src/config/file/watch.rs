@@ -2,9 +2,10 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use inotifier_core::ready::ReadyOptions;
-use inotifier_core::{Filters, Glob, Mask, MaskParseError};
+use inotifier_core::{Backend, DEFAULT_POLL_INTERVAL, Filters, Glob, Mask, MaskParseError};
 use inotifier_sinks::RetryPolicy;
 use serde_json::{Map, Value};
 use toml::Spanned;
@@ -47,6 +48,16 @@ pub(super) const KEYS: &[KeySpec] = &[
         name: "auto_add",
         expects: "a boolean",
         example: "auto_add = true",
+    },
+    KeySpec {
+        name: "backend",
+        expects: r#""auto", "inotify" or "poll" (a string)"#,
+        example: r#"backend = "poll""#,
+    },
+    KeySpec {
+        name: "poll_interval",
+        expects: "a duration (a string)",
+        example: r#"poll_interval = "1s""#,
     },
     KeySpec {
         name: "exclude",
@@ -161,6 +172,8 @@ pub(super) fn read(
         include: read_globs(&table, "include", report).unwrap_or_default(),
         exclude: read_globs(&table, "exclude", report).unwrap_or_default(),
     };
+    let backend = read_backend(&table, report);
+    let poll_interval = read_poll_interval(&table, report);
     let ready = read_ready(&table, number, report);
     let retry = read_retry(&table, number, report);
 
@@ -197,6 +210,8 @@ pub(super) fn read(
             recursive,
             auto_add,
             filters,
+            backend,
+            poll_interval,
             ready,
             retry,
         }),
@@ -207,6 +222,45 @@ pub(super) fn read(
         path,
         number,
         span,
+    }
+}
+
+fn read_backend(table: &TableReader<'_, '_>, report: &mut Report<'_>) -> Backend {
+    let Some((text, span)) = table.string(report, "backend") else {
+        return Backend::default();
+    };
+    Backend::from_name(text).unwrap_or_else(|| {
+        report.add(
+            span.start,
+            ProblemKind::Backend {
+                value: text.to_string(),
+                table: table.name.clone(),
+            },
+        );
+        Backend::default()
+    })
+}
+
+/// Shorter would list a tree again and again without a pause worth the name.
+const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+fn read_poll_interval(table: &TableReader<'_, '_>, report: &mut Report<'_>) -> Duration {
+    match table.duration(report, "poll_interval") {
+        Some(interval) if interval < MIN_POLL_INTERVAL => {
+            let span = table
+                .get("poll_interval")
+                .map_or(0, |value| value.span().start);
+            report.add(
+                span,
+                ProblemKind::PollInterval {
+                    value: inotifier_core::duration::format_duration(interval),
+                    table: table.name.clone(),
+                },
+            );
+            DEFAULT_POLL_INTERVAL
+        }
+        Some(interval) => interval,
+        None => DEFAULT_POLL_INTERVAL,
     }
 }
 
