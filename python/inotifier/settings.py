@@ -348,8 +348,8 @@ def normalise(entry, index, warnings):
         raise Problem(
             "inotifier.E008",
             f"{where}: backend is {backend!r}, not one of {', '.join(map(repr, BACKENDS))}.",
-            "Leave it out (\"auto\": inotify, polling where the filesystem hides other hosts' "
-            "changes), or give \"inotify\" or \"poll\".",
+            'Leave it out ("auto": inotify, polling where the filesystem hides other hosts\' '
+            'changes), or give "inotify" or "poll".',
         )
     poll_interval = None
     if "poll_interval" in options:

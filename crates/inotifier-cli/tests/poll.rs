@@ -146,15 +146,38 @@ fn auto_polls_a_fuse_mount_and_reports_what_changed_underneath_it() {
     );
 
     std::fs::rename(source.join("new.txt"), source.join("renamed.txt")).unwrap();
+    std::fs::rename(source.join("sub/inner.txt"), source.join("moved-out.txt")).unwrap();
+    // A file deleted and one created in the same interval: the new one is often given the
+    // freed inode number, and must not pass for a rename.
     std::fs::remove_file(source.join("doomed.txt")).unwrap();
     std::fs::write(source.join("sub/later.txt"), b"later").unwrap();
-    expect_within(&mut polling, WITHIN, "IN_DELETE", &point.join("new.txt"));
-    expect_within(
+    // Renames are recognised by inode: paired moves, as the kernel reports them.
+    let from = expect_within(
         &mut polling,
         WITHIN,
-        "IN_CREATE",
+        "IN_MOVED_FROM",
+        &point.join("new.txt"),
+    );
+    let to = expect_within(
+        &mut polling,
+        WITHIN,
+        "IN_MOVED_TO",
         &point.join("renamed.txt"),
     );
+    assert_eq!(to["src_pathname"], s(&point.join("new.txt")), "{to}");
+    assert_eq!(from["cookie"], to["cookie"], "{from} {to}");
+    assert_eq!(
+        to["id"].as_u64(),
+        from["id"].as_u64().map(|id| id + 1),
+        "side by side"
+    );
+    let to = expect_within(
+        &mut polling,
+        WITHIN,
+        "IN_MOVED_TO",
+        &point.join("moved-out.txt"),
+    );
+    assert_eq!(to["src_pathname"], s(&point.join("sub/inner.txt")), "{to}");
     expect_within(&mut polling, WITHIN, "IN_DELETE", &point.join("doomed.txt"));
     // The new subdirectory is polled too.
     expect_within(
@@ -164,6 +187,29 @@ fn auto_polls_a_fuse_mount_and_reports_what_changed_underneath_it() {
         &point.join("sub/later.txt"),
     );
     let found = polling.events();
+    for (mask, path) in [
+        ("IN_DELETE", point.join("new.txt")),
+        ("IN_CREATE", point.join("renamed.txt")),
+        ("IN_CLOSE_WRITE", point.join("renamed.txt")),
+        ("IN_CREATE", point.join("moved-out.txt")),
+    ] {
+        assert!(
+            !found
+                .iter()
+                .any(|event| maskname(event) == mask && pathname(event) == s(&path)),
+            "a rename also came out as {mask} {}:\n{}",
+            path.display(),
+            polling.lines.join("\n")
+        );
+    }
+    let ids: Vec<u64> = found
+        .iter()
+        .filter_map(|event| event["id"].as_u64())
+        .collect();
+    assert!(
+        ids.windows(2).all(|pair| pair[0] < pair[1]),
+        "ids in order: {ids:?}"
+    );
     assert!(
         found
             .iter()
@@ -182,7 +228,14 @@ fn auto_polls_a_fuse_mount_and_reports_what_changed_underneath_it() {
         &point.join("marker.txt"),
     );
     let heard: Vec<Value> = deaf.events();
-    for name in ["new.txt", "sub", "old.txt", "renamed.txt", "doomed.txt"] {
+    for name in [
+        "new.txt",
+        "sub",
+        "old.txt",
+        "renamed.txt",
+        "moved-out.txt",
+        "doomed.txt",
+    ] {
         assert!(
             events_about(&heard, &point.join(name)).is_empty(),
             "inotify alone heard of {name}, so this test shows nothing:\n{}",

@@ -390,15 +390,26 @@ impl DirHandle {
 
     /// `lstat` of the entry `name` of this directory.
     pub fn lstat(&self, name: &[u8]) -> io::Result<Stat> {
-        let c_name = CString::new(name)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))?;
+        if name.contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "name contains a NUL byte",
+            ));
+        }
+        // A name is at most NAME_MAX (255) bytes: NUL-terminated on the stack, not allocated,
+        // for a poll stats every file of a tree.
+        let mut c_name = [0u8; 256];
+        if name.len() >= c_name.len() {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        c_name[..name.len()].copy_from_slice(name);
         // SAFETY: zeroed plain-old-data, filled by the kernel.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid descriptor, NUL-terminated name, valid out-pointer.
+        // SAFETY: valid descriptor, NUL-terminated name (the array's zeros), valid out-pointer.
         let rc = unsafe {
             libc::fstatat(
                 self.0.as_raw_fd(),
-                c_name.as_ptr(),
+                c_name.as_ptr().cast(),
                 &mut stat,
                 libc::AT_SYMLINK_NOFOLLOW,
             )

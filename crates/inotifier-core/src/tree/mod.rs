@@ -96,7 +96,7 @@ const PARALLEL_RESTORE_MIN: usize = 2048;
 const ROOT_FLAGS: Mask = Mask(Mask::IN_EXCL_UNLINK.0 | Mask::IN_ONLYDIR.0 | Mask::IN_DONT_FOLLOW.0);
 
 /// The part of a stat the rescan compares, and snapshots export.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Seen {
     /// From `lstat`, which may differ from the listing's `d_ino` (overlayfs).
     ino: u64,
@@ -221,6 +221,8 @@ pub(crate) struct Tree {
     next_cookie: u32,
     /// Mounts whose polling was logged already.
     announced_mounts: std::collections::HashSet<PathBuf>,
+    /// During a poll: the files it found gone and new, to pair renames by inode.
+    poll_moves: Option<poll::PollMoves>,
 }
 
 /// Why a directory could not be watched during a scan.
@@ -266,6 +268,7 @@ impl Tree {
             tracked: 0,
             next_cookie: 0xC000_0000,
             announced_mounts: Default::default(),
+            poll_moves: None,
         }
     }
 
@@ -505,6 +508,15 @@ impl Tree {
         src_pathname: Option<PathBuf>,
         origin: Origin,
     ) {
+        if let Some(watches) = self.interested(key, mask, name) {
+            let node = self.node(key);
+            let (wd, path) = (node.wd, node.path.clone());
+            self.push_event(mask, cookie, wd, path, name, src_pathname, origin, watches);
+        }
+    }
+
+    /// The owners of node `key` that want the event `mask` about `name`; `None` when none does.
+    fn interested(&self, key: usize, mask: Mask, name: &[u8]) -> Option<Arc<[WatchId]>> {
         let node = self.node(key);
         let always = mask.intersects(Mask::SPECIAL_EVENTS);
         let is_dir = mask.contains(Mask::IN_ISDIR);
@@ -530,15 +542,13 @@ impl Tree {
             watches.push(*id);
         }
         if watches.is_empty() {
-            return;
+            return None;
         }
-        let watches = if watches.len() == node.owners.len() {
+        Some(if watches.len() == node.owners.len() {
             node.owners.clone()
         } else {
             watches.into()
-        };
-        let (wd, path) = (node.wd, node.path.clone());
-        self.push_event(mask, cookie, wd, path, name, src_pathname, origin, watches);
+        })
     }
 
     #[allow(clippy::too_many_arguments)]

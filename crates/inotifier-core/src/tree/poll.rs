@@ -7,7 +7,10 @@
 //! reported at once, and the poll finds only the others. For that, the index holds a stat of
 //! every file of a polled directory (taken when it is listed and after each kernel event that
 //! settles it), and the poll compares stat with stat: a change the kernel reported is not
-//! reported again, and one made since is never mistaken for it.
+//! reported again, and one made since is never mistaken for it. A directory whose entries are
+//! those the index knows costs a listing and a stat per file, relative to the open directory;
+//! only one whose entries changed is diffed in full. A file gone under one name and new under
+//! another with the same inode, in one poll, is reported as the rename it was.
 
 use std::fmt;
 
@@ -162,6 +165,28 @@ impl fmt::Display for BackendChoice {
     }
 }
 
+/// A file a poll found gone (or new), with where its event went in the batch.
+pub(super) struct Moved {
+    pub(super) key: usize,
+    pub(super) name: Name,
+    pub(super) ino: u64,
+    /// Size and mtime, when known: what tells a renamed file from a new one given a freed inode.
+    pub(super) content: Option<(u64, i64)>,
+    /// Where in the batch its event was (or would have been) put.
+    pub(super) at: usize,
+    /// Its `IN_DELETE` or `IN_CREATE`, when a watch wanted it.
+    pub(super) event: Option<usize>,
+    /// The `IN_CLOSE_WRITE` that followed a creation.
+    pub(super) close: Option<usize>,
+}
+
+/// What one poll found gone and new.
+#[derive(Default)]
+pub(super) struct PollMoves {
+    pub(super) gone: Vec<Moved>,
+    pub(super) came: Vec<Moved>,
+}
+
 /// A watch's polling: its choice and when its next poll is due.
 pub(super) struct PollPlan {
     pub(super) choice: BackendChoice,
@@ -216,6 +241,8 @@ impl Tree {
             return;
         }
         self.tick();
+        let first = self.out.len();
+        self.poll_moves = Some(PollMoves::default());
         let mut polled = std::collections::HashSet::new();
         for id in &due {
             let Some(root) = self.watches.get(id).and_then(|watch| watch.root) else {
@@ -236,6 +263,9 @@ impl Tree {
             for key in nodes {
                 self.poll_node(key);
             }
+        }
+        if let Some(moves) = self.poll_moves.take() {
+            self.pair_moves(first, moves);
         }
         let next = Instant::now();
         for id in due {
@@ -260,12 +290,169 @@ impl Tree {
                 self.quieted.push(quiet);
             }
         }
-        let mut new_dirs = Vec::new();
-        self.rescan_node(key, &mut new_dirs);
-        while let Some(added) = new_dirs.pop() {
-            self.scan_node(added, Some(Origin::Rescan), &mut new_dirs);
+        if !self.poll_unchanged_listing(key) {
+            let mut new_dirs = Vec::new();
+            self.rescan_node(key, &mut new_dirs);
+            while let Some(added) = new_dirs.pop() {
+                self.scan_node(added, Some(Origin::Rescan), &mut new_dirs);
+            }
         }
         self.unquiet();
+    }
+
+    /// The common case of a poll, cheaply: the directory holds exactly the entries the index
+    /// knows, so only its files' stats (taken relative to the open directory, without a path
+    /// lookup each) are compared, and those that changed reported. False when entries came,
+    /// went or were replaced: the full rescan of the directory does the rest.
+    fn poll_unchanged_listing(&mut self, key: usize) -> bool {
+        let Some((_, listing)) = self.list_node(key) else {
+            return true;
+        };
+        let path = self.node(key).path.clone();
+        let Ok(handle) = sys::DirHandle::open(&path) else {
+            return false;
+        };
+        let mut changed = Vec::new();
+        let node = self.node(key);
+        let mut matched = 0;
+        for found in &listing {
+            let Some(entry) = node.entries.get(&found.name) else {
+                if found.kind == Kind::Dir && self.excluded_everywhere(key, &found.name) {
+                    continue;
+                }
+                return false;
+            };
+            let was_dir = entry.kind == Kind::Dir;
+            if was_dir != (found.kind == Kind::Dir) || (entry.ino != 0 && entry.ino != found.ino) {
+                return false;
+            }
+            matched += 1;
+            if was_dir {
+                continue;
+            }
+            let Ok(stat) = handle.lstat(&found.name) else {
+                return false;
+            };
+            let now = Seen {
+                ino: stat.ino,
+                size: stat.size,
+                mtime_ns: stat.mtime_ns,
+                ctime_ns: stat.ctime_ns,
+            };
+            if entry.stat.as_deref() != Some(&now) {
+                changed.push((found.name.clone(), found.ino, stat));
+            }
+        }
+        if matched != node.entries.len() {
+            return false;
+        }
+        for (name, ino, stat) in changed {
+            self.compare_with_stat(key, &name, &path, ino, stat);
+        }
+        true
+    }
+
+    /// Turns each file a poll found gone under one name and new under another, with the same
+    /// inode, size and mtime, into the rename it was: `IN_MOVED_FROM` and `IN_MOVED_TO` (with
+    /// `src_pathname`) side by side where the creation was, in place of the deletion, the
+    /// creation and its close. A file renamed and rewritten within one interval stays a
+    /// deletion and a creation. Ids are given again in the batch's new order.
+    fn pair_moves(&mut self, first: usize, moves: PollMoves) {
+        if moves.gone.is_empty() || moves.came.is_empty() {
+            return;
+        }
+        let mut came_by_ino: HashMap<u64, Option<usize>> = HashMap::default();
+        for (index, came) in moves.came.iter().enumerate() {
+            came_by_ino
+                .entry(came.ino)
+                .and_modify(|seen| *seen = None)
+                .or_insert(Some(index));
+        }
+        let mut dropped = std::collections::HashSet::new();
+        let mut inserted: Vec<(usize, Vec<Event>)> = Vec::new();
+        for gone in &moves.gone {
+            let Some(Some(index)) = came_by_ino.remove(&gone.ino) else {
+                continue;
+            };
+            let came = &moves.came[index];
+            // An inode number freed by a deletion is soon given to a new file: only the same
+            // size and mtime (which a rename keeps) make it the same file.
+            if gone.ino == 0
+                || gone.content.is_none()
+                || gone.content != came.content
+                || self.nodes[gone.key].is_none()
+                || self.nodes[came.key].is_none()
+            {
+                continue;
+            }
+            let cookie = self.next_cookie;
+            self.next_cookie = self.next_cookie.wrapping_add(1).max(0xC000_0000);
+            let from = self.node(gone.key).path.join(OsStr::from_bytes(&gone.name));
+            let mut pair = Vec::new();
+            pair.extend(self.unnumbered(gone.key, Mask::IN_MOVED_FROM, cookie, &gone.name, None));
+            pair.extend(self.unnumbered(
+                came.key,
+                Mask::IN_MOVED_TO,
+                cookie,
+                &came.name,
+                Some(from),
+            ));
+            dropped.extend(gone.event);
+            dropped.extend(came.event);
+            dropped.extend(came.close);
+            inserted.push((came.at, pair));
+        }
+        if inserted.is_empty() {
+            return;
+        }
+        inserted.sort_by_key(|(at, _)| *at);
+        let first_id = self
+            .out
+            .get(first)
+            .map_or(self.next_event_id, |event| event.id);
+        let tail: Vec<Event> = self.out.drain(first..).collect();
+        let mut inserts = inserted.into_iter().peekable();
+        for (offset, event) in tail.into_iter().enumerate() {
+            while let Some((_, pair)) = inserts.next_if(|(at, _)| *at <= first + offset) {
+                self.out.extend(pair);
+            }
+            if !dropped.contains(&(first + offset)) {
+                self.out.push(event);
+            }
+        }
+        for (_, pair) in inserts {
+            self.out.extend(pair);
+        }
+        for (offset, event) in self.out[first..].iter_mut().enumerate() {
+            event.id = first_id + offset as u64;
+        }
+        self.next_event_id = first_id + (self.out.len() - first) as u64;
+    }
+
+    /// The event `mask` about `name` in node `key`, for the watches that want it, without an id
+    /// yet (see [`Tree::pair_moves`]); `None` when no watch wants it.
+    fn unnumbered(
+        &self,
+        key: usize,
+        mask: Mask,
+        cookie: u32,
+        name: &[u8],
+        src_pathname: Option<PathBuf>,
+    ) -> Option<Event> {
+        let watches = self.interested(key, mask, name)?;
+        let node = self.node(key);
+        Some(Event {
+            id: 0,
+            mask,
+            cookie,
+            wd: node.wd,
+            path: node.path.clone(),
+            name: Event::name_from(name),
+            src_pathname,
+            origin: Origin::Rescan,
+            time_ns: self.event_time_ns,
+            watches,
+        })
     }
 
     /// Records the stat of entry `name` of a polled node, so that the next poll compares with

@@ -104,6 +104,18 @@ impl Tree {
         let Ok(stat) = sys::lstat(&dir.join(OsStr::from_bytes(name))) else {
             return;
         };
+        self.compare_with_stat(key, name, dir, ino, stat);
+    }
+
+    /// [`Tree::compare_metadata`] with the entry's stat already taken.
+    pub(super) fn compare_with_stat(
+        &mut self,
+        key: usize,
+        name: &[u8],
+        dir: &Path,
+        ino: u64,
+        stat: sys::Stat,
+    ) {
         let entry = self
             .node_mut(key)
             .entries
@@ -203,6 +215,21 @@ impl Tree {
         } else {
             Mask::empty()
         };
+        let at = self.out.len();
         self.emit(key, Mask::IN_DELETE | isdir, 0, name, None, Origin::Rescan);
+        if entry.kind != Kind::Dir
+            && let Some(moves) = self.poll_moves.as_mut()
+        {
+            let seen = entry.stat.as_deref();
+            moves.gone.push(poll::Moved {
+                key,
+                name: name.into(),
+                ino: seen.map_or(entry.ino, |seen| seen.ino),
+                content: seen.map(|seen| (seen.size, seen.mtime_ns)),
+                at,
+                event: (self.out.len() > at).then_some(at),
+                close: None,
+            });
+        }
     }
 }

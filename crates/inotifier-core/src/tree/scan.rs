@@ -187,16 +187,23 @@ impl Tree {
                 None => {}
             }
         }
+        let mut created = None;
         if let Some(origin) = synthesize {
             let isdir = if is_dir {
                 Mask::IN_ISDIR
             } else {
                 Mask::empty()
             };
+            let at = self.out.len();
             self.emit(key, Mask::IN_CREATE | isdir, 0, &name, None, origin);
+            let event = (self.out.len() > at).then_some(at);
+            let mut close = None;
             if kind == Kind::File {
+                let before = self.out.len();
                 self.emit(key, Mask::IN_CLOSE_WRITE, 0, &name, None, origin);
+                close = (self.out.len() > before).then_some(before);
             }
+            created = Some((at, event, close));
         }
         let mut entry = Entry {
             kind,
@@ -233,9 +240,23 @@ impl Tree {
         }
         if kind == Kind::Dir || !self.node(key).polled {
             self.node_mut(key).entries.insert(name, entry);
-        } else {
-            self.node_mut(key).entries.insert(name.clone(), entry);
-            self.baseline_if_polled(key, &name);
+            return;
+        }
+        self.node_mut(key).entries.insert(name.clone(), entry);
+        self.baseline_if_polled(key, &name);
+        if let (Some((at, event, close)), Some(_)) = (created, self.poll_moves.as_ref()) {
+            let seen = self.node(key).entries[&name].stat.as_deref().copied();
+            if let Some(moves) = self.poll_moves.as_mut() {
+                moves.came.push(poll::Moved {
+                    key,
+                    ino: seen.map_or(ino, |seen| seen.ino),
+                    content: seen.map(|seen| (seen.size, seen.mtime_ns)),
+                    name,
+                    at,
+                    event,
+                    close,
+                });
+            }
         }
     }
 
