@@ -22,6 +22,9 @@ impl Tree {
 
     pub(super) fn handle_self_event(&mut self, key: usize, mask: Mask) {
         let is_root = self.node(key).parent.is_none();
+        if is_root && self.root_retargeted(key, mask) {
+            return;
+        }
         self.emit(key, mask, 0, b"", None, Origin::Kernel);
         if mask.contains(Mask::IN_IGNORED) {
             // The kernel dropped this watch (deleted, unmounted or one-shot).
@@ -88,6 +91,9 @@ impl Tree {
                     self.entry_appeared(key, name, is_dir, Origin::Scan);
                 }
             }
+            if !is_dir {
+                self.after_link_replaced(key, name);
+            }
         } else if mask.contains(Mask::IN_DELETE) {
             let Some(entry) = self.node_mut(key).entries.remove(name) else {
                 // A rescan has already reported this deletion.
@@ -123,6 +129,9 @@ impl Tree {
             }
         } else if mask.contains(Mask::IN_MOVED_TO) {
             self.moved_to(key, mask, cookie, name);
+            if !mask.contains(Mask::IN_ISDIR) {
+                self.after_link_replaced(key, name);
+            }
         } else {
             if mask.intersects(CONTENT_CHANGES) {
                 let now = self.coarse_now_ns;

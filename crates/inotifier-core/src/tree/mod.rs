@@ -27,6 +27,7 @@ mod poll;
 mod rescan;
 mod scan;
 mod snapshot;
+mod swaps;
 
 pub use gaps::Gaps;
 pub use poll::{Backend, BackendChoice, DEFAULT_POLL_INTERVAL, PolledMount};
@@ -158,6 +159,8 @@ struct Node {
     is_dir: bool,
     /// Listed again every poll interval of a watch that polls it (see [`poll`]).
     polled: bool,
+    /// The symbolic links among its entries, as listed and since (see [`swaps`]).
+    symlinks: Vec<Name>,
 }
 
 struct Watch {
@@ -176,6 +179,8 @@ struct Watch {
     dirty: Option<std::collections::HashSet<Vec<u8>, foldhash::fast::RandomState>>,
     /// `None` when nothing of the watch is polled.
     poll: Option<poll::PollPlan>,
+    /// Its path goes through a symbolic link (see [`swaps`]).
+    through_symlink: bool,
 }
 
 struct PendingMove {
@@ -337,6 +342,7 @@ impl Tree {
         let root_bytes: Box<[u8]> = spec.path.as_os_str().as_bytes().into();
         let path: Arc<Path> = Arc::from(spec.path.as_path());
         let is_dir = meta.is_dir();
+        let through_symlink = std::fs::canonicalize(&spec.path).is_ok_and(|real| real != spec.path);
         let choice = poll::BackendChoice::of(&spec);
         let poll = choice.polls_anything().then(|| {
             self.announce_polling(&choice);
@@ -355,6 +361,7 @@ impl Tree {
                 track_content: baseline.is_some(),
                 dirty: None,
                 poll,
+                through_symlink,
             },
         );
         let walked = self

@@ -88,6 +88,7 @@ impl Tree {
             entries: HashMap::default(),
             is_dir,
             polled,
+            symlinks: Vec::new(),
         };
         let key = match self.free_nodes.pop() {
             Some(key) => {
@@ -237,6 +238,9 @@ impl Tree {
         if self.tracked > 0 {
             let dir = self.node(key).path.clone();
             self.mark(&dir, &name);
+        }
+        if kind == Kind::Symlink && !self.node(key).symlinks.contains(&name) {
+            self.node_mut(key).symlinks.push(name.clone());
         }
         if kind == Kind::Dir || !self.node(key).polled {
             self.node_mut(key).entries.insert(name, entry);
