@@ -92,6 +92,10 @@ trap 'rm -f "$log" "$junit" "$skipped" "$python_root_skips"' EXIT
 # crates/inotifier-test-support/src/services.rs); INOTIFIER_REQUIRE_SERVICES makes them fail.
 # So do the tests that need root, run by another user (privileges.rs there).
 INOTIFIER_SKIPPED_FILE="$skipped" cargo test --workspace --locked 2>&1 | tee "$log"
+# The engine's behaviour suite again with every watch also polling (every 20 ms): polls must
+# add nothing to what inotify reports (crates/inotifier-core/tests/support/mod.rs).
+INOTIFIER_TEST_BACKEND=poll INOTIFIER_SKIPPED_FILE="$skipped" \
+    cargo test -p inotifier-core --locked --test engine --test overflow --test ready --test swaps 2>&1 | tee -a "$log"
 # One total for the whole run, whichever test binary happened to finish last.
 awk -v skipped="$(sort -u "$skipped" | wc -l)" '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
      END { printf "rust: %d passed, %d failed, %d skipped\n", passed - skipped, failed, ignored + skipped }' "$log"

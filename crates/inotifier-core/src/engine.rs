@@ -394,7 +394,14 @@ impl Reader {
             self.tree.expire_moves(false);
             let now = Instant::now();
             self.tree.retry_gaps(now);
-            self.tree.poll_due(now);
+            if self.tree.next_poll().is_some_and(|due| due <= now) {
+                // What the kernel has queued goes first: a poll must not find, as another
+                // host's, a change of this one whose events are still waiting to be read.
+                if self.tree.inotify().queued_bytes().unwrap_or(0) > 0 {
+                    self.read_batch()?;
+                }
+                self.tree.poll_due(now);
+            }
             self.send_batch();
             // Also here, not only on a wake-up: a wake-up can be lost in a queue overflow.
             if !self.woken() {

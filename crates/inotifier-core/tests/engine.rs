@@ -249,7 +249,7 @@ fn excluded_subtree_gets_no_watch_and_no_events() {
         std::fs::create_dir_all(dir.path().join(sub)).unwrap();
     }
     let mut watcher = Watcher::start();
-    let mut spec = WatchSpec::new(dir.path(), Mask::IN_CREATE).recursive(true);
+    let mut spec = support::spec(dir.path(), Mask::IN_CREATE, true);
     spec.filters = Filters {
         include: vec![],
         exclude: vec![
@@ -286,7 +286,7 @@ fn excluded_subtree_gets_no_watch_and_no_events() {
 fn include_globs_pick_files_but_directories_are_still_traversed() {
     let dir = temp_dir();
     let mut watcher = Watcher::start();
-    let mut spec = WatchSpec::new(dir.path(), Mask::IN_CREATE).recursive(true);
+    let mut spec = support::spec(dir.path(), Mask::IN_CREATE, true);
     spec.filters.include = vec![Glob::new("*.csv").unwrap()];
     watcher.engine().add_watch(spec).unwrap();
     std::fs::create_dir(dir.path().join("sub")).unwrap();
@@ -537,7 +537,7 @@ fn overlapping_recursive_watches_share_directories_and_keep_their_own_masks() {
     std::fs::create_dir_all(dir.path().join("a/skip")).unwrap();
     let mut watcher = Watcher::start();
     let creates = watcher.watch(dir.path(), Mask::IN_CREATE, true);
-    let mut deletes_spec = WatchSpec::new(dir.path(), Mask::IN_DELETE).recursive(true);
+    let mut deletes_spec = support::spec(dir.path(), Mask::IN_DELETE, true);
     deletes_spec.filters.exclude = vec![Glob::new("skip").unwrap()];
     let deletes = watcher.engine().add_watch(deletes_spec).unwrap();
     // A third, nested inside the first two.

@@ -66,7 +66,7 @@ impl Pipeline {
         let id = self
             .watcher
             .engine()
-            .add_watch(WatchSpec::new(path, mask).recursive(recursive))
+            .add_watch(support::spec(path, mask, recursive))
             .expect("watch added");
         self.stage.set_watch(id, mask, ready);
         id

@@ -116,11 +116,17 @@ impl Tree {
         ino: u64,
         stat: sys::Stat,
     ) {
+        let polling = self.poll_moves.is_some();
         let entry = self
             .node_mut(key)
             .entries
             .get_mut(name)
             .expect("known entry");
+        if polling && entry.unclosed_write {
+            // This machine has it open for writing: the kernel reports its writes and its
+            // close, and a poll reporting a close now would make it ready too early.
+            return;
+        }
         let (modified, attrib) = match entry.stat.as_deref() {
             Some(old) => (
                 old.size != stat.size || old.mtime_ns != stat.mtime_ns,

@@ -43,7 +43,7 @@ impl Watcher {
 
     pub fn watch(&self, path: &Path, mask: Mask, recursive: bool) -> WatchId {
         self.engine()
-            .add_watch(WatchSpec::new(path, mask).recursive(recursive))
+            .add_watch(spec(path, mask, recursive))
             .expect("watch added")
     }
 
@@ -140,4 +140,17 @@ pub fn temp_dir() -> tempfile::TempDir {
         .prefix("inotifier-test")
         .tempdir()
         .unwrap()
+}
+
+/// The spec of a watch of these tests. With `INOTIFIER_TEST_BACKEND=poll` (a second pass of
+/// `scripts/test.sh`), every watch also polls, every 20 ms: the same suite then shows that polls
+/// add nothing to what inotify reports on a local filesystem (no duplicate, no loss).
+pub fn spec(path: &Path, mask: Mask, recursive: bool) -> WatchSpec {
+    let mut spec = WatchSpec::new(path, mask).recursive(recursive);
+    if let Ok(name) = std::env::var("INOTIFIER_TEST_BACKEND") {
+        spec.backend = inotifier_core::Backend::from_name(&name)
+            .unwrap_or_else(|| panic!("INOTIFIER_TEST_BACKEND={name}: not a backend"));
+        spec.poll_interval = Duration::from_millis(20);
+    }
+    spec
 }
