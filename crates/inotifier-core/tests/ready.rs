@@ -18,7 +18,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use inotifier_core::ready::{READY_INPUTS, ReadyOptions, ReadyStage};
-use inotifier_core::{EngineOptions, Event, Glob, Mask, Origin, WatchId, WatchSpec};
+use inotifier_core::{EngineOptions, Event, Glob, Mask, Origin, WatchId};
 use inotifier_test_support::workloads::{
     files_in_new_directories, write_one_descriptor, write_reopening,
 };
