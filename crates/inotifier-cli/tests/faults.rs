@@ -307,7 +307,10 @@ fn start_keeps_none_of_the_callers_descriptors() {
         .unwrap_or_else(|| panic!("no pid in {:?}", started.stdout));
     let _guard = common::project::DaemonGuard { pid };
     std::fs::write(project.watched("one"), b"x").unwrap();
-    wait_for("the probe's line", LONG, || probe.exists());
+    // The shell creates the file before it writes the line: wait for the whole line.
+    wait_for("the probe's line", LONG, || {
+        std::fs::read_to_string(&probe).is_ok_and(|text| text.ends_with('\n'))
+    });
     assert_eq!(std::fs::read_to_string(&probe).unwrap(), "clean\n");
     let stopped = common::run_inotifier(&[
         "stop",
@@ -333,7 +336,10 @@ fn exec_commands_get_only_the_standard_descriptors() {
             .arg(&held),
     );
     std::fs::write(project.watched("one"), b"x").unwrap();
-    wait_for("the probe's line", LONG, || probe.exists());
+    // The shell creates the file before it writes the line: wait for the whole line.
+    wait_for("the probe's line", LONG, || {
+        std::fs::read_to_string(&probe).is_ok_and(|text| text.ends_with('\n'))
+    });
     stop(daemon);
     assert_eq!(
         std::fs::read_to_string(&probe).unwrap(),
