@@ -160,7 +160,7 @@ struct Node {
     /// Listed again every poll interval of a watch that polls it (see [`poll`]).
     polled: bool,
     /// The symbolic links among its entries, as listed and since (see [`swaps`]).
-    symlinks: Vec<Name>,
+    symlinks: Vec<swaps::Symlink>,
 }
 
 struct Watch {

@@ -239,8 +239,11 @@ impl Tree {
             let dir = self.node(key).path.clone();
             self.mark(&dir, &name);
         }
-        if kind == Kind::Symlink && !self.node(key).symlinks.contains(&name) {
-            self.node_mut(key).symlinks.push(name.clone());
+        if kind == Kind::Symlink && !self.node(key).symlinks.iter().any(|l| l.name == name) {
+            self.node_mut(key).symlinks.push(swaps::Symlink {
+                name: name.clone(),
+                target: None,
+            });
         }
         if kind == Kind::Dir || !self.node(key).polled {
             self.node_mut(key).entries.insert(name, entry);

@@ -15,7 +15,8 @@
 //! processors (and the ready detector) see the file change.
 //!
 //! Only directories that held a symbolic link when listed are looked at, and in them only
-//! renames and creations: elsewhere nothing is added to the event path.
+//! renames and creations, at the cost of one `readlink` each; the other links' targets are
+//! read once, the first time, and kept. Elsewhere nothing is added to the event path.
 //!
 //! A watch of a file through such a link (`config.yaml` itself) holds a kernel watch on the
 //! file the path resolved to, which the writer deletes after the swap. Its `IN_ATTRIB` (the
@@ -28,50 +29,65 @@
 use super::*;
 
 impl Tree {
-    /// Entry `name` of node `key` was renamed in or created: if symbolic links of the node go
-    /// through it, their targets changed.
+    /// Entry `name` of node `key` was renamed in or created: when it is a symbolic link that
+    /// other links of the node go through, their targets changed.
     pub(super) fn after_link_replaced(&mut self, key: usize, name: &[u8]) {
         if self.node(key).symlinks.is_empty() {
             return;
         }
         let dir = self.node(key).path.clone();
-        let replaced = dir.join(OsStr::from_bytes(name));
-        if std::fs::symlink_metadata(&replaced).is_ok_and(|meta| meta.file_type().is_symlink())
-            && !self
-                .node(key)
-                .symlinks
-                .iter()
-                .any(|known| &known[..] == name)
-        {
-            // A link made after the listing (a key added to the ConfigMap) is followed too.
-            self.node_mut(key).symlinks.push(name.into());
+        // One system call, which fails for anything but a link: a regular file created in a
+        // directory that also holds links costs no more.
+        let Ok(target) = std::fs::read_link(dir.join(OsStr::from_bytes(name))) else {
+            return;
+        };
+        let target: Box<[u8]> = target.as_os_str().as_bytes().into();
+        let node = self.node_mut(key);
+        let mut links = std::mem::take(&mut node.symlinks);
+        // Links deleted since are forgotten; one made after the listing (a key added to the
+        // ConfigMap) is followed from now on.
+        links.retain(|link| &link.name[..] == name || node.entries.contains_key(&link.name));
+        match links.iter_mut().find(|link| &link.name[..] == name) {
+            Some(link) => link.target = Some(target),
+            None => links.push(Symlink {
+                name: name.into(),
+                target: Some(target),
+            }),
         }
         let mut through = Vec::new();
-        let mut still_links = Vec::new();
-        for link in std::mem::take(&mut self.node_mut(key).symlinks) {
-            let path = dir.join(OsStr::from_bytes(&link));
-            let Ok(target) = std::fs::read_link(&path) else {
-                // Gone, or no longer a link: forgotten.
-                continue;
-            };
-            let target = target.as_os_str().as_bytes();
-            let goes_through = &link[..] != name
-                && target
-                    .strip_prefix(name)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"));
-            // Reported only when it still resolves: a key removed from the ConfigMap has its
-            // link deleted by the writer, which the kernel reports.
-            if goes_through && std::fs::metadata(&path).is_ok_and(|meta| meta.is_file()) {
-                through.push(link.clone());
+        for link in links.iter_mut().filter(|link| &link.name[..] != name) {
+            if link.target.is_none() {
+                // Read once, the first time a link of this directory is replaced.
+                link.target = std::fs::read_link(dir.join(OsStr::from_bytes(&link.name)))
+                    .ok()
+                    .map(|target| target.as_os_str().as_bytes().into());
             }
-            still_links.push(link);
+            let goes_through = link.target.as_deref().is_some_and(|target| {
+                target
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
+            });
+            // Reported only when it still resolves to a file: a key removed from the
+            // ConfigMap has its link deleted by the writer, which the kernel reports.
+            if goes_through
+                && std::fs::metadata(dir.join(OsStr::from_bytes(&link.name)))
+                    .is_ok_and(|meta| meta.is_file())
+            {
+                through.push(link.name.clone());
+            }
         }
-        self.node_mut(key).symlinks = still_links;
+        self.node_mut(key).symlinks = links;
         for link in through {
             self.emit(key, Mask::IN_MODIFY, 0, &link, None, Origin::Rescan);
             self.emit(key, Mask::IN_CLOSE_WRITE, 0, &link, None, Origin::Rescan);
         }
     }
+}
+
+/// A symbolic link among a directory's entries, and its target once read.
+pub(super) struct Symlink {
+    pub(super) name: Name,
+    pub(super) target: Option<Box<[u8]>>,
 }
 
 impl Tree {
