@@ -75,7 +75,11 @@ pub fn stop(pid_file: &Path, timeout: Duration) -> Result<StopOutcome, ControlEr
     }
     // The lock goes a moment before the process does: stopped means exited (when its /proc
     // entry could be read to tell).
-    let exited = || identity.is_none() || ProcessIdentity::of(pid) != identity;
+    let exited = || {
+        identity
+            .as_ref()
+            .is_none_or(|identity| identity.has_exited(pid))
+    };
     while !exited() {
         if started.elapsed() >= timeout {
             return Ok(StopOutcome::StillRunning { pid });

@@ -29,6 +29,24 @@ impl ProcessIdentity {
     }
 }
 
+impl ProcessIdentity {
+    /// Whether this process has exited: gone, a zombie, or its pid now another process's.
+    /// Not decided from the executable: a process that is exiting loses its `/proc/PID/exe`
+    /// before it stops running.
+    pub fn has_exited(&self, pid: i32) -> bool {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return true;
+        };
+        let Some((_, after_name)) = stat.rsplit_once(')') else {
+            return true;
+        };
+        let mut fields = after_name.split_whitespace();
+        let state = fields.next();
+        let start_ticks = fields.nth(18).and_then(|ticks| ticks.parse::<u64>().ok());
+        matches!(state, Some("Z" | "X")) || start_ticks != Some(self.start_ticks)
+    }
+}
+
 /// The executable of `pid`; a binary replaced on disk while it runs still counts as itself.
 pub fn executable(pid: i32) -> Option<PathBuf> {
     let link = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
@@ -75,5 +93,30 @@ mod tests {
         assert!(!same_program(&other.exe, &me.exe), "{other:?}");
         assert!(other.start_ticks >= me.start_ticks);
         assert_eq!(ProcessIdentity::of(i32::MAX), None);
+    }
+
+    #[test]
+    fn a_running_child_has_not_exited_and_its_zombie_and_its_reaped_pid_have() {
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let identity = ProcessIdentity::of(pid).expect("the child's /proc entry");
+        assert!(!identity.has_exited(pid));
+        child.kill().unwrap();
+        // Killed and not reaped: a zombie, which has exited.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !identity.has_exited(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the zombie never showed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.wait().unwrap();
+        assert!(identity.has_exited(pid));
+        let me = ProcessIdentity::current().unwrap();
+        assert!(!me.has_exited(std::process::id() as i32));
     }
 }
