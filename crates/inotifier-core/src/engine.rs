@@ -361,10 +361,11 @@ impl Reader {
         let inotify_fd = self.tree.inotify().as_raw_fd();
         let waker = self.stopper.waker.clone();
         loop {
+            let next_poll = self.tree.next_poll();
             let deadline = [
                 self.tree.next_move_deadline(),
                 self.tree.next_gap_retry(),
-                self.tree.next_poll(),
+                next_poll,
             ]
             .into_iter()
             .flatten()
@@ -394,7 +395,7 @@ impl Reader {
             self.tree.expire_moves(false);
             let now = Instant::now();
             self.tree.retry_gaps(now);
-            if self.tree.next_poll().is_some_and(|due| due <= now) {
+            if next_poll.is_some_and(|due| due <= now) {
                 // What the kernel has queued goes first: a poll must not find, as another
                 // host's, a change of this one whose events are still waiting to be read.
                 if self.tree.inotify().queued_bytes().unwrap_or(0) > 0 {

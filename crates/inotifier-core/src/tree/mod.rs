@@ -106,6 +106,17 @@ struct Seen {
     ctime_ns: i64,
 }
 
+impl From<sys::Stat> for Seen {
+    fn from(stat: sys::Stat) -> Seen {
+        Seen {
+            ino: stat.ino,
+            size: stat.size,
+            mtime_ns: stat.mtime_ns,
+            ctime_ns: stat.ctime_ns,
+        }
+    }
+}
+
 /// One file or directory inside a watched directory.
 struct Entry {
     kind: Kind,

@@ -333,12 +333,7 @@ impl Tree {
             let Ok(stat) = handle.lstat(&found.name) else {
                 return false;
             };
-            let now = Seen {
-                ino: stat.ino,
-                size: stat.size,
-                mtime_ns: stat.mtime_ns,
-                ctime_ns: stat.ctime_ns,
-            };
+            let now = Seen::from(stat);
             if entry.stat.as_deref() != Some(&now) {
                 changed.push((found.name.clone(), found.ino, stat));
             }
@@ -468,12 +463,7 @@ impl Tree {
         if let Some(entry) = self.node_mut(key).entries.get_mut(name)
             && entry.kind != Kind::Dir
         {
-            entry.stat = Some(Box::new(Seen {
-                ino: stat.ino,
-                size: stat.size,
-                mtime_ns: stat.mtime_ns,
-                ctime_ns: stat.ctime_ns,
-            }));
+            entry.stat = Some(Box::new(Seen::from(stat)));
         }
     }
 }

@@ -138,12 +138,7 @@ impl Tree {
                 stat.ctime_ns >= entry.since_ns,
             ),
         };
-        entry.stat = Some(Box::new(Seen {
-            ino: stat.ino,
-            size: stat.size,
-            mtime_ns: stat.mtime_ns,
-            ctime_ns: stat.ctime_ns,
-        }));
+        entry.stat = Some(Box::new(Seen::from(stat)));
         entry.ino = ino;
         let unclosed_write = std::mem::take(&mut entry.unclosed_write);
         if modified || attrib {

@@ -194,12 +194,7 @@ impl Tree {
             return;
         }
         entry.ino = stat.ino;
-        entry.stat = Some(Box::new(Seen {
-            ino: stat.ino,
-            size: stat.size,
-            mtime_ns: stat.mtime_ns,
-            ctime_ns: stat.ctime_ns,
-        }));
+        entry.stat = Some(Box::new(Seen::from(*stat)));
     }
 
     /// `lstat` of each `(node, name)`, `None` for those that vanished. Most of an `lstat` by
