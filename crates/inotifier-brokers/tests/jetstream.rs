@@ -487,10 +487,7 @@ fn a_server_restarted_mid_stream_loses_nothing_and_stores_each_event_once() {
             stored(&watcher, &stream.name) >= 300
         });
         drop(watcher);
-        server.stop();
-        fault.injected();
-        fault.wait_for_an_outage(Duration::from_secs(20));
-        server.start_again();
+        fault.restart(&mut server);
         delivering.join().unwrap();
     });
     assert_eq!(

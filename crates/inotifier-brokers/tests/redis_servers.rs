@@ -202,10 +202,7 @@ fn a_server_restarted_mid_stream_loses_nothing() {
             std::thread::sleep(Duration::from_millis(20));
         }
         drop(watcher);
-        server.stop();
-        fault.injected();
-        fault.wait_for_an_outage(Duration::from_secs(20));
-        server.start_again();
+        fault.restart(&mut server);
         delivering.join().unwrap();
     });
     let (ids, entries) = message_ids(&mut admin(port, None), "s");

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use inotifier_core::{Event, Mask, Origin, WatchId};
 use inotifier_sinks::Processor;
+use inotifier_test_support::servers::ServerProcess;
 
 /// `count` events, ids 1 to `count`, each a file `f<id>` of `/srv/in` written and closed.
 pub fn events(count: u64) -> Vec<Event> {
@@ -129,6 +130,15 @@ impl MidStreamFault {
             assert!(!left.is_zero(), "the fault was never injected");
             injected = self.injected.1.wait_timeout(injected, left).unwrap().0;
         }
+    }
+
+    /// The fault of a server restarted mid-stream: `server` stopped, delivery let go on until
+    /// it meets the outage, then the server started again.
+    pub fn restart(&self, server: &mut ServerProcess) {
+        server.stop();
+        self.injected();
+        self.wait_for_an_outage(Duration::from_secs(20));
+        server.start_again();
     }
 
     /// Returns once delivery has met an outage since the fault: the fault was seen.
